@@ -1,0 +1,268 @@
+"""Load `config.yaml` into a frozen, validated `Config`.
+
+Everything that can be wrong with a config is found here, at load time, and reported
+as a `ConfigError` naming the key and its line: unknown keys, bad durations, invalid
+apprise URLs, missing environment variables, invalid rules. A running service keeps
+its old config when a reload fails this validation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import apprise
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from monitor.errors import ConfigError
+from monitor.rules import Story, compile_stories
+from monitor.yamlsrc import Located, join_key, load_yaml
+
+DEFAULT_PATH = Path("config.yaml")
+ENV_VAR = "MONITOR_CONFIG"
+PROJECT_URL = "https://github.com/monitor-news/monitor"
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> object:
+    """`90`, `"90s"`, `"15m"`, `"1h30m"`, `"2d"` → timedelta; anything else is left to fail."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if text and _DURATION.sub("", text) == "":
+            seconds = sum(
+                float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(text)
+            )
+            return timedelta(seconds=seconds)
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 2h, 1d)")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FetchSettings(_Section):
+    """How feeds are polled; every feed may override `interval`."""
+
+    interval: Duration = timedelta(minutes=15)
+    jitter: Duration = timedelta(seconds=60)
+    timeout: Duration = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=10)
+    max_bytes: ByteSize = ByteSize(10 * 1024 * 1024)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    concurrency: int = Field(default=16, ge=1, le=256)
+    per_host: int = Field(default=4, ge=1, le=64)
+    backoff_max: Duration = timedelta(hours=4)
+    user_agent: str = f"monitor/0.1 (+{PROJECT_URL})"
+
+
+class AlertSettings(_Section):
+    """When an item may alert at all."""
+
+    max_age: Duration = timedelta(days=3)
+    """Items published longer ago than this are recorded but never alerted."""
+
+
+class DeliverySettings(_Section):
+    """How the outbox is drained."""
+
+    interval: Duration = timedelta(seconds=30)
+    max_attempts: int = Field(default=12, ge=1)
+    max_age: Duration = timedelta(days=2)
+    backoff_base: Duration = timedelta(seconds=30)
+    backoff_max: Duration = timedelta(hours=1)
+    lease: Duration = timedelta(minutes=5)
+    """How long a claimed send may be in flight before another run may retry it."""
+
+
+class FeedConfig(_Section):
+    """One feed to poll."""
+
+    name: str = Field(min_length=1)
+    url: str
+    interval: Duration | None = None
+    lang: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"(?i)^https?://[^/\s]+", url):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        return url
+
+
+class TargetConfig(_Section):
+    """One apprise notification target and what it receives."""
+
+    url: str = Field(min_length=1)
+    name: str | None = None
+    stories: tuple[str, ...] | None = None
+    milestones: tuple[str, ...] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_url(cls, url: str) -> str:
+        if apprise.Apprise.instantiate(url) is None:
+            raise ValueError(f"apprise does not accept this URL: {mask_url(url)}")
+        return url
+
+    @property
+    def label(self) -> str:
+        """How the target is named in logs, history and status: never with secrets."""
+        return self.name or mask_url(self.url)
+
+    def receives(self, story: str, milestone: str) -> bool:
+        """Whether this target is routed alerts for `milestone` of `story`."""
+        return (self.stories is None or story in self.stories) and (
+            self.milestones is None or milestone in self.milestones
+        )
+
+
+def mask_url(url: str) -> str:
+    """The apprise URL with its secrets (tokens, passwords) replaced by asterisks."""
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        scheme = url.split("://", 1)[0] if "://" in url else "?"
+        return f"{scheme}://***"
+    return str(plugin.url(privacy=True))
+
+
+class Config(_Section):
+    """The whole, validated configuration. Immutable: a reload builds a new one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    database: str = "sqlite:///monitor.db"
+    fetch: FetchSettings = FetchSettings()
+    alerts: AlertSettings = AlertSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    feeds: tuple[FeedConfig, ...] = Field(min_length=1)
+    notify: tuple[TargetConfig, ...] = ()
+    stories: tuple[Story, ...] = Field(min_length=1)
+    path: Path = Field(default=DEFAULT_PATH, exclude=True)
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, url: str) -> str:
+        try:
+            make_url(url)
+        except ArgumentError as exc:
+            raise ValueError(f"not an SQLAlchemy URL: {exc}") from None
+        return url
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        _reject_duplicates("feeds", [f.name for f in self.feeds], "name")
+        _reject_duplicates("notify", [t.label for t in self.notify], "name")
+        known = {s.id: {m.key for m in s.milestones} for s in self.stories}
+        for i, target in enumerate(self.notify):
+            for story in target.stories or ():
+                if story not in known:
+                    raise ConfigError(f"unknown story {story!r}", key=f"notify[{i}].stories")
+            all_milestones = set().union(*known.values())
+            for milestone in target.milestones or ():
+                if milestone not in all_milestones:
+                    raise ConfigError(
+                        f"unknown milestone {milestone!r}", key=f"notify[{i}].milestones"
+                    )
+        return self
+
+    def feed_interval(self, feed: FeedConfig) -> timedelta:
+        return feed.interval or self.fetch.interval
+
+    def database_url(self) -> str:
+        """`database`, with a relative SQLite path resolved against the config's folder."""
+        url = make_url(self.database)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return self.database
+        if url.database == ":memory:" or url.database.startswith("file:"):
+            return self.database
+        path = Path(url.database)
+        if not path.is_absolute():
+            path = self.path.resolve().parent / path
+        return url.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def _reject_duplicates(section: str, names: list[str], field: str) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(f"duplicate {field} {name!r}", key=f"{section}[{i}].{field}")
+        seen.add(name)
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """`--config`, else `$MONITOR_CONFIG`, else `./config.yaml`."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the config at `path`; raise `ConfigError` naming the key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    return parse_config(text, path, env)
+
+
+def parse_config(text: str, path: Path = DEFAULT_PATH, env: Mapping[str, str] | None = None) -> Config:
+    """Validate config text; `path` anchors relative paths and names the file."""
+    located = load_yaml(text, env)
+    raw = located.value
+    if not isinstance(raw, dict):
+        raise ConfigError("the config must be a mapping of sections (database, feeds, ...)")
+    try:
+        stories = compile_stories(raw.get("stories", []), key="stories")
+        return Config.model_validate({**raw, "stories": stories, "path": path})
+    except ConfigError as exc:
+        raise exc.at(line=located.line_of(exc.key)) from None
+    except ValidationError as exc:
+        raise _first_error(exc, located) from None
+
+
+def _first_error(exc: ValidationError, located: Located) -> ConfigError:
+    error = exc.errors(include_url=False)[0]
+    key = ""
+    for part in error["loc"]:
+        key = join_key(key, part if isinstance(part, int) else str(part))
+    message = _message(error)
+    return ConfigError(message, key=key or None, line=located.line_of(key))
+
+
+def _message(error: Any) -> str:
+    kind: str = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message: str = error["msg"]
+    return message.removeprefix("Value error, ")
+
