@@ -50,9 +50,7 @@ def parse_duration(value: object) -> object:
     if isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
         if text and _DURATION.sub("", text) == "":
-            seconds = sum(
-                float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(text)
-            )
+            seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(text))
             return timedelta(seconds=seconds)
         raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 2h, 1d)")
     return value
@@ -144,7 +142,7 @@ class TargetConfig(_Section):
 
 def mask_url(url: str) -> str:
     """The apprise URL with its secrets (tokens, passwords) replaced by asterisks."""
-    plugin = apprise.Apprise.instantiate(url)
+    plugin: Any = apprise.Apprise.instantiate(url)
     if plugin is None:
         scheme = url.split("://", 1)[0] if "://" in url else "?"
         return f"{scheme}://***"
@@ -233,7 +231,9 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     return parse_config(text, path, env)
 
 
-def parse_config(text: str, path: Path = DEFAULT_PATH, env: Mapping[str, str] | None = None) -> Config:
+def parse_config(
+    text: str, path: Path = DEFAULT_PATH, env: Mapping[str, str] | None = None
+) -> Config:
     """Validate config text; `path` anchors relative paths and names the file."""
     located = load_yaml(text, env)
     raw = located.value
@@ -265,4 +265,3 @@ def _message(error: Any) -> str:
         return "required key is missing"
     message: str = error["msg"]
     return message.removeprefix("Value error, ")
-

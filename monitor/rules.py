@@ -64,5 +64,7 @@ def compile_stories(raw: object, key: str = "stories") -> tuple[Story, ...]:
             Milestone(name, m.get("label", name), _group(m, f"{k}.milestones.{name}"))
             for name, m in s.get("milestones", {}).items()
         )
-        stories.append(Story(s["id"], s.get("name", s["id"]), _group(s["watch"], f"{k}.watch"), milestones))
+        stories.append(
+            Story(s["id"], s.get("name", s["id"]), _group(s["watch"], f"{k}.watch"), milestones)
+        )
     return tuple(stories)

@@ -97,7 +97,9 @@ class _Builder:
             name = self.constructor.construct_object(key_node, deep=True)
             if not isinstance(name, str):
                 raise ConfigError(
-                    f"keys must be text, not {name!r}", key=key or None, line=_line(key_node.start_mark)
+                    f"keys must be text, not {name!r}",
+                    key=key or None,
+                    line=_line(key_node.start_mark),
                 )
             child = join_key(key, name)
             if name in result:

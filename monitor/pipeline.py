@@ -1,0 +1,269 @@
+"""The data flow: fetch → parse → match → store for each feed, then store → notify.
+
+Each stage is called with values; IO (the fetcher, the store, the sender, the clock)
+is handed in. One feed's failure is caught here, recorded against that feed and
+backed off; it never reaches the scheduler or the other feeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from monitor.config import Config, FeedConfig
+from monitor.entry import Entry
+from monitor.errors import FeedError, FeedGone, RateLimited
+from monitor.fetch import Fetcher, FetchResult, Validators
+from monitor.match import Verdict, classify, prefilter
+from monitor.messages import Message, render_alert
+from monitor.notify import Sender, route, target_labels
+from monitor.parse import parse
+from monitor.rules import Story
+from monitor.store import Claim, Classified, Store
+
+Clock = Callable[[], datetime]
+_IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story matched")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class FeedReport:
+    """What checking one feed did."""
+
+    feed: str
+    outcome: str
+    new: int = 0
+    events: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class CycleReport:
+    feeds: list[FeedReport] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for f in self.feeds if f.outcome == outcome)
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+def retry_delay(
+    failures: int,
+    interval: timedelta,
+    cap: timedelta,
+    rng: random.Random,
+    retry_after: timedelta | None = None,
+) -> timedelta:
+    """Exponential backoff with jitter after `failures` failures, never below Retry-After."""
+    exponent = min(max(failures - 1, 0), 20)
+    base = min(interval * (2**exponent), cap)
+    delay = base * rng.uniform(0.8, 1.0) if base < cap else cap * rng.uniform(0.9, 1.0)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+class Pipeline:
+    """Runs the stages for a config; one instance per loaded config."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        fetcher: Fetcher,
+        sender: Sender,
+        *,
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher
+        self.sender = sender
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._stories = {s.id: s for s in config.stories}
+        self.log = structlog.get_logger("monitor.pipeline")
+
+    # -- feeds ----------------------------------------------------------------
+
+    async def run_cycle(self, *, force: bool = False) -> CycleReport:
+        """Check every configured feed (concurrently, within the fetch limits)."""
+        await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in self.config.feeds])
+        reports = await asyncio.gather(
+            *(self.check_feed(feed, force=force) for feed in self.config.feeds)
+        )
+        return CycleReport(feeds=list(reports))
+
+    async def check_feed(self, feed: FeedConfig, *, force: bool = False) -> FeedReport:
+        """Fetch, parse, match and store one feed; never raises for the feed's own faults."""
+        log = self.log.bind(feed=feed.name)
+        state = await asyncio.to_thread(self.store.feed, feed.name)
+        now = self.clock()
+        if state.gone and not force:
+            return FeedReport(feed.name, "gone")
+        waiting = state.consecutive_failures and state.next_check and state.next_check > now
+        if waiting and not force:
+            return FeedReport(feed.name, "backoff")
+        url = state.moved_to or feed.url
+        interval = self.config.feed_interval(feed)
+        try:
+            result = await self.fetcher.fetch(url, Validators(state.etag, state.last_modified))
+            if result.moved_to:
+                log.warning("feed.moved", old=url, new=result.moved_to)
+            if result.not_modified or result.content_hash == state.content_hash:
+                await asyncio.to_thread(
+                    self.store.record_unchanged,
+                    feed.name,
+                    self.clock(),
+                    self.clock() + interval,
+                    result.moved_to,
+                )
+                log.info("feed.checked", status=result.status, new=0, unchanged=True)
+                return FeedReport(feed.name, "unchanged")
+            classified = await asyncio.to_thread(self._read, result, feed)
+        except FeedError as exc:
+            return await self._failed(feed, state.consecutive_failures + 1, exc, interval)
+        ingest_at = self.clock()
+        outcome = await asyncio.to_thread(
+            self.store.ingest,
+            feed.name,
+            classified,
+            now=ingest_at,
+            next_check=ingest_at + interval,
+            alert_after=ingest_at - self.config.alerts.max_age,
+            route=lambda story, milestone: route(self.config, story, milestone),
+            validators=(result.etag, result.last_modified),
+            content_hash=result.content_hash,
+            moved_to=result.moved_to,
+        )
+        log.info(
+            "feed.checked",
+            status=result.status,
+            entries=len(classified),
+            new=outcome.new,
+            duplicates=outcome.duplicates,
+            relevant=outcome.relevant,
+            events=len(outcome.events),
+            attached=outcome.attached,
+        )
+        for story, milestone in outcome.events:
+            log.info("event.created", story=story, milestone=milestone)
+        return FeedReport(feed.name, "ok", new=outcome.new, events=outcome.events)
+
+    def _read(self, result: FetchResult, feed: FeedConfig) -> list[Classified]:
+        """Parse and match (CPU work, run off the event loop)."""
+        parsed = parse(result.body, result.url, result.content_type)
+        lang = parsed.lang or feed.lang
+        return [self._classify(_with_lang(entry, lang)) for entry in parsed.entries]
+
+    def _classify(self, entry: Entry) -> Classified:
+        stories = self.config.stories
+        if not prefilter(entry.title, entry.summary, stories):
+            return Classified(entry, _IRRELEVANT)
+        return Classified(entry, classify(entry.title, entry.summary, stories))
+
+    async def _failed(
+        self, feed: FeedConfig, failures: int, exc: FeedError, interval: timedelta
+    ) -> FeedReport:
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        delay = retry_delay(
+            failures, interval, self.config.fetch.backoff_max, self.rng, retry_after
+        )
+        now = self.clock()
+        await asyncio.to_thread(
+            self.store.record_failure,
+            feed.name,
+            str(exc),
+            exc.status,
+            now=now,
+            next_check=now + delay,
+            gone=isinstance(exc, FeedGone),
+        )
+        self.log.warning(
+            "feed.failed",
+            feed=feed.name,
+            error=str(exc),
+            kind=type(exc).__name__,
+            status=exc.status,
+            failures=failures,
+            retry_in=round(delay.total_seconds()),
+        )
+        return FeedReport(feed.name, "failed", error=str(exc))
+
+    # -- delivery -------------------------------------------------------------
+
+    async def deliver(self, *, ignore_backoff: bool = False) -> DeliveryReport:
+        """Send every due delivery once, recording each target's own result."""
+        settings = self.config.delivery
+        labels = set(target_labels(self.config))
+        claims = await asyncio.to_thread(
+            self.store.claim_due,
+            self.clock(),
+            settings.lease,
+            limit=500,
+            ignore_backoff=ignore_backoff,
+            targets=labels,
+        )
+        report = DeliveryReport()
+        for claim in claims:
+            status = await self._send(claim)
+            if status == "sent":
+                report.sent += 1
+            elif status == "dead":
+                report.dead += 1
+            else:
+                report.failed += 1
+        return report
+
+    async def _send(self, claim: Claim) -> str:
+        settings = self.config.delivery
+        log = self.log.bind(delivery=claim.id, target=claim.target, attempt=claim.attempts)
+        message = await asyncio.to_thread(self._render, claim)
+        outcome = await asyncio.to_thread(self.sender.send, claim.target, message)
+        now = self.clock()
+        if outcome.ok:
+            status = await asyncio.to_thread(self.store.finish, claim, now=now)
+            log.info("delivery.sent", kind=claim.kind)
+            return status
+        error = outcome.error or "send failed"
+        expired = now - claim.created_at >= settings.max_age
+        if claim.attempts >= settings.max_attempts or expired:
+            status = await asyncio.to_thread(self.store.finish, claim, now=now, error=error)
+            log.error("delivery.dead", error=error)
+            return status
+        delay = retry_delay(claim.attempts, settings.backoff_base, settings.backoff_max, self.rng)
+        status = await asyncio.to_thread(
+            self.store.finish, claim, now=now, error=error, retry_at=now + delay
+        )
+        log.warning("delivery.failed", error=error, retry_in=round(delay.total_seconds()))
+        return status
+
+    def _render(self, claim: Claim) -> Message:
+        if claim.event_id is not None:
+            event = self.store.event(claim.event_id)
+            return render_alert(event, self._stories.get(event.story))
+        return Message(title=claim.title or "monitor", body=claim.body or "")
+
+    def story(self, story_id: str) -> Story | None:
+        return self._stories.get(story_id)
+
+
+def _with_lang(entry: Entry, lang: str | None) -> Entry:
+    if entry.lang or not lang:
+        return entry
+    return dataclasses.replace(entry, lang=lang)

@@ -1,0 +1,116 @@
+"""The database schema: what was seen, what happened, and what must be sent.
+
+    feed      one row per configured feed: validators, health, backoff
+    item      every entry ever seen (identity level 1: feed + key), with its verdict
+    event     one row per (story, milestone): the thing people are alerted about
+    delivery  the outbox: one row per (message, target), drained by the notify stage
+
+All datetimes are timezone-aware UTC (sqlmodel >= 0.0.45 rejects naive ones).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Feed(SQLModel, table=True):
+    """A configured feed and what the last fetches taught us about it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    url: str
+    moved_to: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    last_checked: datetime | None = None
+    last_ok: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    failing_since: datetime | None = None
+    next_check: datetime | None = None
+    items_seen: int = 0
+    last_item_at: datetime | None = None
+    baseline_done: bool = False
+    gone: bool = False
+
+
+class Item(SQLModel, table=True):
+    """One entry of one feed, stored once and never processed again."""
+
+    __table_args__ = (
+        UniqueConstraint("feed_id", "key"),
+        Index("ix_item_story_seen", "story", "seen_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feed.id", index=True)
+    key: str
+    url: str | None = Field(default=None, index=True)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    outlet: str | None = None
+    lang: str | None = None
+    published: datetime | None = None
+    seen_at: datetime = Field(index=True)
+    story: str | None = None
+    milestone: str | None = None
+    terms: str | None = Field(default=None, sa_column=Column(Text))
+    fingerprint: int | None = Field(default=None, sa_column=Column(BigInteger))
+    cluster_id: int | None = Field(default=None, index=True)
+    duplicate_of: int | None = None
+    silent: bool = False
+    event_id: int | None = Field(default=None, foreign_key="event.id", index=True)
+
+
+class Event(SQLModel, table=True):
+    """A milestone of a story; created by its first report, joined by later ones."""
+
+    __table_args__ = (UniqueConstraint("story", "milestone"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    story: str
+    milestone: str
+    created_at: datetime
+    first_item_id: int | None = None
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    url: str | None = None
+    outlet: str | None = None
+    silent: bool = False
+    """Found on a feed's first fetch or too old: recorded, never alerted."""
+
+
+class Delivery(SQLModel, table=True):
+    """One message to one target. Pending until sent, retried until dead."""
+
+    __table_args__ = (
+        UniqueConstraint("dedup_key", "target"),
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    dedup_key: str
+    event_id: int | None = Field(default=None, foreign_key="event.id", index=True)
+    target: str
+    status: str = "pending"
+    attempts: int = 0
+    created_at: datetime
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    last_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    title: str | None = Field(default=None, sa_column=Column(Text))
+    body: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Migration(SQLModel, table=True):
+    """Named schema migrations already applied to this database."""
+
+    name: str = Field(primary_key=True)
+    applied_at: datetime

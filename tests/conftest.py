@@ -1,0 +1,89 @@
+"""Shared fixtures: loopback servers, test configs built on the shipped stories, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.servers import AlertReceiver, FeedServer, MailSink
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+STORIES_MARKER = "# --- stories ---"
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[AlertReceiver]:
+    server = AlertReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_sink() -> Iterator[MailSink]:
+    sink = MailSink().start()
+    yield sink
+    sink.stop()
+
+
+def shipped_stories() -> str:
+    """The `stories:` block of the shipped config.yaml, as text."""
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    return text[text.index(STORIES_MARKER) :]
+
+
+def write_config(
+    folder: Path,
+    feeds: Mapping[str, str],
+    targets: Sequence[Mapping[str, Any]] = (),
+    **sections: Any,
+) -> Path:
+    """A config file for tests: these feeds and targets, the shipped stories."""
+    document: dict[str, Any] = {
+        "database": "sqlite:///monitor.db",
+        "fetch": {"interval": "1m", "jitter": "0s", "timeout": "10s"},
+        "feeds": [{"name": name, "url": url} for name, url in feeds.items()],
+        "notify": list(targets),
+    }
+    for name, value in sections.items():
+        if isinstance(value, dict) and isinstance(document.get(name), dict):
+            document[name] = {**document[name], **value}
+        else:
+            document[name] = value
+    path = folder / "config.yaml"
+    top = yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+    path.write_text(top + "\n" + shipped_stories(), encoding="utf-8")
+    return path
+
+
+def run_cli(
+    config: Path | None, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m monitor [--config config] args...` and capture its output."""
+    command = [sys.executable, "-m", "monitor"]
+    if config is not None:
+        command += ["--config", str(config)]
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+        cwd=REPO,
+        check=False,
+    )

@@ -1,0 +1,198 @@
+"""Real servers on loopback for tests: feeds over HTTP, a JSON alert receiver, SMTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Route:
+    """What the feed server answers on one path."""
+
+    body: bytes = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/rss+xml; charset=utf-8"
+    etag: bool = True
+    handler: Handler | None = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class FeedServer:
+    """Serves feeds from memory, with ETags and 304s; records every request."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                with outer._lock:
+                    outer.requests.append((self.path, dict(self.headers.items())))
+                    route = outer.routes.get(self.path)
+                if route is None:
+                    self._reply(404, b"not found", {"Content-Type": "text/plain"})
+                    return
+                if route.handler is not None:
+                    route.handler(self)
+                    return
+                headers = {"Content-Type": route.content_type, **route.headers}
+                if route.etag and route.status == 200:
+                    tag = '"' + hashlib.sha1(route.body).hexdigest()[:16] + '"'
+                    headers["ETag"] = tag
+                    if self.headers.get("If-None-Match") == tag:
+                        self._reply(304, b"", {"ETag": tag})
+                        return
+                self._reply(route.status, route.body, headers)
+
+            def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def serve(self, path: str, body: bytes | str, **options: Any) -> str:
+        """Serve `body` at `path` (replacing what was there) and return its URL."""
+        data = body.encode() if isinstance(body, str) else body
+        with self._lock:
+            self.routes[path] = Route(body=data, **options)
+        return self.url(path)
+
+    def hits(self, path: str) -> int:
+        with self._lock:
+            return sum(1 for p, _ in self.requests if p == path)
+
+    def start(self) -> FeedServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class AlertReceiver:
+    """Receives apprise `json://` posts; can be switched down to answer 500."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.down = False
+        self.attempts = 0
+        self._lock = threading.Lock()
+        outer = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                payload = self.rfile.read(length)
+                with outer._lock:
+                    outer.attempts += 1
+                    down = outer.down
+                    if not down:
+                        outer.received.append(json.loads(payload))
+                status = 500 if down else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/alerts"
+
+    def messages(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.received)
+
+    def start(self) -> AlertReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class MailSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        outer = self
+
+        class _Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                outer.messages.append(message_from_bytes(envelope.content))
+                return "250 OK"
+
+        self._controller = Controller(_Handler(), hostname="127.0.0.1", port=free_port())
+
+    @property
+    def port(self) -> int:
+        return int(self._controller.port)
+
+    def url(self, to: str = "desk@example.org") -> str:
+        return f"mailto://127.0.0.1:{self.port}?from=monitor@example.org&to={to}"
+
+    def start(self) -> MailSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.messages)
