@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,10 @@ Clock = Callable[[], datetime]
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT_REDIRECTS = {301, 308}
+RETRY_AFTER_MAX = timedelta(days=1)
+"""The longest wait a `Retry-After` may impose: a feed is never disabled for good."""
+_ACCEPT_ENCODING = "gzip, deflate"
+"""Only what `_Inflater` decodes with a bounded output; anything else is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,7 @@ class Fetcher:
             ),
             headers={
                 "User-Agent": settings.user_agent,
+                "Accept-Encoding": _ACCEPT_ENCODING,
                 "Accept": (
                     "application/rss+xml, application/atom+xml, application/feed+json, "
                     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -132,9 +138,11 @@ class Fetcher:
 
     async def _follow(self, url: str, validators: Validators) -> FetchResult:
         headers = {}
-        if validators.etag:
+        # A validator is echoed back verbatim; one a server sent in non-ASCII bytes
+        # cannot be, and is dropped rather than failing every later fetch.
+        if validators.etag and validators.etag.isascii():
             headers["If-None-Match"] = validators.etag
-        if validators.last_modified:
+        if validators.last_modified and validators.last_modified.isascii():
             headers["If-Modified-Since"] = validators.last_modified
         current = url
         permanent = True
@@ -185,15 +193,12 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise PermanentFeedError(f"body of {int(declared)} bytes exceeds the {cap}-byte cap")
-        chunks: list[bytes] = []
-        size = 0
-        # aiter_bytes yields decompressed bytes: the cap bounds what gzip expands to.
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise PermanentFeedError(f"body exceeds the {cap}-byte cap")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        inflater = _Inflater.for_encoding(response.headers.get("content-encoding", ""), cap)
+        # The raw stream is decoded here rather than by httpx, whose decoders expand a
+        # whole network chunk at once: 64 KB of a gzip bomb is 64 MB before any cap.
+        async for raw in response.aiter_raw():
+            inflater.feed(raw)
+        return inflater.finish()
 
     def _status_error(self, response: httpx.Response) -> FeedError:
         status = response.status_code
@@ -214,11 +219,85 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return timedelta(seconds=int(value))
+        seconds = int(value)
+        if seconds > RETRY_AFTER_MAX.total_seconds():
+            return RETRY_AFTER_MAX
+        return timedelta(seconds=seconds)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(when - now, timedelta(0))
+    return min(max(when - now, timedelta(0)), RETRY_AFTER_MAX)
+
+
+class _Inflater:
+    """Decodes a body's Content-Encoding with its output bounded by `cap` at every step.
+
+    `zlib`'s `max_length` makes each call stop at the room left under the cap, so a
+    bomb costs at most `cap` bytes of memory however far it would expand.
+    """
+
+    _GZIP = zlib.MAX_WBITS | 16
+    _GZIP_MAGIC = b"\x1f\x8b"
+
+    def __init__(self, cap: int, wbits: int | None) -> None:
+        self.cap = cap
+        self.wbits = wbits
+        self.size = 0
+        self.chunks: list[bytes] = []
+        self._zlib = zlib.decompressobj(wbits) if wbits is not None else None
+        self._started = False
+
+    @classmethod
+    def for_encoding(cls, header: str, cap: int) -> _Inflater:
+        codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if not codings:
+            return cls(cap, None)
+        if codings in (["gzip"], ["x-gzip"]):
+            return cls(cap, cls._GZIP)
+        if codings == ["deflate"]:
+            return cls(cap, zlib.MAX_WBITS)
+        raise PermanentFeedError(f"unsupported Content-Encoding: {header}")
+
+    def feed(self, data: bytes) -> None:
+        if self._zlib is None:
+            self._keep(data)
+            return
+        first = not self._started and bool(data)
+        self._started = self._started or first
+        try:
+            self._inflate(data)
+        except zlib.error as exc:
+            if not (first and self.wbits == zlib.MAX_WBITS):
+                raise PermanentFeedError(f"cannot decode the compressed body: {exc}") from None
+            # "deflate" is meant to be zlib-wrapped, but some servers send it raw.
+            self.wbits = -zlib.MAX_WBITS
+            self._zlib = zlib.decompressobj(self.wbits)
+            self.feed(data)
+
+    def finish(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def _inflate(self, data: bytes) -> None:
+        assert self._zlib is not None
+        while data:
+            out = self._zlib.decompress(data, self.cap - self.size + 1)
+            self._keep(out)
+            data = self._zlib.unconsumed_tail
+            if not self._zlib.eof:
+                continue
+            # A gzip body may be several members back to back; trailing junk is ignored.
+            data = self._zlib.unused_data
+            if self.wbits != self._GZIP or not data.startswith(self._GZIP_MAGIC):
+                return
+            self._zlib = zlib.decompressobj(self.wbits)
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.cap:
+            raise PermanentFeedError(f"body exceeds the {self.cap}-byte cap")
+        if data:
+            self.chunks.append(data)

@@ -45,6 +45,18 @@ def render_alert(event: EventView, story: Story | None) -> Message:
     return Message(title=f"{label}: {story_name}", body="\n".join(lines))
 
 
+def render_feed_gone(feed: str, url: str) -> Message:
+    """The notice that a feed answered 410 Gone and is no longer polled."""
+    return Message(
+        title=f"Feed gone: {feed}",
+        body=(
+            f"{url} answered 410 Gone, so monitor has stopped polling the feed {feed!r}.\n"
+            "Remove it from the config or give it a new URL to resume; "
+            "`monitor once --force` checks it again."
+        ),
+    )
+
+
 def render_test(target: str) -> Message:
     return Message(
         title="monitor: test notification",

@@ -40,6 +40,11 @@ def target_labels(config: Config) -> list[str]:
     return [t.label for t in config.notify] or [STDOUT]
 
 
+def notice_targets(config: Config) -> list[str]:
+    """Where notices about the service itself go (a feed gone): every target, for now."""
+    return target_labels(config)
+
+
 def route(config: Config, story: str, milestone: str) -> Sequence[str]:
     """The targets that receive an alert for `milestone` of `story`."""
     if not config.notify:

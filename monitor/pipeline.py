@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -21,11 +22,12 @@ from monitor.entry import Entry
 from monitor.errors import FeedError, FeedGone, RateLimited
 from monitor.fetch import Fetcher, FetchResult, Validators
 from monitor.match import Verdict, classify, prefilter
-from monitor.messages import Message, render_alert
-from monitor.notify import Sender, route, target_labels
+from monitor.messages import Message, render_alert, render_feed_gone
+from monitor.notify import Sender, notice_targets, route, target_labels
 from monitor.parse import parse
 from monitor.rules import Story
-from monitor.store import Claim, Classified, Store
+from monitor.store import Claim, Classified, Notice, Store
+from monitor.tables import Feed
 
 Clock = Callable[[], datetime]
 _IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story matched")
@@ -119,25 +121,36 @@ class Pipeline:
         waiting = state.consecutive_failures and state.next_check and state.next_check > now
         if waiting and not force:
             return FeedReport(feed.name, "backoff")
+        try:
+            return await self._check(feed, state, log)
+        except FeedError as exc:
+            return await self._failed(feed, state, exc)
+        except Exception as exc:
+            # A fault no stage foresaw (a parser bug on odd input, say) stays this feed's.
+            log.exception("feed.crashed")
+            error = FeedError(f"internal error: {type(exc).__name__}: {exc}")
+            return await self._failed(feed, state, error)
+
+    async def _check(self, feed: FeedConfig, state: Feed, log: Any) -> FeedReport:
         url = state.moved_to or feed.url
         interval = self.config.feed_interval(feed)
-        try:
-            result = await self.fetcher.fetch(url, Validators(state.etag, state.last_modified))
-            if result.moved_to:
-                log.warning("feed.moved", old=url, new=result.moved_to)
-            if result.not_modified or result.content_hash == state.content_hash:
-                await asyncio.to_thread(
-                    self.store.record_unchanged,
-                    feed.name,
-                    self.clock(),
-                    self.clock() + interval,
-                    result.moved_to,
-                )
-                log.info("feed.checked", status=result.status, new=0, unchanged=True)
-                return FeedReport(feed.name, "unchanged")
-            classified = await asyncio.to_thread(self._read, result, feed)
-        except FeedError as exc:
-            return await self._failed(feed, state.consecutive_failures + 1, exc, interval)
+        result = await self.fetcher.fetch(url, Validators(state.etag, state.last_modified))
+        if result.moved_to:
+            log.warning("feed.moved", old=url, new=result.moved_to)
+        if result.not_modified or result.content_hash == state.content_hash:
+            now = self.clock()
+            await asyncio.to_thread(
+                self.store.record_unchanged,
+                feed.name,
+                now,
+                now + interval,
+                result.moved_to,
+                status=result.status,
+                validators=(result.etag, result.last_modified) if result.status == 200 else None,
+            )
+            log.info("feed.checked", status=result.status, new=0, unchanged=True)
+            return FeedReport(feed.name, "unchanged")
+        classified = await asyncio.to_thread(self._read, result, feed)
         ingest_at = self.clock()
         outcome = await asyncio.to_thread(
             self.store.ingest,
@@ -177,33 +190,43 @@ class Pipeline:
             return Classified(entry, _IRRELEVANT)
         return Classified(entry, classify(entry.title, entry.summary, stories))
 
-    async def _failed(
-        self, feed: FeedConfig, failures: int, exc: FeedError, interval: timedelta
-    ) -> FeedReport:
+    async def _failed(self, feed: FeedConfig, state: Feed, exc: FeedError) -> FeedReport:
+        failures = state.consecutive_failures + 1
         retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        interval = self.config.feed_interval(feed)
         delay = retry_delay(
             failures, interval, self.config.fetch.backoff_max, self.rng, retry_after
         )
+        gone = isinstance(exc, FeedGone)
         now = self.clock()
-        await asyncio.to_thread(
-            self.store.record_failure,
-            feed.name,
-            str(exc),
-            exc.status,
-            now=now,
-            next_check=now + delay,
-            gone=isinstance(exc, FeedGone),
-        )
-        self.log.warning(
+        log = self.log.bind(feed=feed.name)
+        try:
+            await asyncio.to_thread(
+                self.store.record_failure,
+                feed.name,
+                str(exc),
+                exc.status,
+                now=now,
+                next_check=now + delay,
+                gone=gone,
+                notice=self._gone_notice(feed, state) if gone else None,
+            )
+        except Exception:
+            log.exception("feed.unrecorded", error=str(exc))
+        log.warning(
             "feed.failed",
-            feed=feed.name,
             error=str(exc),
             kind=type(exc).__name__,
             status=exc.status,
             failures=failures,
-            retry_in=round(delay.total_seconds()),
+            retry_in=None if gone else round(delay.total_seconds()),
         )
         return FeedReport(feed.name, "failed", error=str(exc))
+
+    def _gone_notice(self, feed: FeedConfig, state: Feed) -> Notice:
+        """The alert that polling of `feed` stops (sent once, when it becomes gone)."""
+        message = render_feed_gone(feed.name, state.moved_to or feed.url)
+        return Notice("feed_gone", message.title, message.body, notice_targets(self.config))
 
     # -- delivery -------------------------------------------------------------
 

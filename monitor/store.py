@@ -47,6 +47,16 @@ class Classified:
     verdict: Verdict
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message about the service itself (not a story event) for the outbox."""
+
+    kind: str
+    title: str
+    body: str
+    targets: Sequence[str]
+
+
 @dataclass(slots=True)
 class IngestResult:
     """What one `ingest` call did."""
@@ -204,14 +214,23 @@ class Store:
             return list(session.exec(select(Feed).order_by(col(Feed.name))).all())
 
     def record_unchanged(
-        self, name: str, now: datetime, next_check: datetime, moved_to: str | None = None
+        self,
+        name: str,
+        now: datetime,
+        next_check: datetime,
+        moved_to: str | None = None,
+        *,
+        status: int = 304,
+        validators: tuple[str | None, str | None] | None = None,
     ) -> None:
         """A 304 or an identical body: the feed is healthy and has nothing new."""
         with self._write() as session:
             row = _feed_row(session, name)
             _mark_ok(row, now, next_check)
-            row.last_status = 304
+            row.last_status = status
             row.moved_to = moved_to or row.moved_to
+            if validators is not None:
+                row.etag, row.last_modified = validators
             session.add(row)
 
     def record_failure(
@@ -223,10 +242,16 @@ class Store:
         now: datetime,
         next_check: datetime,
         gone: bool = False,
+        notice: Notice | None = None,
     ) -> None:
-        """One more failure of this feed; it will be tried again at `next_check`."""
+        """One more failure of this feed; it will be tried again at `next_check`.
+
+        `notice` is queued for its targets when this failure newly marks the feed gone,
+        in the same transaction, so the feed cannot stop without anyone being told.
+        """
         with self._write() as session:
             row = _feed_row(session, name)
+            newly_gone = gone and not row.gone
             row.last_checked = now
             row.last_status = status
             row.last_error = error[:1000]
@@ -235,6 +260,8 @@ class Store:
             row.next_check = next_check
             row.gone = row.gone or gone
             session.add(row)
+            if newly_gone and notice is not None:
+                _enqueue_notice(session, notice, f"{notice.kind}:{row.id}:{now.isoformat()}", now)
 
     # -- ingest ---------------------------------------------------------------
 
@@ -637,8 +664,25 @@ def _feed_row(session: Session, name: str) -> Feed:
     return row
 
 
+def _enqueue_notice(session: Session, notice: Notice, dedup_key: str, now: datetime) -> None:
+    for target in notice.targets:
+        session.add(
+            Delivery(
+                kind=notice.kind,
+                dedup_key=dedup_key,
+                target=target,
+                created_at=now,
+                next_attempt_at=now,
+                title=notice.title,
+                body=notice.body,
+            )
+        )
+
+
 def _mark_ok(row: Feed, now: datetime, next_check: datetime) -> None:
+    """A successful check: the failure count, backoff and any gone mark are cleared."""
     row.last_checked = row.last_ok = now
+    row.gone = False
     row.last_error = None
     row.consecutive_failures = 0
     row.failing_since = None
