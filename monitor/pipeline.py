@@ -19,7 +19,7 @@ import structlog
 
 from monitor.config import Config, FeedConfig
 from monitor.entry import Entry
-from monitor.errors import FeedError, FeedGone, RateLimited
+from monitor.errors import FeedError, FeedGone, NotAFeed, RateLimited
 from monitor.fetch import Fetcher, FetchResult, Validators
 from monitor.match import Verdict, classify, prefilter
 from monitor.messages import Message, render_alert, render_feed_gone
@@ -180,6 +180,8 @@ class Pipeline:
 
     def _read(self, result: FetchResult, feed: FeedConfig) -> list[Classified]:
         """Parse and match (CPU work, run off the event loop)."""
+        if not result.body.strip():
+            raise NotAFeed(f"HTTP {result.status} with an empty body")
         parsed = parse(result.body, result.url, result.content_type)
         lang = parsed.lang or feed.lang
         return [self._classify(_with_lang(entry, lang)) for entry in parsed.entries]
