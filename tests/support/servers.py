@@ -42,6 +42,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up mid-reply (timeouts, size caps) are part of the tests."""
+
 
 class FeedServer:
     """Serves feeds from memory, with ETags and 304s; records every request."""
