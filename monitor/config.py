@@ -8,6 +8,7 @@ its old config when a reload fails this validation.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -49,6 +50,8 @@ def parse_duration(value: object) -> object:
         return timedelta(seconds=value)
     if isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            return timedelta(seconds=float(text))
         if text and _DURATION.sub("", text) == "":
             seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(text))
             return timedelta(seconds=seconds)
@@ -249,12 +252,27 @@ def parse_config(
 
 
 def _first_error(exc: ValidationError, located: Located) -> ConfigError:
-    error = exc.errors(include_url=False)[0]
-    key = ""
-    for part in error["loc"]:
-        key = join_key(key, part if isinstance(part, int) else str(part))
+    """The most useful of pydantic's errors: an unknown key (a typo) explains the rest."""
+    errors = exc.errors(include_url=False)
+    keys = [_dotted(error["loc"]) for error in errors]
+    missing = {key for key, error in zip(keys, errors, strict=True) if error["type"] == "missing"}
+    order = sorted(range(len(errors)), key=lambda i: errors[i]["type"] != "extra_forbidden")
+    error, key = errors[order[0]], keys[order[0]]
     message = _message(error)
+    if error["type"] == "extra_forbidden":
+        parent, _, name = key.rpartition(".")
+        candidates = [m.rpartition(".")[2] for m in missing if m.rpartition(".")[0] == parent]
+        close = difflib.get_close_matches(name, candidates, n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
     return ConfigError(message, key=key or None, line=located.line_of(key))
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        key = join_key(key, part if isinstance(part, int) else str(part))
+    return key
 
 
 def _message(error: Any) -> str:

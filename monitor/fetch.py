@@ -193,6 +193,12 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise PermanentFeedError(f"body of {int(declared)} bytes exceeds the {cap}-byte cap")
+        if response.is_stream_consumed:
+            # Only an in-memory transport (httpx.MockTransport) hands over a body it has
+            # already read and decoded; the network never does.
+            if len(response.content) > cap:
+                raise PermanentFeedError(f"body exceeds the {cap}-byte cap")
+            return response.content
         inflater = _Inflater.for_encoding(response.headers.get("content-encoding", ""), cap)
         # The raw stream is decoded here rather than by httpx, whose decoders expand a
         # whole network chunk at once: 64 KB of a gzip bomb is 64 MB before any cap.

@@ -44,7 +44,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client hanging up mid-answer is expected here (cut-off bodies, deadlines)."""
+        """Clients hanging up mid-reply (timeouts, size caps) are part of the tests."""
         if not isinstance(sys.exception(), ConnectionError):
             super().handle_error(request, client_address)
 

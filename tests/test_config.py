@@ -1,0 +1,228 @@
+"""Config loading: every error names its key (and line), every default is usable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import config_path, load_config, parse_config, parse_duration
+from monitor.errors import ConfigError
+from tests.conftest import REPO, run_cli, shipped_stories
+
+BASE = """\
+database: sqlite:///state/monitor.db
+feeds:
+  - name: a
+    url: https://example.org/a.xml
+notify:
+  - url: json://127.0.0.1:9/alerts
+"""
+
+
+def _config(top: str, env: dict[str, str] | None = None, path: Path = Path("config.yaml")):  # type: ignore[no-untyped-def]
+    return parse_config(top + "\n" + shipped_stories(), path, env or {})
+
+
+def test_shipped_config_is_valid() -> None:
+    """The config.yaml in the repository loads with no environment variables set."""
+    config = load_config(REPO / "config.yaml", env={})
+    assert len(config.feeds) >= 10
+    assert config.notify == ()
+    assert [m.key for m in config.stories[0].milestones] == [
+        "site_selection",
+        "design_reveal",
+        "unveiling",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("top", "key", "line", "message"),
+    [
+        pytest.param(BASE + "colour: blue\n", "colour", 7, "unknown key", id="unknown-top-key"),
+        pytest.param(
+            BASE.replace(
+                "    url: https://example.org/a.xml",
+                "    url: https://example.org/a.xml\n    intervall: 5m",
+            ),
+            "feeds[0].intervall",
+            5,
+            "unknown key",
+            id="unknown-feed-key",
+        ),
+        pytest.param(
+            BASE.replace("  - name: a\n", "  - nam: a\n"),
+            "feeds[0].nam",
+            3,
+            "unknown key (did you mean 'name'?)",
+            id="typo",
+        ),
+        pytest.param(
+            BASE + "fetch:\n  interval: soon\n",
+            "fetch.interval",
+            8,
+            "not a duration",
+            id="bad-duration",
+        ),
+        pytest.param(
+            BASE.replace("https://example.org/a.xml", "ftp://example.org/a.xml"),
+            "feeds[0].url",
+            4,
+            "not an http(s) URL",
+            id="bad-feed-url",
+        ),
+        pytest.param(
+            BASE.replace("json://127.0.0.1:9/alerts", "nosuchscheme://x"),
+            "notify[0].url",
+            6,
+            "apprise does not accept",
+            id="bad-apprise-url",
+        ),
+        pytest.param(
+            BASE + "  - url: json://127.0.0.1:9/alerts\n",
+            "notify[1].name",
+            None,
+            "duplicate name",
+            id="duplicate-target",
+        ),
+        pytest.param(
+            BASE.replace("feeds:\n", "feeds:\n  - name: a\n    url: https://example.org/b.xml\n"),
+            "feeds[1].name",
+            None,
+            "duplicate name",
+            id="duplicate-feed",
+        ),
+        pytest.param(
+            BASE.replace("notify:\n  - url:", "notify:\n  - stories: [nope]\n    url:"),
+            "notify[0].stories",
+            6,
+            "unknown story",
+            id="unknown-story-route",
+        ),
+        pytest.param(
+            BASE + "database: sqlite:///other.db\n",
+            "database",
+            7,
+            "duplicate key",
+            id="duplicate-yaml-key",
+        ),
+        pytest.param(
+            BASE.replace("feeds:\n  - name: a\n    url: https://example.org/a.xml\n", ""),
+            "feeds",
+            None,
+            "required key is missing",
+            id="no-feeds",
+        ),
+    ],
+)
+def test_errors_name_the_key(top: str, key: str, line: int | None, message: str) -> None:
+    """A bad value is reported with its dotted key, its line and a short reason."""
+    with pytest.raises(ConfigError) as caught:
+        _config(top)
+    error = caught.value
+    assert error.key == key
+    assert message in error.message
+    if line is not None:
+        assert error.line == line
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    """Broken YAML is reported with the line where parsing failed."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config("feeds:\n  - name: a\n    url: [unclosed\n", Path("c.yaml"), {})
+    assert "YAML syntax error" in caught.value.message
+    assert caught.value.line is not None
+    assert caught.value.line >= 3
+
+
+def test_environment_variables_are_substituted() -> None:
+    """`${VAR}` is replaced from the environment, `${VAR:-default}` falls back."""
+    top = BASE.replace("json://127.0.0.1:9/alerts", "${TARGET}") + "fetch:\n  timeout: ${T:-45s}\n"
+    config = _config(top, env={"TARGET": "json://127.0.0.1:9/from-env"})
+    assert config.notify[0].url == "json://127.0.0.1:9/from-env"
+    assert config.fetch.timeout == timedelta(seconds=45)
+
+
+def test_missing_environment_variable_is_named() -> None:
+    """A `${VAR}` with no such variable is an error naming the variable and key."""
+    top = BASE.replace("json://127.0.0.1:9/alerts", "slack://${SLACK_TOKEN}/#news")
+    with pytest.raises(ConfigError) as caught:
+        _config(top)
+    assert "SLACK_TOKEN" in caught.value.message
+    assert caught.value.key == "notify[0].url"
+    assert caught.value.line == 6
+
+
+def test_secret_with_yaml_characters_is_taken_verbatim() -> None:
+    """A substituted value is never parsed as YAML, so '#' or ': ' cannot break it."""
+    top = BASE.replace("json://127.0.0.1:9/alerts", "json://127.0.0.1:9/${P}")
+    config = _config(top, env={"P": "a#b: c"})
+    assert config.notify[0].url.endswith("a#b: c")
+
+
+def test_relative_sqlite_path_resolves_against_config_folder(tmp_path: Path) -> None:
+    """`sqlite:///state/monitor.db` lives next to the config file, wherever we run from."""
+    config = _config(BASE, path=tmp_path / "etc" / "config.yaml")
+    assert config.database_url() == f"sqlite:///{tmp_path}/etc/state/monitor.db"
+
+
+def test_absolute_and_server_urls_are_kept() -> None:
+    """Absolute SQLite paths and PostgreSQL URLs are used as written."""
+    for url in ("sqlite:////var/lib/monitor/monitor.db", "postgresql+psycopg://u@h/db"):
+        config = _config(BASE.replace("sqlite:///state/monitor.db", url))
+        assert config.database_url() == url
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("15m", 900), ("1h30m", 5400), ("2d", 172800), ("500ms", 0.5)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    """Durations accept plain seconds and unit suffixes."""
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--config beats $MONITOR_CONFIG, which beats ./config.yaml."""
+    monkeypatch.delenv("MONITOR_CONFIG", raising=False)
+    assert config_path(None) == Path("config.yaml")
+    monkeypatch.setenv("MONITOR_CONFIG", "/etc/monitor/config.yaml")
+    assert config_path(None) == Path("/etc/monitor/config.yaml")
+    assert config_path("x.yaml") == Path("x.yaml")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        pytest.param(BASE + "colour: blue\n", "colour: unknown key (line 7)", id="unknown-key"),
+        pytest.param("feeds: [\n", "YAML syntax error", id="syntax"),
+        pytest.param(None, "config file not found", id="missing-file"),
+    ],
+)
+def test_check_config_command(tmp_path: Path, content: str | None, needle: str) -> None:
+    """check-config exits 2 with one short line naming the problem, never a traceback."""
+    path = tmp_path / "config.yaml"
+    if content is not None:
+        path.write_text(content + "\n" + shipped_stories(), encoding="utf-8")
+    result = run_cli(path, "check-config")
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_config_accepts_shipped_config() -> None:
+    """check-config exits 0 on the shipped config."""
+    result = run_cli(REPO / "config.yaml", "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "config OK" in result.stdout
+
+
+def test_monitor_config_environment_variable(tmp_path: Path) -> None:
+    """MONITOR_CONFIG chooses the file when --config is absent."""
+    path = tmp_path / "elsewhere.yaml"
+    path.write_text(BASE + "\n" + shipped_stories(), encoding="utf-8")
+    result = run_cli(None, "check-config", env={"MONITOR_CONFIG": str(path)})
+    assert result.returncode == 0, result.stderr
+    assert str(path) in result.stdout

@@ -1,0 +1,307 @@
+"""The store: identity levels, events, the outbox; on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from monitor.entry import Entry
+from monitor.match import Verdict
+from monitor.store import Classified, Store
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+PG_ROOT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+STORY = "kursk-kpa-monument"
+
+
+@functools.cache
+def _postgres_available() -> bool:
+    engine = create_engine(PG_ROOT)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+    return True
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        opened = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+        yield opened
+        opened.close()
+        return
+    if not _postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ROOT)
+    with admin.begin() as connection:
+        connection.execute(text(f"create schema {schema}"))
+    opened = Store.open(f"{PG_ROOT}?options=-csearch_path%3D{schema}")
+    yield opened
+    opened.close()
+    with admin.begin() as connection:
+        connection.execute(text(f"drop schema {schema} cascade"))
+    admin.dispose()
+
+
+def entry(key: str, title: str = "Weather", url: str | None = None, **kw: object) -> Entry:
+    return Entry(
+        key=key,
+        url=url if url is not None else f"https://news.example/{key}",
+        title=title,
+        summary=str(kw.pop("summary", "")),
+        published=kw.pop("published", NOW - timedelta(hours=1)),  # type: ignore[arg-type]
+        outlet=kw.pop("outlet", None),  # type: ignore[arg-type]
+        lang=kw.pop("lang", "en"),  # type: ignore[arg-type]
+    )
+
+
+IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story")
+
+
+def milestone(name: str = "unveiling") -> Verdict:
+    return Verdict(story=STORY, milestone=name, terms={"watch": ("monument",)}, why="test")
+
+
+UPDATE = Verdict(story=STORY, milestone=None, terms={"watch": ("monument",)}, why="test")
+
+
+def ingest(store: Store, feed: str, items: list[Classified], now: datetime = NOW):  # type: ignore[no-untyped-def]
+    return store.ingest(
+        feed,
+        items,
+        now=now,
+        next_check=now + timedelta(minutes=15),
+        alert_after=now - timedelta(days=3),
+        route=lambda story, ms: ["desk", "slack"],
+    )
+
+
+def baseline(store: Store, *feeds: str) -> None:
+    store.sync_feeds([(name, f"https://{name}.example/rss") for name in feeds])
+    for name in feeds:
+        ingest(store, name, [Classified(entry(f"{name}-old"), IRRELEVANT)])
+
+
+def test_entries_are_stored_once(store: Store) -> None:
+    """The same entry in the same feed is new once, however often it is fetched."""
+    baseline(store, "a")
+    items = [Classified(entry("k1"), IRRELEVANT), Classified(entry("k2"), IRRELEVANT)]
+    assert ingest(store, "a", items).new == 2
+    assert ingest(store, "a", items).new == 0
+    assert store.feed("a").items_seen == 3
+
+
+def test_first_fetch_is_silent(store: Store) -> None:
+    """A milestone seen on a feed's first fetch creates a silent event and no delivery."""
+    store.sync_feeds([("a", "https://a.example/rss")])
+    result = ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+    assert result.events == []
+    assert result.deliveries == 0
+    [event] = store.events()
+    assert event.silent
+    assert event.deliveries == []
+
+
+def test_milestone_alerts_once_and_later_reports_attach(store: Store) -> None:
+    """The first report creates the event and its outbox rows; later ones only attach."""
+    baseline(store, "en", "ru")
+    first = ingest(
+        store, "en", [Classified(entry("e1", "Monument unveiled", lang="en"), milestone())]
+    )
+    assert first.events == [(STORY, "unveiling")]
+    assert first.deliveries == 2
+    later = ingest(
+        store,
+        "ru",
+        [Classified(entry("r1", "Памятник открыли", lang="ru", outlet="RIA"), milestone())],
+    )
+    assert later.events == []
+    assert later.attached == 1
+    [event] = store.events()
+    assert [s.url for s in event.sources] == ["https://news.example/e1", "https://news.example/r1"]
+    assert event.languages == ["en", "ru"]
+    assert event.outlets == ["en", "RIA"]
+    assert sorted(d.target for d in event.deliveries) == ["desk", "slack"]
+    assert {d.status for d in event.deliveries} == {"pending"}
+
+
+def test_same_article_in_two_feeds_is_one_copy(store: Store) -> None:
+    """A new entry whose canonical URL is already stored changes nothing (level 2)."""
+    baseline(store, "a", "b")
+    url = "https://outlet.example/monument"
+    ingest(store, "a", [Classified(entry("a1", "Monument unveiled", url=url), milestone())])
+    copy = ingest(store, "b", [Classified(entry("b1", "Monument unveiled", url=url), milestone())])
+    assert copy.new == 1
+    assert copy.duplicates == 1
+    assert copy.attached == 0
+    assert len(store.events()[0].sources) == 1
+
+
+def test_changed_guid_does_not_alert_again(store: Store) -> None:
+    """An already-seen article republished under a new GUID is a copy, not news."""
+    baseline(store, "a")
+    url = "https://outlet.example/site-chosen"
+    ingest(
+        store,
+        "a",
+        [Classified(entry("guid-1", "Site chosen", url=url), milestone("site_selection"))],
+    )
+    again = ingest(
+        store,
+        "a",
+        [
+            Classified(
+                entry("guid-2", "Site chosen (updated)", url=url), milestone("site_selection")
+            )
+        ],
+    )
+    assert again.duplicates == 1
+    assert again.deliveries == 0
+
+
+def test_old_items_never_alert(store: Store) -> None:
+    """An item published before alerts.max_age is recorded silently."""
+    baseline(store, "a")
+    old = entry("old", "Monument unveiled", published=NOW - timedelta(days=30))
+    result = ingest(store, "a", [Classified(old, milestone())])
+    assert result.deliveries == 0
+    assert store.events()[0].silent
+
+
+def test_near_duplicates_share_a_cluster(store: Store) -> None:
+    """Rewrites of one wire story land in one cluster; a different story does not."""
+    baseline(store, "a", "b", "c")
+    wire = (
+        "Russia plans to erect a monument in the Kursk region to North Korean soldiers who "
+        "fought in the battles for the region, the foreign minister said on Saturday after talks."
+    )
+    ingest(
+        store,
+        "a",
+        [Classified(entry("a1", "Lavrov: monument to KPA soldiers", summary=wire), UPDATE)],
+    )
+    ingest(
+        store,
+        "b",
+        [
+            Classified(
+                entry("b1", "Lavrov: monument to KPA soldiers", summary=wire + " More soon."),
+                UPDATE,
+            )
+        ],
+    )
+    ingest(
+        store,
+        "c",
+        [
+            Classified(
+                entry(
+                    "c1",
+                    "Kursk governor on funding",
+                    summary="The governor said money for the memorial is found.",
+                ),
+                UPDATE,
+            )
+        ],
+    )
+    with store._read() as session:
+        clusters = dict(
+            session.execute(text("select key, cluster_id from item where story is not null")).all()
+        )
+    assert clusters["a1"] == clusters["b1"]
+    assert clusters["c1"] != clusters["a1"]
+
+
+def test_outbox_claim_lease_and_finish(store: Store) -> None:
+    """A claimed delivery is leased; failed ones wait for retry_at; sent ones are done."""
+    baseline(store, "a")
+    ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+    claims = store.claim_due(NOW, timedelta(minutes=5), targets={"desk", "slack"})
+    assert sorted(c.target for c in claims) == ["desk", "slack"]
+    assert all(c.attempts == 1 for c in claims)
+    # Leased: a second claimer gets nothing until the lease ends.
+    assert store.claim_due(NOW, timedelta(minutes=5), targets={"desk", "slack"}) == []
+    desk, slack = sorted(claims, key=lambda c: c.target)
+    assert store.finish(desk, now=NOW) == "sent"
+    assert (
+        store.finish(slack, now=NOW, error="HTTP 500", retry_at=NOW + timedelta(minutes=1))
+        == "failed"
+    )
+    assert store.claim_due(NOW, timedelta(minutes=5), targets={"desk", "slack"}) == []
+    [retry] = store.claim_due(
+        NOW + timedelta(minutes=2), timedelta(minutes=5), targets={"desk", "slack"}
+    )
+    assert retry.target == "slack"
+    assert retry.attempts == 2
+    assert store.finish(retry, now=NOW, error="HTTP 500") == "dead"
+    assert store.undelivered({"desk", "slack"}) == 0
+    assert store.delivery_counts() == {"sent": 1, "dead": 1}
+
+
+def test_crashed_claim_is_retried_after_its_lease(store: Store) -> None:
+    """A claim never finished (the sender died) becomes due again once its lease ends."""
+    baseline(store, "a")
+    ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+    first = store.claim_due(NOW, timedelta(seconds=30), targets={"desk"})
+    assert len(first) == 1
+    assert (
+        store.claim_due(NOW + timedelta(seconds=10), timedelta(seconds=30), targets={"desk"}) == []
+    )
+    [again] = store.claim_due(NOW + timedelta(seconds=31), timedelta(seconds=30), targets={"desk"})
+    assert again.id == first[0].id
+    assert again.attempts == 2
+
+
+def test_deliveries_for_removed_targets_stay_pending(store: Store) -> None:
+    """Rows addressed to a target no longer configured are kept, not claimed, not lost."""
+    baseline(store, "a")
+    ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+    assert [c.target for c in store.claim_due(NOW, timedelta(minutes=5), targets={"desk"})] == [
+        "desk"
+    ]
+    assert store.undelivered({"slack"}) == 1
+
+
+def test_feed_failures_and_recovery(store: Store) -> None:
+    """Failures count up and keep the first failure time; a success resets both."""
+    store.sync_feeds([("a", "https://a.example/rss")])
+    store.record_failure("a", "HTTP 500", 500, now=NOW, next_check=NOW + timedelta(minutes=2))
+    store.record_failure("a", "HTTP 500", 500, now=NOW + timedelta(minutes=2), next_check=NOW)
+    row = store.feed("a")
+    assert row.consecutive_failures == 2
+    assert row.failing_since == NOW
+    store.record_unchanged("a", NOW + timedelta(minutes=5), NOW + timedelta(minutes=20))
+    row = store.feed("a")
+    assert row.consecutive_failures == 0
+    assert row.failing_since is None
+    assert row.last_error is None
+
+
+def test_changed_feed_url_starts_afresh(store: Store) -> None:
+    """Pointing a feed name at a new URL drops its validators and re-baselines it."""
+    baseline(store, "a")
+    store.sync_feeds([("a", "https://elsewhere.example/rss")])
+    row = store.feed("a")
+    assert row.url == "https://elsewhere.example/rss"
+    assert not row.baseline_done
+
+
+def test_migrations_are_recorded_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Reopening a database applies nothing twice."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Store.open(url).close()
+    store = Store.open(url)
+    with store._read() as session:
+        names = [row[0] for row in session.execute(text("select name from migration")).all()]
+    store.close()
+    assert names == ["0001_initial"]
