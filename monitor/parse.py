@@ -403,16 +403,9 @@ _SENSITIVE = frozenset(
 )  # fmt: skip
 
 
-def _rss_entry(
-    item: etree._Element,
-    ns: str,
-    base_url: str,
-    bases: _XmlBase | None,
-    feed_lang: str | None,
-) -> Entry:
-    fields: dict[str, etree._Element] = {}
-    rss = f"{{{ns}}}" if ns else ""
-    names = {
+def _rss_fields(rss: str) -> dict[str, str]:
+    """Element tag -> field, for items in the `rss` namespace ("" for RSS 0.9x/2.0)."""
+    return {
         f"{rss}title": "title",
         f"{rss}link": "link",
         f"{rss}description": "description",
@@ -427,6 +420,21 @@ def _rss_entry(
         f"{{{_DCTERMS}}}modified": "updated",
         f"{{{_CONTENT}}}encoded": "content",
     }
+
+
+_RSS_FIELDS = _rss_fields("")
+_RSS1_FIELDS = _rss_fields(f"{{{_RSS1}}}")
+
+
+def _rss_entry(
+    item: etree._Element,
+    ns: str,
+    base_url: str,
+    bases: _XmlBase | None,
+    feed_lang: str | None,
+) -> Entry:
+    fields: dict[str, etree._Element] = {}
+    names = _RSS1_FIELDS if ns else _RSS_FIELDS
     for child in item:
         name = names.get(child.tag)
         if name is None:
@@ -566,7 +574,7 @@ def _check_guid_unchanged_by_base(
 
 def _check_ignorable(element: etree._Element) -> None:
     """Decline when an element we skip may carry a field feedparser would read."""
-    for node in element.iter():
+    for node in element.iter() if len(element) else (element,):
         tag = node.tag
         if isinstance(tag, str) and tag.rpartition("}")[2] in _SENSITIVE:
             raise _Decline(f"unread element {tag}")

@@ -69,7 +69,7 @@ def html_to_text(s: str) -> str:
     Plain text without `<` passes through (entities decoded), so calling this on
     text that is already plain is harmless.
     """
-    if _C1.search(s):
+    if not s.isascii() and _C1.search(s):
         s = s.translate(_C1_TO_CP1252)
     if "<" not in s:
         return collapse_whitespace(html.unescape(s) if "&" in s else s)
@@ -82,9 +82,9 @@ def html_to_text(s: str) -> str:
 
 
 def _collect(element: etree._Element, pieces: list[str]) -> None:
-    tag = element.tag
-    if isinstance(tag, str) and tag.lower() not in _DROPPED:
-        block = tag.lower() in _BLOCKS
+    tag = element.tag  # lower-case already: the HTML parser folds case
+    if isinstance(tag, str) and tag not in _DROPPED:
+        block = tag in _BLOCKS
         if block:
             pieces.append(" ")
         if element.text:
