@@ -534,18 +534,22 @@ def _rss_entry(
     for child in item:
         name = names.get(child.tag)
         if name is None:
-            _check_ignorable(child)
+            for media_field, element in _check_ignorable(child):
+                fields.setdefault(media_field, element)
+                if media_field == "media-description" and "description" not in fields:
+                    fields.setdefault("media-description-first", element)
             continue
         if name in fields:
             raise _Decline(f"two {name} elements in one item")
         if len(child):
             raise _Decline(f"markup inside {child.tag}")
         fields[name] = child
+    _check_media_texts(fields, own_title="title", own_summary="description")
     guid_element = fields.get("guid")
     guid = guid_element.text if guid_element is not None else None
     if guid is None and ns:
         guid = item.get(_RDF_ABOUT)
-    link = _text(fields.get("link"))
+    link = _double_escaped_link(_text(fields.get("link")))
     if guid_element is not None and guid_element.get("isPermaLink", "true") == "true":
         if bases is not None:
             _check_guid_unchanged_by_base(guid, bases, guid_element)
@@ -557,7 +561,10 @@ def _rss_entry(
         guid=guid,
         link=link,
         title=_text(fields.get("title")) or "",
-        summary=_text(fields.get("description")) or _text(fields.get("content")) or "",
+        summary=_text(fields.get("description"))
+        or _text(fields.get("media-description"))
+        or _text(fields.get("content"))
+        or "",
         published=_field_date(fields, "published") or _field_date(fields, "updated"),
         base_url=base,
         outlet=_text(source),
@@ -583,7 +590,9 @@ def _atom_entry(
         guid=guid,
         link=link,
         title=_atom_field(fields, "title"),
-        summary=_atom_field(fields, "summary") or _atom_field(fields, "content"),
+        summary=_atom_field(fields, "summary")
+        or _text(fields.get("media-description"))
+        or _atom_field(fields, "content"),
         published=_field_date(fields, "published") or _field_date(fields, "updated"),
         base_url=base_url,
         outlet=_atom_text(source_title) if source_title is not None else None,
@@ -620,7 +629,11 @@ def _atom_fields(
             if rel == "alternate" and _content_type(child.get("type", "html")) in _HTML_TYPES:
                 link_element = child
         elif child.tag not in _ATOM_PEOPLE:
-            _check_ignorable(child)
+            for media_field, element in _check_ignorable(child):
+                fields.setdefault(media_field, element)
+                if media_field == "media-description" and "summary" not in fields:
+                    fields.setdefault("media-description-first", element)
+    _check_media_texts(fields, own_title="title", own_summary="summary")
     return fields, link_element
 
 
@@ -668,12 +681,58 @@ def _check_guid_unchanged_by_base(
         raise _Decline("a GUID that xml:base would rewrite")
 
 
-def _check_ignorable(element: etree._Element) -> None:
-    """Decline when an element we skip may carry a field feedparser would read."""
+_MEDIA = "{http://search.yahoo.com/mrss/}"
+_MEDIA_TEXTS = {f"{_MEDIA}title": "media-title", f"{_MEDIA}description": "media-description"}
+
+
+def _check_ignorable(element: etree._Element) -> list[tuple[str, etree._Element]]:
+    """Decline when an element we skip may carry a field feedparser would read.
+
+    Media RSS is common and mostly harmless: feedparser reads only media:title and
+    media:description into entry fields. Nested in media:group or media:content they
+    are returned, for `_check_media_texts` to weigh against the item's own fields.
+    """
+    media_texts = []
     for node in element.iter() if len(element) else (element,):
         tag = node.tag
-        if isinstance(tag, str) and tag.rpartition("}")[2] in _SENSITIVE:
+        if not isinstance(tag, str):
+            continue
+        if tag.startswith(_MEDIA):
+            if tag in _MEDIA_TEXTS:
+                if node is element or len(node):
+                    raise _Decline(f"{tag} directly in an item, or with markup")
+                media_texts.append((_MEDIA_TEXTS[tag], node))
+        elif tag.rpartition("}")[2] in _SENSITIVE:
             raise _Decline(f"unread element {tag}")
+    return media_texts
+
+
+def _check_media_texts(
+    fields: Mapping[str, etree._Element], own_title: str, own_summary: str
+) -> None:
+    """Decline where a nested media:title or media:description would change what feedparser reads.
+
+    The entry's own non-empty title always wins over a deeper media:title. A
+    media:description is the summary when the entry has neither summary nor content;
+    met before the entry's own summary, it turns that into content in feedparser.
+    """
+    if "media-title" in fields and not (_text(fields.get(own_title)) or "").strip():
+        raise _Decline("media:title would be the title")
+    if "media-description" in fields:
+        if "media-description-first" in fields and own_summary in fields:
+            raise _Decline("media:description before the entry's own summary")
+        if own_summary not in fields and "content" in fields:
+            raise _Decline("media:description and content compete for the summary")
+
+
+def _double_escaped_link(link: str | None) -> str | None:
+    """Undo "&amp;" and "&name;" left in a link by double escaping, as feedparser does."""
+    if link is None or "&" not in link:
+        return link
+    return _ENTITY_IN_LINK.sub(r"&\g<1>", link.replace("&amp;", "&"))
+
+
+_ENTITY_IN_LINK = re.compile("&([A-Za-z0-9_]+);")
 
 
 def _entry_checked(*, guid: str | None, link: str | None, **fields: Any) -> Entry:

@@ -19,6 +19,8 @@ from w3lib.url import safe_url_string
 
 # Nothing for safe_url_string to quote or encode: skipping it halves the cost for most links.
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9._~:/?&=;,+!$'()*@-]*")
+# What can be left of a host after IDNA: letters, digits, dots, dashes, IPv6 colons.
+_HOST = re.compile(r"[A-Za-z0-9_.:-]+")
 _SCHEMES = frozenset({"http", "https"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -47,16 +49,14 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
         return None
     if base and not url[:8].lower().startswith(("http://", "https://")):
         url = urljoin(base.strip(), url)
-    if not _PLAIN.fullmatch(url):
-        url = safe_url_string(url)
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url if _PLAIN.fullmatch(url) else safe_url_string(url))
         port = parts.port
     except ValueError:
         return None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")
-    if scheme not in _SCHEMES or not host:
+    if scheme not in _SCHEMES or not _HOST.fullmatch(host):
         return None
     if ":" in host:
         host = f"[{host}]"
