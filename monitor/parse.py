@@ -12,10 +12,10 @@ Three readers share one normalization (`_entry`):
   Atom 0.3, HTML entities without a DTD, odd dates.
 
 Neither XML reader ever expands a DTD entity or fetches anything: documents with
-a DOCTYPE or ENTITY declaration never reach lxml (and lxml is configured not to
+a DOCTYPE or ENTITY declaration never reach lxml (which is configured not to
 resolve entities, load DTDs or touch the network in any case), and feedparser
-replaces the DOCTYPE with the few entities whose value is a literal, and runs
-expat with external entities off.
+gets them with the DTD removed (`without_dtd`), its expat running with external
+entities off. feedparser never fetches either: it is handed bytes, never a str.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin
 
@@ -431,43 +432,62 @@ def _parse_fast(body: bytes, base_url: str, content_type: str | None) -> ParsedF
     except etree.XMLSyntaxError:
         raise _Decline("not well-formed") from None
     bases = _XmlBase(base_url) if b"xml:base" in body else None
+    read_entry: Callable[[etree._Element], Entry]
     if root.tag == "rss":
-        channel = root.find("channel")
-        if channel is None or len(root) != 1:
-            raise _Decline("rss without exactly one channel")
-        items = channel.findall("item")
-        if sum(1 for _ in root.iter("item")) != len(items):
-            raise _Decline("items outside the channel")
-        feed_lang = _child_text(channel, "language") or _child_text(channel, f"{{{_DC}}}language")
-        feed_lang = feed_lang or root.get(_XML_LANG) or channel.get(_XML_LANG)
-        title = _child_text(channel, "title")
-        read: Callable[[etree._Element], Entry] = lambda item: _rss_entry(  # noqa: E731
-            item, "", base_url, bases, feed_lang
-        )
+        items, title, feed_lang = _rss_shape(root)
+        read_entry = partial(_rss_entry, ns="", base_url=base_url, bases=bases, feed_lang=feed_lang)
     elif root.tag == f"{{{_RDF}}}RDF":
-        channel = root.find(f"{{{_RSS1}}}channel")
-        items = root.findall(f"{{{_RSS1}}}item")
-        if channel is None or sum(1 for _ in root.iter(f"{{{_RSS1}}}item", "item")) != len(items):
-            raise _Decline("RDF items in unexpected places")
-        feed_lang = _child_text(channel, f"{{{_DC}}}language") or root.get(_XML_LANG)
-        title = _child_text(channel, f"{{{_RSS1}}}title")
-        read = lambda item: _rss_entry(item, _RSS1, base_url, bases, feed_lang)  # noqa: E731
+        items, title, feed_lang = _rdf_shape(root)
+        read_entry = partial(
+            _rss_entry, ns=_RSS1, base_url=base_url, bases=bases, feed_lang=feed_lang
+        )
     elif root.tag == f"{{{_ATOM}}}feed":
-        items = root.findall(f"{{{_ATOM}}}entry")
-        if sum(1 for _ in root.iter(f"{{{_ATOM}}}entry")) != len(items):
-            raise _Decline("nested Atom entries")
-        feed_lang = root.get(_XML_LANG)
-        title_element = root.find(f"{{{_ATOM}}}title")
-        title = _atom_text(title_element) if title_element is not None else None
-        read = lambda item: _atom_entry(item, base_url, bases, feed_lang)  # noqa: E731
+        items, title, feed_lang = _atom_shape(root)
+        read_entry = partial(_atom_entry, base_url=base_url, bases=bases, feed_lang=feed_lang)
     else:
         raise _Decline(f"root element {root.tag!r}")
     return ParsedFeed(
-        entries=[read(item) for item in items],
+        entries=[read_entry(item) for item in items],
         title=html_to_text(title) if title else None,
         lang=_language(feed_lang),
         parser="lxml",
     )
+
+
+_Shape = tuple[list[etree._Element], str | None, str | None]
+
+
+def _rss_shape(root: etree._Element) -> _Shape:
+    """RSS 0.9x/2.0: the items, title and language of its one channel."""
+    channel = root.find("channel")
+    if channel is None or len(root) != 1:
+        raise _Decline("rss without exactly one channel")
+    items = channel.findall("item")
+    if sum(1 for _ in root.iter("item")) != len(items):
+        raise _Decline("items outside the channel")
+    lang = _child_text(channel, "language") or _child_text(channel, f"{{{_DC}}}language")
+    lang = lang or root.get(_XML_LANG) or channel.get(_XML_LANG)
+    return items, _child_text(channel, "title"), lang
+
+
+def _rdf_shape(root: etree._Element) -> _Shape:
+    """RSS 1.0: items are the RDF root's children, beside the channel."""
+    channel = root.find(f"{{{_RSS1}}}channel")
+    items = root.findall(f"{{{_RSS1}}}item")
+    if channel is None or sum(1 for _ in root.iter(f"{{{_RSS1}}}item", "item")) != len(items):
+        raise _Decline("RDF items in unexpected places")
+    lang = _child_text(channel, f"{{{_DC}}}language") or root.get(_XML_LANG)
+    return items, _child_text(channel, f"{{{_RSS1}}}title"), lang
+
+
+def _atom_shape(root: etree._Element) -> _Shape:
+    """Atom 1.0: the feed's entries, title and xml:lang."""
+    items = root.findall(f"{{{_ATOM}}}entry")
+    if sum(1 for _ in root.iter(f"{{{_ATOM}}}entry")) != len(items):
+        raise _Decline("nested Atom entries")
+    title_element = root.find(f"{{{_ATOM}}}title")
+    title = _atom_text(title_element) if title_element is not None else None
+    return items, title, root.get(_XML_LANG)
 
 
 class _XmlBase:
@@ -789,7 +809,7 @@ def _rfc822(value: str) -> datetime | None:
         offset = timedelta(hours=_ZONES[zone])
     else:
         return None
-    return _aware(year, _MONTHS[match[2]], day, hour, minute, second or "0", timezone(offset))
+    return _aware((year, _MONTHS[match[2]], day, hour, minute, second or "0"), timezone(offset))
 
 
 def _rfc3339(value: str) -> datetime | None:
@@ -802,15 +822,13 @@ def _rfc3339(value: str) -> datetime | None:
     else:
         offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
         tz = timezone(-offset if zone[0] == "-" else offset)
-    return _aware(year, month, day, hour, minute, second, tz)
+    return _aware((year, month, day, hour, minute, second), tz)
 
 
-def _aware(*parts: Any) -> datetime | None:
-    year, month, day, hour, minute, second, tz = parts
+def _aware(parts: tuple[str | int, ...], tz: timezone) -> datetime | None:
+    """Year, month, day, hour, minute, second in `tz`, as UTC; None if no such moment."""
     try:
-        local = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), 0, tz
-        )
-        return local.astimezone(UTC)
+        year, month, day, hour, minute, second = (int(part) for part in parts)
+        return datetime(year, month, day, hour, minute, second, tzinfo=tz).astimezone(UTC)
     except (ValueError, OverflowError):
         return None
