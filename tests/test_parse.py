@@ -572,7 +572,9 @@ def test_entities_stay_inert(
     texts = [feed.title or ""] + [f"{e.title} {e.summary} {e.url}" for e in feed.entries]
     assert not any(leaked(t) for t in texts)
     assert _Recorder.requests == []
-    assert elapsed < 0.25  # expat alone takes ~0.6 s to give up on a billion laughs
+    # A generous bound on a shared machine: an expanding parser needs ~0.6 s for 8 MB and
+    # far longer for the full document; an inert one takes milliseconds.
+    assert elapsed < 2.0
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -600,7 +602,7 @@ def test_fast_path_xml_parser_is_inert_even_if_handed_a_dtd(
         text = ""
     assert not leaked(text)
     assert _Recorder.requests == []
-    assert time.perf_counter() - started < 0.25
+    assert time.perf_counter() - started < 2.0
 
 
 @pytest.mark.parametrize(
