@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from monitor.rules import Hit, Milestone, Story, TermSet
-from monitor.textnorm import Layout, normalize, normalize_mapped
+from monitor.textnorm import Layout, Origin, normalize
 
 __all__ = ["Verdict", "classify", "classify_stream", "explain", "normalize", "prefilter"]
 
@@ -71,7 +71,7 @@ class _Doc:
         self._head = normalize(title)
         self.text = f"{self._head}\n{normalize(summary)}"
         self._layout: Layout | None = None
-        self._maps: list[tuple[str, str, list[int], list[int]]] | None = None
+        self._origins: tuple[Origin, Origin] | None = None
 
     @property
     def layout(self) -> Layout:
@@ -80,15 +80,13 @@ class _Doc:
         return self._layout
 
     def quote(self, start: int, end: int) -> str:
-        """The original wording of `text[start:end]` (the normalised one if unmappable)."""
-        if self._maps is None:
-            self._maps = [(raw, *normalize_mapped(raw)) for raw in self._raw]
-        part, offset = (0, 0) if start < len(self._head) else (1, len(self._head) + 1)
-        raw, normal, starts, ends = self._maps[part]
-        s, e = start - offset, end - offset
-        if normal != self.text[offset : offset + len(normal)] or not 0 <= s < e <= len(normal):
-            return self.text[start:end]
-        return raw[starts[s] : ends[e - 1]]
+        """The original wording of `text[start:end]`."""
+        if self._origins is None:
+            self._origins = (Origin(self._raw[0]), Origin(self._raw[1]))
+        if start < len(self._head):
+            return self._origins[0].quote(start, end)
+        offset = len(self._head) + 1
+        return self._origins[1].quote(start - offset, end - offset)
 
 
 # --- judging: one trace serves both `classify` and `explain` ---------------------------
@@ -127,15 +125,6 @@ class _StoryTrace:
         return next((m for m in self.milestones if m.sentence is not None), None)
 
 
-def _first(terms: TermSet | None, text: str) -> Hit | None:
-    if terms is None:
-        return None
-    found = terms.pattern.search(text)
-    return (
-        None if found is None else (found.start(), found.end(), int((found.lastgroup or "t0")[1:]))
-    )
-
-
 def _trace_story(doc: _Doc, story: Story, full: bool) -> _StoryTrace:
     trace = _StoryTrace(story)
     text = doc.text
@@ -149,7 +138,7 @@ def _trace_story(doc: _Doc, story: Story, full: bool) -> _StoryTrace:
         trace.groups.append((group, hits))
         if not hits and trace.missing is None:
             trace.missing = group
-    trace.excluded = _first(story.watch.exclude, text)
+    trace.excluded = story.watch.exclude.first(text) if story.watch.exclude else None
     if not trace.relevant and not full:
         return trace
     cues = story.modality.hits(text) if story.modality else []
@@ -186,7 +175,7 @@ def _trace_milestone(
         trace.groups.append((group, group_hits))
         if sentences is not None:
             sentences &= {layout.sentence(h[0]) for h in group_hits}
-    trace.excluded = _first(milestone.exclude, text)
+    trace.excluded = milestone.exclude.first(text) if milestone.exclude else None
     if sentences and trace.excluded is None:
         trace.sentence = min(sentences)
     return trace

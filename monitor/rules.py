@@ -43,27 +43,45 @@ Hit = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class TermSet:
-    """One group of terms compiled into a single alternation.
+    """One group of terms, compiled into one alternation for speed.
 
     `path` names the group inside its story (`watch.all[0]`, `milestones.unveiling.event`);
-    `terms` are the terms as written in the config, lists expanded, in order.
+    `terms` are the terms as written in the config, lists expanded, in order. `pattern`
+    finds any of them; `each` holds one pattern per term, used only to say which term a
+    match was (naming the alternatives in `pattern` would make it ten times slower).
     """
 
     path: str
     terms: tuple[str, ...]
     pattern: re.Pattern[str] = field(repr=False, compare=False)
+    each: tuple[re.Pattern[str], ...] = field(repr=False, compare=False)
+    by_first: Mapping[str, tuple[int, ...]] = field(repr=False, compare=False)
+    """Which terms can start with a character; `""` lists those that can start anywhere."""
 
     def search(self, text: str) -> bool:
         """True if any term occurs in `text` (normalised)."""
         return self.pattern.search(text) is not None
 
+    def first(self, text: str) -> Hit | None:
+        """The leftmost occurrence in `text`, or None."""
+        m = self.pattern.search(text)
+        return None if m is None else (m.start(), m.end(), self._which(text, m))
+
     def hits(self, text: str) -> list[Hit]:
         """Every non-overlapping occurrence in `text`, leftmost first."""
-        found: list[Hit] = []
-        for m in self.pattern.finditer(text):
-            name = m.lastgroup or "t0"  # every alternative is a named group
-            found.append((m.start(), m.end(), int(name[1:])))
-        return found
+        return [(m.start(), m.end(), self._which(text, m)) for m in self.pattern.finditer(text)]
+
+    def _which(self, text: str, found: re.Match[str]) -> int:
+        start, end = found.span()
+        candidates = self.by_first.get(text[start], self.by_first.get("", ()))
+        first = None
+        for i in candidates:
+            m = self.each[i].match(text, start)
+            if m is not None:
+                if m.end() == end:
+                    return i
+                first = i if first is None else first
+        return first or 0
 
 
 @dataclass(frozen=True)
@@ -97,7 +115,8 @@ class Story:
 
     `milestones` keep config order; `order` is the order they are tried in (first match
     wins), from `precedence` or else latest-declared first. `prefilter` is the required
-    watch group with the fewest terms: a text without it cannot be about the story.
+    watch group whose terms start with the fewest distinct characters, the cheapest to
+    look for: a text without it cannot be about the story.
     """
 
     id: str
@@ -119,7 +138,31 @@ class Story:
 @dataclass(frozen=True)
 class _Term:
     text: str  # as written in the config
-    source: str  # regular expression over normalised text
+    body: str  # regular expression over normalised text, without the left word boundary
+    bounded: bool  # the match starts at the start of a word
+    first: frozenset[str] | None  # the characters a match can start with; None: any
+
+    @property
+    def source(self) -> str:
+        return (r"(?<!\w)" if self.bounded else "") + self.body
+
+
+def _alternation(terms: Sequence[_Term]) -> str:
+    """One regular expression for any of `terms`, the shared word boundary factored out."""
+    parts = [t.source for t in terms if not t.bounded]
+    bounded = [t.body for t in terms if t.bounded]
+    if bounded:
+        parts.insert(0, r"(?<!\w)(?:" + "|".join(bounded) + ")")
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+def _first_chars(terms: Sequence[_Term]) -> frozenset[str] | None:
+    chars: set[str] = set()
+    for t in terms:
+        if t.first is None:
+            return None
+        chars |= t.first
+    return frozenset(chars)
 
 
 class _Lists:
@@ -169,7 +212,7 @@ def _terms(raw: object, path: str, lists: _Lists) -> tuple[_Term, ...]:
         if text.startswith("$") and " " not in text.strip():
             out.extend(lists.get(text.strip()[1:], where))
         else:
-            out.append(_Term(text, _term_source(text, where, lists)))
+            out.append(_term(text, where, lists))
     return tuple(out)
 
 
@@ -185,45 +228,45 @@ def _term_text(item: object, where: str) -> str:
     return item
 
 
-def _term_source(text: str, where: str, lists: _Lists) -> str:
+def _term(text: str, where: str, lists: _Lists) -> _Term:
     if text.startswith("re:"):
-        return _regex_source(text[3:], where)
+        return _Term(text, _regex_source(text[3:], where), bounded=False, first=None)
     tokens = normalize(text).split(" ")
     if tokens[0] == "..." or tokens[-1] == "...":
         raise ConfigError("'...' goes between two words", key=where)
-    parts: list[str] = []
-    after_gap = False
+    elements: list[_Term] = []
+    joins: list[str] = []  # joins[i] goes before elements[i]
+    gap = False
     for token in tokens:
         if token == "...":
-            if after_gap:
+            if gap:
                 raise ConfigError("write '...' once between two words", key=where)
-            parts.append(_GAP)
-            after_gap = True
+            gap = True
             continue
-        if parts:
-            parts.append(_JOIN)
-        after_gap = False
+        joins.append(_GAP + _JOIN if gap else _JOIN)
+        gap = False
         if token.startswith("$"):
-            alternatives = "|".join(t.source for t in lists.get(token[1:], where))
-            parts.append(f"(?:{alternatives})")
+            inner = lists.get(token[1:], where)
+            elements.append(_Term(token, _alternation(inner), False, _first_chars(inner)))
         else:
-            parts.append(_word_source(token, where))
-    return "".join(parts)
+            elements.append(_word(token, where))
+    head = elements[0]
+    body = head.body + "".join(j + e.source for j, e in zip(joins[1:], elements[1:], strict=True))
+    return _Term(text, body, head.bounded, head.first)
 
 
-def _word_source(word: str, where: str) -> str:
+def _word(word: str, where: str) -> _Term:
     infix, suffix = word.startswith("*"), word.endswith("*")
     core = word[1 if infix else 0 : -1 if suffix else None]
     if not core or "*" in core:
         raise ConfigError(f"'*' goes only at the start or end of a word: '{word}'", key=where)
-    left = "" if infix else r"(?<!\w)"
     if suffix:
         right = r"\w*"
     elif re.match(rf"[{_HANGUL}]", core[-1]):
         right = rf"[{_HANGUL}]*(?!\w)"  # Korean particles: 기념비 → 기념비를
     else:
         right = r"(?!\w)"
-    return left + re.escape(core) + right
+    return _Term(word, re.escape(core) + right, bounded=not infix, first=frozenset(core[0]))
 
 
 def _regex_source(source: str, where: str) -> str:
@@ -239,12 +282,22 @@ def _regex_source(source: str, where: str) -> str:
 
 
 def _term_set(path: str, terms: Sequence[_Term], where: str) -> TermSet:
-    alternation = "|".join(f"(?P<t{i}>{t.source})" for i, t in enumerate(terms))
+    source = _alternation(terms)
+    first = _first_chars(terms)
+    if first:  # lets the regex engine skip every position that cannot start a match
+        source = "(?=[" + "".join(re.escape(c) for c in sorted(first)) + "])" + source
     try:
-        pattern = re.compile(alternation)
+        pattern = re.compile(source)
+        each = tuple(re.compile(t.source) for t in terms)
     except re.error as e:  # e.g. inline flags in a re: term
         raise ConfigError(f"invalid regular expression: {e}", key=where) from None
-    return TermSet(path, tuple(t.text for t in terms), pattern)
+    anywhere = [i for i, t in enumerate(terms) if t.first is None]
+    by_first: dict[str, list[int]] = {"": anywhere}
+    for i, t in enumerate(terms):
+        for c in t.first or ():
+            by_first.setdefault(c, []).append(i)
+    buckets = {c: tuple(sorted({*found, *anywhere})) for c, found in by_first.items()}
+    return TermSet(path, tuple(t.text for t in terms), pattern, each, buckets)
 
 
 # --- validating the structure ------------------------------------------------------------
@@ -391,7 +444,7 @@ def _compile_story(raw: object, path: str) -> Story:
         watch=watch,
         modality=_optional_set(body, "modality", "modality", path, lists),
         order=_order(body.get("precedence"), milestones, f"{path}.precedence"),
-        prefilter=min(watch.groups, key=lambda g: len(g.terms)),
+        prefilter=min(watch.groups, key=lambda g: len(g.by_first)),
     )
 
 

@@ -25,13 +25,15 @@ _TABLE = str.maketrans(
         **dict.fromkeys(_INVISIBLE, None),
     }
 )
-_SPACES = re.compile(r"\s+")
+_SPECIAL = re.compile("[ё" + _APOSTROPHES + _QUOTES + _INVISIBLE + "]")
 
 
 def normalize(text: str) -> str:
     """Return `text` in the one form that rules and texts are compared in."""
-    folded = unicodedata.normalize("NFKC", text).casefold().translate(_TABLE)
-    return _SPACES.sub(" ", folded).strip()
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if _SPECIAL.search(folded):  # translate() costs more than the search that avoids it
+        folded = folded.translate(_TABLE)
+    return " ".join(folded.split())
 
 
 def _normalize_piece(piece: str) -> str:
@@ -68,6 +70,51 @@ def normalize_mapped(text: str) -> tuple[str, list[int], list[int]]:
         starts.pop()
         ends.pop()
     return "".join(out), starts, ends
+
+
+_NONSPACE = re.compile(r"\S+")
+_INVISIBLE_CHARS = re.compile("[" + _INVISIBLE + "]")
+
+
+class Origin:
+    """Quotes a span of `normalize(text)` as `text` wrote it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.normal = normalize(text)
+        folded = text.casefold()
+        # Common case: NFKC already, casefolding keeps the length, nothing to drop. Then
+        # characters map one to one inside each whitespace-separated token.
+        self._tokens: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        self._chars: tuple[list[int], list[int]] | None = None
+        if (
+            unicodedata.is_normalized("NFKC", text)
+            and len(folded) == len(text)
+            and not _INVISIBLE_CHARS.search(text)
+        ):
+            raw = [m.start() for m in _NONSPACE.finditer(text)]
+            normal, position = [], 0
+            for m in _NONSPACE.finditer(text):
+                normal.append(position)
+                position += m.end() - m.start() + 1
+            self._tokens = (tuple(normal), tuple(raw))
+        else:
+            mapped, starts, ends = normalize_mapped(text)
+            if mapped == self.normal:
+                self._chars = (starts, ends)
+
+    def quote(self, start: int, end: int) -> str:
+        """`text`'s wording for `normal[start:end]` (the normalised one if unmappable)."""
+        if not 0 <= start < end <= len(self.normal):
+            return self.normal[start:end]
+        if self._tokens is not None:
+            normal, raw = self._tokens
+            first, last = bisect_right(normal, start) - 1, bisect_right(normal, end - 1) - 1
+            return self.text[raw[first] + start - normal[first] : raw[last] + end - normal[last]]
+        if self._chars is not None:
+            starts, ends = self._chars
+            return self.text[starts[start] : ends[end - 1]]
+        return self.normal[start:end]
 
 
 # Clause ends that always hold: sentence ends, colons, brackets, dashes, line breaks.
