@@ -51,7 +51,9 @@ class Verdict:
 
     story: str | None
     milestone: str | None
-    terms: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    terms: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
     why: str = ""
 
     @property

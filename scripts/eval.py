@@ -3,6 +3,7 @@
     python scripts/eval.py                       # ../shared/eval/dev.jsonl
     python scripts/eval.py --data tests/data/heldout.jsonl --errors
     python scripts/eval.py --explain "title" "summary"
+    python scripts/eval.py --bench               # time per item
 
 Labels are `site_selection`, `design_reveal`, `unveiling`, `other_update` (the
 relevant ones) and `irrelevant`. Every item counts, whatever its language: rules
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.match import classify_stream, explain  # noqa: E402
+from monitor.match import classify, classify_stream, explain, prefilter  # noqa: E402
 from monitor.rules import Story, compile_stories  # noqa: E402
 
 MILESTONES = ("site_selection", "design_reveal", "unveiling")
@@ -107,18 +109,82 @@ def render(scores: Scores, title: str) -> str:
     return "\n".join(lines)
 
 
+# Ordinary news of the kind that makes up most of a feed, in the four languages.
+UNRELATED = [
+    (
+        "Central bank raises key rate to 21%",
+        "The Bank of Russia raised its key interest rate by 200 basis points on Friday, citing "
+        "persistent inflation and a tight labour market, and signalled further tightening.",
+    ),
+    (
+        "Apple unveils new iPhone with satellite messaging",
+        "Apple unveiled its latest smartphones at an event in Cupertino on Tuesday, adding "
+        "satellite messaging and a faster chip while keeping prices unchanged.",
+    ),
+    (
+        "В Москве открыли новую станцию метро",
+        "Мэр Москвы открыл новую станцию Большой кольцевой линии. Пассажиропоток станции "
+        "оценивается в 40 тысяч человек в сутки, сообщили в пресс-службе мэрии.",
+    ),
+    (
+        "서울 아파트값 3주 연속 상승",
+        "한국부동산원이 발표한 주간 아파트 가격 동향에 따르면 서울 아파트값은 전주 대비 0.05% "
+        "올라 3주 연속 상승세를 이어갔다.",
+    ),
+    (
+        "У Києві відкрили новий міст",
+        "Міський голова повідомив, що рух мостом відкрито для легкових автомобілів, а для "
+        "громадського транспорту його відкриють наступного місяця.",
+    ),
+    (
+        "Memorial service held for victims of flood",
+        "Hundreds gathered at a memorial in the town square on Sunday to remember the victims "
+        "of last month's flood, as officials promised new defences along the river.",
+    ),
+]
+
+
+def bench(rows: Sequence[Mapping[str, object]], stories: Sequence[Story]) -> str:
+    """Microseconds per item (best of five rounds) for classify and prefilter."""
+    relevant = [(str(r["title"]), str(r["summary"])) for r in rows if r["label"] != "irrelevant"]
+    every = [(str(r["title"]), str(r["summary"])) for r in rows]
+    lines = []
+    for name, items, test in [
+        ("classify, unrelated news", UNRELATED, classify),
+        ("prefilter, unrelated news", UNRELATED, prefilter),
+        ("classify, relevant items", relevant, classify),
+        ("classify, all items", every, classify),
+    ]:
+        rounds = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(20):
+                for title, summary in items:
+                    test(title, summary, stories)
+            rounds.append((time.perf_counter() - start) / (20 * len(items)))
+        lines.append(f"{name:28} {min(rounds) * 1e6:8.1f} µs per item")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/eval/dev.jsonl")
     parser.add_argument("--config", type=Path, default=ROOT / "config.yaml")
     parser.add_argument("--errors", action="store_true", help="list the items got wrong")
     parser.add_argument("--explain", nargs=2, metavar=("TITLE", "SUMMARY"))
+    parser.add_argument("--bench", action="store_true", help="time classify and prefilter")
     args = parser.parse_args(argv)
     stories = load_stories(args.config)
     if args.explain:
         print(explain(args.explain[0], args.explain[1], stories))
         return 0
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line]
+    if args.bench:
+        started = time.perf_counter()
+        load_stories(args.config)
+        print(f"{'compiling the config':28} {(time.perf_counter() - started) * 1e3:8.1f} ms")
+        print(bench(rows, stories))
+        return 0
     results = run(rows, stories)
     pairs = [(str(r["label"]), predicted_label(p)) for r, p in zip(rows, results, strict=True)]
     print(render(score(pairs), str(args.data)))

@@ -255,6 +255,9 @@ def test_verdict_quotes_terms_as_written_under_rule_paths(default: tuple[Story, 
     assert verdict.terms["milestones.unveiling.event.all[0]"] == ("відкрили",)
     assert verdict.terms["milestones.unveiling.all[0]"] == ("Пам’ятник",)
     assert verdict.why == "Monument unveiled: “відкрили” with “Пам’ятник” in one sentence."
+    assert hash(verdict) == hash(
+        classify("У Курську відкрили Пам’ятник військовим КНДР", "", default)
+    )
 
 
 def test_irrelevant_verdict_says_why(default: tuple[Story, ...]) -> None:
