@@ -278,7 +278,9 @@ def _why_not(doc: _Doc, traces: Sequence[_StoryTrace]) -> str:
         if trace.excluded is not None:
             term = doc.quote(trace.excluded[0], trace.excluded[1])
             return f"Not relevant: excluded from {trace.story.id} by “{term}”."
-    return "Not relevant: no story's watch terms all occur."
+    if traces and traces[0].missing is not None:
+        return f"Not relevant: nothing from {traces[0].missing.path} of {traces[0].story.id}."
+    return "Not relevant: no story."
 
 
 def classify(title: str, summary: str, stories: Sequence[Story]) -> Verdict:

@@ -222,6 +222,20 @@ DEFAULT_CASES = [
     ("North Korea opens memorial to soldiers killed in Kursk", "irrelevant"),
     ("Kim Jong Un unveils memorial to troops who fought in Kursk", "irrelevant"),
     ("В Пхеньяне установили памятник бойцам КНДР, погибшим в Курской области", "irrelevant"),
+    ("Лидер КНДР Ким Чен Ын открыл мемориал воинам, погибшим в Курской области", "irrelevant"),
+    ("Лидер КНДР Ким Чен Ын лично выбрал площадку для мемориала героям Курска", "irrelevant"),
+    ("North Korea completes memorial museum for soldiers killed in Kursk", "irrelevant"),
+    ("Russia unveils memorial to Pyongyang's troops in Kursk", "unveiling"),
+    ("В Курске открыли памятник северокорейцам", "unveiling"),
+    ("쿠르스크에 북한군참전기념비 세워졌다", "unveiling"),
+    (
+        "Kim Jong Un's envoy attended the unveiling of the Kursk monument to KPA soldiers",
+        "unveiling",
+    ),
+    ("Окупанти відкрили в Курську пам'ятник північнокорейським найманцям", "unveiling"),
+    ("러시아, 쿠르스크에 북한군 추모비 세운다", "other_update"),
+    ("В Курске установят памятник бойцам КНДР", "other_update"),
+    ("Russia to erect monument to North Korean soldiers in Kursk", "other_update"),
 ]
 
 
@@ -270,6 +284,8 @@ def test_irrelevant_verdict_says_why(default: tuple[Story, ...]) -> None:
     assert dict(verdict.terms) == {}
     assert "excluded" in verdict.why
     assert "museum" in verdict.why
+    missing = classify("Weather in Kursk", "", default)
+    assert missing.why == "Not relevant: nothing from watch.all[0] of kursk-kpa-monument."
 
 
 def test_explain_shows_groups_cues_and_verdict(default: tuple[Story, ...]) -> None:
