@@ -9,15 +9,17 @@ How a text is judged against the stories, in order:
    match wins). No such story: the text is not relevant.
 3. The story's milestones are tried in its `order` (latest stage first unless the
    config says otherwise); the first that holds is the verdict's milestone. A
-   milestone holds when one of its `event` terms appears, not cancelled, in a sentence
-   that also holds a term of each of its other groups, and none of its `none` terms
-   occurs anywhere.
+   milestone holds when each of its `event` groups has a term that is not cancelled,
+   in one sentence that also holds a term of each of its other groups, and none of its
+   `none` terms occurs anywhere.
 4. An event term is cancelled by a modality cue of the story (will be, not yet,
    postponed, 예정 ...) in the same clause, at most `BEFORE_WORDS` words before it or
    `AFTER_WORDS` words after it, or by one of the milestone's `unless` terms anywhere
-   in the same clause. Clauses end at sentence ends, commas, colons, brackets and
-   dashes, so "a monument, which will stand in the park, was unveiled" is an unveiling
-   while "the monument will be unveiled" is not.
+   in the same clause. Clauses are cut as `monitor.textnorm.Layout` says: at sentence
+   ends, colons, brackets and dashes, and at a comma only before a conjunction; a
+   comma before which/который/який opens an island of its own. So "a monument, which
+   will stand in the park, was unveiled" is an unveiling and "the monument will be
+   unveiled" is not.
 """
 
 from __future__ import annotations
@@ -298,8 +300,8 @@ def classify(title: str, summary: str, stories: Sequence[Story]) -> Verdict:
 def prefilter(title: str, summary: str, stories: Sequence[Story]) -> bool:
     """A cheap test, True for every text `classify` could call relevant.
 
-    It looks only for each story's `prefilter` group (the required watch group with the
-    fewest terms): a text without it fails that story's watch rule.
+    It looks only for each story's `prefilter` group (a required watch group, the one
+    cheapest to scan): a text without it fails that story's watch rule.
     """
     text = f"{normalize(title)}\n{normalize(summary)}"
     return any(s.prefilter is None or s.prefilter.search(text) for s in stories)

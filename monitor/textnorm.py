@@ -92,9 +92,9 @@ class Origin:
             and len(folded) == len(text)
             and not _INVISIBLE_CHARS.search(text)
         ):
-            raw = [m.start() for m in _NONSPACE.finditer(text)]
-            normal, position = [], 0
+            raw, normal, position = [], [], 0
             for m in _NONSPACE.finditer(text):
+                raw.append(m.start())
                 normal.append(position)
                 position += m.end() - m.start() + 1
             self._tokens = (tuple(normal), tuple(raw))
@@ -165,7 +165,6 @@ def _clauses(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 class Layout:
     """Word, clause and sentence positions of one normalised text."""
 
-    text: str
     word_starts: tuple[int, ...]
     segment_starts: tuple[int, ...]
     segment_clauses: tuple[int, ...]
@@ -176,7 +175,6 @@ class Layout:
         """Measure `text` (already normalised)."""
         segments, clauses = _clauses(text)
         return cls(
-            text=text,
             word_starts=tuple(m.start() for m in _WORD.finditer(text)),
             segment_starts=segments,
             segment_clauses=clauses,
