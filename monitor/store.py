@@ -369,7 +369,9 @@ class Store:
                 "seen_at": now,
                 "story": verdict.story,
                 "milestone": verdict.milestone,
-                "terms": json.dumps(verdict.terms, ensure_ascii=False) if verdict.story else None,
+                "terms": json.dumps(dict(verdict.terms), ensure_ascii=False)
+                if verdict.story
+                else None,
                 "fingerprint": cluster.to_signed(cluster.fingerprint(entry.text))
                 if verdict.relevant
                 else None,
