@@ -28,13 +28,22 @@ def _shingles(words: list[str], size: int = 2) -> list[str]:
 
 
 def fingerprint(text: str) -> int:
-    """The SimHash of `text`: an unsigned 64-bit integer."""
-    weights = [0] * BITS
-    for shingle in _shingles(_WORD.findall(normalize(text))):
-        digest = int.from_bytes(hashlib.blake2b(shingle.encode(), digest_size=8).digest(), "big")
-        for bit in range(BITS):
-            weights[bit] += 1 if digest >> bit & 1 else -1
-    return sum(1 << bit for bit, weight in enumerate(weights) if weight > 0)
+    """The SimHash of `text`: an unsigned 64-bit integer.
+
+    Bit `b` is set when more than half of the shingles' hashes have bit `b` set. The
+    hashes are written out as 64-character bit strings and transposed with `zip`, so
+    the per-bit counting runs in C rather than in a Python loop per shingle and bit.
+    """
+    rows = [
+        format(int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big"), "064b")
+        for s in _shingles(_WORD.findall(normalize(text)))
+    ]
+    half = len(rows) / 2
+    value = 0
+    for position, column in enumerate(zip(*rows, strict=True)):  # position 0 is bit 63
+        if column.count("1") > half:
+            value |= 1 << (BITS - 1 - position)
+    return value
 
 
 def distance(a: int, b: int) -> int:

@@ -18,9 +18,9 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, event, func, or_, update
+from sqlalchemy import Connection, Engine, Table, event, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -30,6 +30,10 @@ from monitor.entry import Entry
 from monitor.errors import StoreError
 from monitor.match import Verdict
 from monitor.tables import Delivery, Event, Feed, Item, Migration
+
+_FEED = cast(Table, Feed.__table__)  # type: ignore[attr-defined]
+_ITEM = cast(Table, Item.__table__)  # type: ignore[attr-defined]
+"""The tables themselves, for Core statements on the hot paths (no ORM bookkeeping)."""
 
 Router = Callable[[str, str], Sequence[str]]
 """(story, milestone) → the labels of the targets that receive its alert."""
@@ -242,14 +246,17 @@ class Store:
         validators: tuple[str | None, str | None] | None = None,
     ) -> None:
         """A 304 or an identical body: the feed is healthy and has nothing new."""
+        values: dict[str, Any] = {**_ok_values(now, next_check), "last_status": status}
+        if moved_to:
+            values["moved_to"] = moved_to
+        if validators is not None:
+            values["etag"], values["last_modified"] = validators
         with self._write() as session:
-            row = _feed_row(session, name)
-            _mark_ok(row, now, next_check)
-            row.last_status = status
-            row.moved_to = moved_to or row.moved_to
-            if validators is not None:
-                row.etag, row.last_modified = validators
-            session.add(row)
+            done = session.connection().execute(
+                update(_FEED).where(_FEED.c.name == name).values(**values)
+            )
+            if done.rowcount == 0:
+                raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
 
     def record_failure(
         self,
@@ -306,16 +313,26 @@ class Store:
         """
         result = IngestResult()
         with self._write() as session:
-            feed = _feed_row(session, name)
-            baseline = not feed.baseline_done
+            db = session.connection()
+            found = db.execute(
+                select(_FEED.c.id, _FEED.c.baseline_done).where(_FEED.c.name == name)
+            ).one_or_none()
+            if found is None:
+                raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
+            feed_id, baseline_done = found
+            baseline = not baseline_done
 
             def silent(entry: Entry) -> bool:
                 return baseline or _published_before(entry, alert_after)
 
-            new_ids = self._insert_items(session, feed, items, now=now, silent=silent)
+            # Only relevant items are fingerprinted (clustering is for them alone), once.
+            prints = {
+                c.entry.key: cluster.fingerprint(c.entry.text) for c in items if c.verdict.relevant
+            }
+            new_ids = self._insert_items(db, feed_id, items, prints, now=now, silent=silent)
             fresh = [c for c in items if c.entry.key in new_ids]
             result.new = len(fresh)
-            copies = self._copies(session, fresh, new_ids)
+            copies = self._copies(db, fresh, new_ids)
             result.duplicates = len(copies)
             for classified in fresh:
                 item_id = new_ids[classified.entry.key]
@@ -326,28 +343,34 @@ class Store:
                     session,
                     classified,
                     item_id,
+                    prints[classified.entry.key],
                     silent=silent(classified.entry),
                     now=now,
                     route=route,
                     result=result,
                 )
-            _mark_ok(feed, now, next_check)
-            feed.last_status = 200
-            feed.etag, feed.last_modified = validators
-            feed.content_hash = content_hash
-            feed.moved_to = moved_to or feed.moved_to
-            feed.items_seen += result.new
-            feed.baseline_done = True
+            values: dict[str, Any] = {
+                **_ok_values(now, next_check),
+                "last_status": 200,
+                "etag": validators[0],
+                "last_modified": validators[1],
+                "content_hash": content_hash,
+                "items_seen": _FEED.c.items_seen + result.new,
+                "baseline_done": True,
+            }
+            if moved_to:
+                values["moved_to"] = moved_to
             if result.new:
-                feed.last_item_at = now
-            session.add(feed)
+                values["last_item_at"] = now
+            db.execute(update(_FEED).where(_FEED.c.id == feed_id).values(**values))
         return result
 
     def _insert_items(
         self,
-        session: Session,
-        feed: Feed,
+        db: Connection,
+        feed_id: int,
         items: Sequence[Classified],
+        prints: dict[str, int],
         *,
         now: datetime,
         silent: Callable[[Entry], bool],
@@ -358,7 +381,7 @@ class Store:
             if entry.key in rows:
                 continue
             rows[entry.key] = {
-                "feed_id": feed.id,
+                "feed_id": feed_id,
                 "key": entry.key,
                 "url": entry.url,
                 "title": entry.title,
@@ -372,45 +395,42 @@ class Store:
                 "terms": json.dumps(dict(verdict.terms), ensure_ascii=False)
                 if verdict.story
                 else None,
-                "fingerprint": cluster.to_signed(cluster.fingerprint(entry.text))
-                if verdict.relevant
+                "fingerprint": cluster.to_signed(prints[entry.key])
+                if entry.key in prints
                 else None,
                 "silent": silent(entry),
             }
-        new: dict[str, int] = {}
-        values = list(rows.values())
-        for start in range(0, len(values), 500):
-            statement = (
-                self._insert_statement(Item)
-                .values(values[start : start + 500])
-                .on_conflict_do_nothing(index_elements=["feed_id", "key"])
-                .returning(col(Item.id), col(Item.key))
-            )
-            for item_id, key in session.execute(statement):
-                new[key] = item_id
-        return new
+        if not rows:
+            return {}
+        # One statement with the rows as parameters (executemany): SQLAlchemy compiles it
+        # once and batches the rows itself. Rows inlined with .values(list) compiled a new
+        # statement of thousands of parameters per feed, most of an ingest's cost.
+        statement = (
+            self._insert_statement(_ITEM)
+            .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+            .returning(_ITEM.c.id, _ITEM.c.key)
+        )
+        outcome = db.execute(statement, list(rows.values()))
+        return {key: item_id for item_id, key in outcome}
 
-    def _insert_statement(self, table: type[SQLModel]) -> Any:
+    def _insert_statement(self, table: type[SQLModel] | Table) -> Any:
         if self._sqlite:
             return sqlite.insert(table)
         return postgresql.insert(table)
 
     def _copies(
-        self, session: Session, fresh: Sequence[Classified], new_ids: dict[str, int]
+        self, db: Connection, fresh: Sequence[Classified], new_ids: dict[str, int]
     ) -> set[int]:
         """Ids of new items whose canonical URL was already stored (identity level 2)."""
         urls = {c.entry.url for c in fresh if c.entry.url}
         if not urls:
             return set()
-        first_by_url: dict[str, int] = {}
         statement = (
-            select(Item.url, func.min(Item.id))
-            .where(col(Item.url).in_(urls), col(Item.duplicate_of).is_(None))
-            .group_by(col(Item.url))
+            select(_ITEM.c.url, func.min(_ITEM.c.id))
+            .where(_ITEM.c.url.in_(urls), _ITEM.c.duplicate_of.is_(None))
+            .group_by(_ITEM.c.url)
         )
-        for url, first in session.exec(statement).all():
-            if url is not None and first is not None:
-                first_by_url[url] = first
+        first_by_url: dict[str, int] = dict(db.execute(statement).all())
         copies: dict[int, int] = {}
         for classified in fresh:
             item_id = new_ids[classified.entry.key]
@@ -418,7 +438,7 @@ class Store:
             if first is not None and first != item_id:
                 copies[item_id] = first
         for item_id, first in copies.items():
-            session.execute(update(Item).where(col(Item.id) == item_id).values(duplicate_of=first))
+            db.execute(update(_ITEM).where(_ITEM.c.id == item_id).values(duplicate_of=first))
         return set(copies)
 
     def _place(
@@ -426,6 +446,7 @@ class Store:
         session: Session,
         classified: Classified,
         item_id: int,
+        fingerprint: int,
         *,
         silent: bool,
         now: datetime,
@@ -436,7 +457,7 @@ class Store:
         entry, verdict = classified.entry, classified.verdict
         assert verdict.story is not None
         changes: dict[str, Any] = {
-            "cluster_id": self._cluster_of(session, item_id, verdict.story, entry.text, now),
+            "cluster_id": self._cluster_of(session, item_id, verdict.story, fingerprint, now),
         }
         if verdict.milestone is not None:
             event_id, created = self._event_for(
@@ -459,10 +480,9 @@ class Store:
         session.execute(update(Item).where(col(Item.id) == item_id).values(**changes))
 
     def _cluster_of(
-        self, session: Session, item_id: int, story: str, text: str, now: datetime
+        self, session: Session, item_id: int, story: str, mine: int, now: datetime
     ) -> int:
         """The cluster (its first item's id) of near-duplicate reports (identity level 3)."""
-        mine = cluster.fingerprint(text)
         statement = (
             select(Item.id, Item.fingerprint, Item.cluster_id)
             .where(
@@ -747,14 +767,17 @@ def _enqueue_notice(session: Session, notice: Notice, dedup_key: str, now: datet
         )
 
 
-def _mark_ok(row: Feed, now: datetime, next_check: datetime) -> None:
+def _ok_values(now: datetime, next_check: datetime) -> dict[str, Any]:
     """A successful check: the failure count, backoff and any gone mark are cleared."""
-    row.last_checked = row.last_ok = now
-    row.gone = False
-    row.last_error = None
-    row.consecutive_failures = 0
-    row.failing_since = None
-    row.next_check = next_check
+    return {
+        "last_checked": now,
+        "last_ok": now,
+        "gone": False,
+        "last_error": None,
+        "consecutive_failures": 0,
+        "failing_since": None,
+        "next_check": next_check,
+    }
 
 
 def _published_before(entry: Entry, moment: datetime) -> bool:

@@ -19,6 +19,9 @@ from yaml.constructor import SafeConstructor
 
 from monitor.errors import ConfigError
 
+# libyaml's parser when PyYAML was built with it: the same nodes and marks, at a tenth of
+# the cost (a config of 400 feeds took 0.2 s to compose in pure Python).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ENV_REF = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -55,7 +58,7 @@ def load_yaml(text: str, env: Mapping[str, str] | None = None) -> Located:
     """Parse `text`, substitute `${VAR}` from `env`, and record each path's line."""
     env = os.environ if env is None else env
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
