@@ -46,6 +46,7 @@ TARGETS = {"cold_ratio": 0.30, "warm_seconds": 1.5, "peak_rss_mb": 150.0}
 @dataclass
 class Process:
     seconds: float
+    cpu_seconds: float
     peak_rss_mb: float
     stdout: str
     returncode: int
@@ -61,7 +62,8 @@ def run(command: list[str], log: Path, env: dict[str, str] | None = None) -> Pro
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
-    return Process(seconds, usage.ru_maxrss / 1024, log.read_text(), child.returncode)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Process(seconds, cpu, usage.ru_maxrss / 1024, log.read_text(), child.returncode)
 
 
 def start_farm(feeds: int, items: int, hosts: int, port: int) -> subprocess.Popen[str]:
@@ -123,6 +125,7 @@ def one_run(out: Path, urls_file: Path, urls: list[str], reader_workers: int) ->
         cycle = cycle_done(done.stdout)
         figures[f"monitor_{phase}"] = {
             "seconds": done.seconds,
+            "cpu_seconds": done.cpu_seconds,
             "cycle_seconds": cycle["seconds"],
             "peak_rss_mb": done.peak_rss_mb,
             "cycle": {k: cycle[k] for k in ("ok", "unchanged", "failed", "new")},
@@ -138,7 +141,12 @@ def one_run(out: Path, urls_file: Path, urls: list[str], reader_workers: int) ->
     if done.returncode != 0:
         raise SystemExit(f"reader failed:\n{done.stdout[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    figures["reader"] = {**result, "process_seconds": done.seconds, "peak_rss_mb": done.peak_rss_mb}
+    figures["reader"] = {
+        **result,
+        "process_seconds": done.seconds,
+        "cpu_seconds": done.cpu_seconds,
+        "peak_rss_mb": done.peak_rss_mb,
+    }
 
     done = run([python, str(BENCH / "floor.py"), str(urls_file), "16"], out / "floor.log")
     if done.returncode != 0:

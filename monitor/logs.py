@@ -1,7 +1,7 @@
 """Structured logs: one event name plus fields per line.
 
 JSON lines when the output is not a terminal (journald, files, pipes); a readable
-coloured form on a terminal. The stdlib loggers (APScheduler, apprise, httpx) are
+coloured form on a terminal. The stdlib loggers (APScheduler, apprise, aiohttp) are
 routed through the same formatter, so every line of output has one shape. Under
 systemd (JOURNAL_STREAM set) each line starts with a `<N>` priority prefix, which
 journald turns into the entry's priority.
@@ -72,5 +72,5 @@ def configure_logging(
     root.handlers = [handler]
     root.setLevel(level.upper())
     # Library chatter below WARNING is noise in a service log.
-    for name in ("httpx", "httpcore", "apscheduler.scheduler", "apprise"):
+    for name in ("aiohttp", "apscheduler.scheduler", "apprise"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

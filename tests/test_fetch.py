@@ -1,10 +1,9 @@
-"""The fetch stage: statuses, redirects, caps and validators (MockTransport), then hostile
-servers on loopback (compression, bombs, drips, oversized bodies, concurrency limits)."""
+"""The fetch stage against real servers on loopback: statuses, redirects, validators,
+and hostile bodies (compression, bombs, drips, oversized answers), and its limits."""
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import threading
 import time
 import tracemalloc
@@ -14,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-import httpx
 import pytest
 
 from monitor.config import PROJECT_URL, FetchSettings
@@ -31,178 +29,79 @@ from tests.support.feeds import FILLER, rss
 from tests.support.servers import FeedServer, free_port
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-FEED = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+CAP = 1024 * 1024
+FEED = rss(FILLER).encode()
 
 
-def fetch(
-    handler: httpx.MockTransport | object,
-    url: str = "https://feeds.example/rss",
-    validators: Validators | None = None,
-    **settings: object,
-) -> FetchResult:
-    transport = (
-        handler if isinstance(handler, httpx.MockTransport) else httpx.MockTransport(handler)
-    )  # type: ignore[arg-type]
+def fetch(url: str, validators: Validators | None = None, **overrides: Any) -> FetchResult:
+    values: dict[str, Any] = {"timeout": timedelta(seconds=5), "max_bytes": CAP, **overrides}
 
     async def go() -> FetchResult:
-        async with Fetcher(FetchSettings(**settings), transport=transport, clock=lambda: NOW) as f:  # type: ignore[arg-type]
-            return await f.fetch(url, validators or Validators())
+        async with Fetcher(FetchSettings(**values), clock=lambda: NOW) as fetcher:
+            return await fetcher.fetch(url, validators or Validators())
 
     return asyncio.run(go())
 
 
-def test_ok_carries_validators_and_body() -> None:
-    """A 200 returns the body, its ETag and Last-Modified, and the User-Agent names us."""
-    seen: list[httpx.Request] = []
+def fetch_error(url: str, **overrides: Any) -> FeedError:
+    with pytest.raises(FeedError) as caught:
+        fetch(url, **overrides)
+    return caught.value
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(
-            200,
-            content=FEED,
-            headers={"ETag": '"v1"', "Last-Modified": "Wed, 01 Jan 2025 00:00:00 GMT"},
-        )
 
-    result = fetch(handler)
-    assert result.body == FEED
-    assert result.etag == '"v1"'
+# -- statuses -------------------------------------------------------------------
+
+
+def test_ok_carries_validators_and_body(feed_server: FeedServer) -> None:
+    """A 200 returns the body, its ETag, Last-Modified and content type."""
+    url = feed_server.serve("/f", FEED, headers={"Last-Modified": "Wed, 01 Jan 2025 00:00:00 GMT"})
+    result = fetch(url)
+    assert (result.status, result.body, result.not_modified) == (200, FEED, False)
+    assert result.etag
+    assert result.etag.startswith('"')
     assert result.last_modified == "Wed, 01 Jan 2025 00:00:00 GMT"
-    assert "monitor/" in seen[0].headers["user-agent"]
-    assert "+http" in seen[0].headers["user-agent"]
-
-
-def test_conditional_get_and_304() -> None:
-    """Stored validators are sent; a 304 is a value, not an error."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.headers["if-none-match"] == '"v1"'
-        assert request.headers["if-modified-since"] == "Wed, 01 Jan 2025 00:00:00 GMT"
-        return httpx.Response(304)
-
-    result = fetch(handler, validators=Validators('"v1"', "Wed, 01 Jan 2025 00:00:00 GMT"))
-    assert result.not_modified
-    assert result.body == b""
+    assert result.content_type == "application/rss+xml; charset=utf-8"
+    assert result.moved_to is None
 
 
 @pytest.mark.parametrize(
-    ("status", "headers", "error", "retry_after"),
+    ("status", "headers", "kind", "retry_after"),
     [
+        pytest.param(500, {}, TransientFeedError, None, id="500-transient"),
+        pytest.param(502, {}, TransientFeedError, None, id="502-transient"),
+        pytest.param(404, {}, PermanentFeedError, None, id="404-permanent"),
+        pytest.param(403, {}, PermanentFeedError, None, id="403-permanent"),
         pytest.param(410, {}, FeedGone, None, id="410-gone"),
-        pytest.param(404, {}, PermanentFeedError, None, id="404"),
-        pytest.param(403, {}, PermanentFeedError, None, id="403"),
-        pytest.param(500, {}, TransientFeedError, None, id="500"),
-        pytest.param(502, {}, TransientFeedError, None, id="502"),
+        pytest.param(429, {"Retry-After": "120"}, RateLimited, 120, id="429-seconds"),
         pytest.param(
-            429, {"Retry-After": "120"}, RateLimited, timedelta(seconds=120), id="429-seconds"
+            503, {"Retry-After": "Fri, 27 Nov 2026 12:05:00 GMT"}, RateLimited, 300, id="503-date"
         ),
+        pytest.param(429, {}, RateLimited, None, id="429-without-retry-after"),
         pytest.param(
-            503,
-            {"Retry-After": "Fri, 27 Nov 2026 12:05:00 GMT"},
+            429,
+            {"Retry-After": "99999999999999999999"},
             RateLimited,
-            timedelta(minutes=5),
-            id="503-date",
+            RETRY_AFTER_MAX.total_seconds(),
+            id="429-absurd-retry-after-capped",
         ),
-        pytest.param(429, {}, RateLimited, None, id="429-no-header"),
     ],
 )
-def test_status_codes(
-    status: int, headers: dict[str, str], error: type[Exception], retry_after: timedelta | None
+def test_status_errors(
+    feed_server: FeedServer,
+    status: int,
+    headers: dict[str, str],
+    kind: type[FeedError],
+    retry_after: float | None,
 ) -> None:
-    """Each error status maps to its kind of failure, with Retry-After when given."""
-    with pytest.raises(error) as caught:
-        fetch(lambda request: httpx.Response(status, headers=headers))
-    assert getattr(caught.value, "status", None) == status
-    if isinstance(caught.value, RateLimited):
-        assert caught.value.retry_after == retry_after
-    if error is PermanentFeedError:
-        assert not isinstance(caught.value, FeedGone)
-
-
-def _redirects(chain: dict[str, tuple[int, str]]):  # type: ignore[no-untyped-def]
-    def handler(request: httpx.Request) -> httpx.Response:
-        hop = chain.get(request.url.path)
-        if hop is None:
-            return httpx.Response(200, content=FEED)
-        return httpx.Response(hop[0], headers={"Location": hop[1]})
-
-    return handler
-
-
-@pytest.mark.parametrize(
-    ("chain", "moved_to"),
-    [
-        pytest.param({"/rss": (301, "/new")}, "https://feeds.example/new", id="301"),
-        pytest.param(
-            {"/rss": (308, "https://other.example/feed")},
-            "https://other.example/feed",
-            id="308-absolute",
-        ),
-        pytest.param(
-            {"/rss": (301, "/a"), "/a": (308, "/b")},
-            "https://feeds.example/b",
-            id="permanent-chain",
-        ),
-        pytest.param({"/rss": (302, "/tmp")}, None, id="302-temporary"),
-        pytest.param(
-            {"/rss": (301, "/a"), "/a": (307, "/b")}, None, id="mixed-chain-not-permanent"
-        ),
-    ],
-)
-def test_redirects(chain: dict[str, tuple[int, str]], moved_to: str | None) -> None:
-    """Redirects are followed; only an all-permanent chain moves the feed."""
-    result = fetch(_redirects(chain))
-    assert result.body == FEED
-    assert result.moved_to == moved_to
-
-
-def test_redirect_loop_is_an_error() -> None:
-    """A redirect loop ends after max_redirects with a permanent error."""
-    with pytest.raises(PermanentFeedError, match="redirects"):
-        fetch(_redirects({"/rss": (302, "/a"), "/a": (302, "/rss")}), max_redirects=3)
-
-
-@pytest.mark.parametrize(
-    ("declared", "size"),
-    [pytest.param(True, 2048, id="declared-length"), pytest.param(False, 2048, id="streamed")],
-)
-def test_size_cap(declared: bool, size: int) -> None:
-    """A body over max_bytes is refused, whether or not Content-Length announces it."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = b"x" * size
-        if declared:
-            return httpx.Response(200, content=body)
-
-        async def stream():  # type: ignore[no-untyped-def]
-            for start in range(0, size, 256):
-                yield body[start : start + 256]
-
-        return httpx.Response(200, content=stream())
-
-    with pytest.raises(PermanentFeedError, match="cap"):
-        fetch(handler, max_bytes=1024)
-
-
-def test_gzip_bomb_stops_at_the_cap() -> None:
-    """The cap counts decompressed bytes, so a small gzip body cannot expand past it."""
-    bomb = gzip.compress(b"\0" * (5 * 1024 * 1024))
-    assert len(bomb) < 10_000
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=bomb, headers={"Content-Encoding": "gzip"})
-
-    with pytest.raises(PermanentFeedError, match="cap"):
-        fetch(handler, max_bytes=1024 * 1024)
-
-
-def test_connection_errors_are_transient() -> None:
-    """A refused connection is a transient failure, with the cause in the message."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused")
-
-    with pytest.raises(TransientFeedError, match="ConnectError"):
-        fetch(handler)
+    """Each error status raises its kind of FeedError, with the server's Retry-After."""
+    url = feed_server.serve("/f", b"nope", status=status, headers=headers)
+    error = fetch_error(url)
+    assert type(error) is kind
+    assert error.status == status
+    assert str(status) in str(error)
+    if isinstance(error, RateLimited):
+        waited = error.retry_after.total_seconds() if error.retry_after else None
+        assert waited == retry_after
 
 
 @pytest.mark.parametrize(
@@ -225,26 +124,48 @@ def test_parse_retry_after(value: str | None, expected: timedelta | None) -> Non
     assert parse_retry_after(value, NOW) == expected
 
 
-# -- against loopback servers -------------------------------------------------------
-
-CAP = 1024 * 1024
-LOOPBACK_FEED = rss(FILLER).encode()
+# -- redirects ------------------------------------------------------------------
 
 
-def loopback_fetch(url: str, validators: Validators | None = None, **overrides: Any) -> FetchResult:
-    values: dict[str, Any] = {"timeout": timedelta(seconds=5), "max_bytes": CAP, **overrides}
+@pytest.mark.parametrize(
+    ("hops", "moved"),
+    [
+        pytest.param([301], True, id="301-moves"),
+        pytest.param([308], True, id="308-moves"),
+        pytest.param([301, 308], True, id="permanent-chain-moves"),
+        pytest.param([302], False, id="302-temporary"),
+        pytest.param([307], False, id="307-temporary"),
+        pytest.param([301, 307], False, id="mixed-chain-not-permanent"),
+    ],
+)
+def test_redirects(feed_server: FeedServer, hops: list[int], moved: bool) -> None:
+    """Redirects are followed; `moved_to` is set only when every hop was permanent."""
+    final = feed_server.serve("/final", FEED)
+    for i, status in enumerate(hops):
+        target = "/final" if i == len(hops) - 1 else f"/hop{i + 1}"
+        feed_server.serve(f"/hop{i}", b"", handler=hostile.redirect(target, status))
+    result = fetch(feed_server.url("/hop0"))
+    assert result.body == FEED
+    assert result.url == final
+    assert result.moved_to == (final if moved else None)
 
-    async def go() -> FetchResult:
-        async with Fetcher(FetchSettings(**values), clock=lambda: NOW) as fetcher:
-            return await fetcher.fetch(url, validators or Validators())
 
-    return asyncio.run(go())
+def test_redirect_to_an_absolute_url_on_another_host(feed_server: FeedServer) -> None:
+    """An absolute Location on another host is followed and becomes the new address."""
+    moved = feed_server.serve("/feed", FEED).replace("127.0.0.1", "localhost")
+    feed_server.serve("/old", b"", handler=hostile.redirect(moved, 308))
+    result = fetch(feed_server.url("/old"))
+    assert (result.body, result.moved_to) == (FEED, moved)
 
 
-def fetch_error(url: str, **overrides: Any) -> FeedError:
-    with pytest.raises(FeedError) as caught:
-        loopback_fetch(url, **overrides)
-    return caught.value
+def test_redirect_loop_is_an_error(feed_server: FeedServer) -> None:
+    """A redirect loop stops at the redirect limit with a permanent error."""
+    feed_server.serve("/a", b"", handler=hostile.redirect("/b", 302))
+    feed_server.serve("/b", b"", handler=hostile.redirect("/a", 302))
+    error = fetch_error(feed_server.url("/a"), max_redirects=3)
+    assert isinstance(error, PermanentFeedError)
+    assert "redirects" in str(error)
+    assert feed_server.hits("/a") + feed_server.hits("/b") == 4
 
 
 # -- conditional GET and headers ------------------------------------------------
@@ -252,12 +173,12 @@ def fetch_error(url: str, **overrides: Any) -> FeedError:
 
 def test_conditional_get_and_identifying_headers(feed_server: FeedServer) -> None:
     """The second fetch sends the validators back and gets a 304; the UA names the project."""
-    url = feed_server.serve("/f", LOOPBACK_FEED)
-    first = loopback_fetch(url)
+    url = feed_server.serve("/f", FEED)
+    first = fetch(url)
     assert first.status == 200
-    assert first.body == LOOPBACK_FEED
+    assert first.body == FEED
     assert first.etag
-    second = loopback_fetch(url, Validators(first.etag, first.last_modified))
+    second = fetch(url, Validators(first.etag, first.last_modified))
     assert second.not_modified
     assert second.body == b""
     _, headers = feed_server.requests[-1]
@@ -269,17 +190,12 @@ def test_conditional_get_and_identifying_headers(feed_server: FeedServer) -> Non
 
 def test_unsendable_validator_is_dropped(feed_server: FeedServer) -> None:
     """A stored ETag that cannot go back in a header is left out, not fatal."""
-    url = feed_server.serve("/f", LOOPBACK_FEED)
-    result = loopback_fetch(
-        url, Validators(etag='"ét€"', last_modified="Thu, 01 Jan 2026 00:00:00 GMT")
-    )
-    assert result.body == LOOPBACK_FEED
+    url = feed_server.serve("/f", FEED)
+    result = fetch(url, Validators(etag='"ét€"', last_modified="Thu, 01 Jan 2026 00:00:00 GMT"))
+    assert result.body == FEED
     _, headers = feed_server.requests[-1]
     assert "If-None-Match" not in headers
     assert headers["If-Modified-Since"] == "Thu, 01 Jan 2026 00:00:00 GMT"
-
-
-# -- redirects ------------------------------------------------------------------
 
 
 def test_redirect_to_other_scheme_is_an_error(feed_server: FeedServer) -> None:
@@ -299,34 +215,30 @@ def _raw_deflate(data: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("encoding", "body"),
     [
-        pytest.param("gzip", hostile.gzip_body(LOOPBACK_FEED), id="gzip"),
-        pytest.param("x-gzip", hostile.gzip_body(LOOPBACK_FEED), id="x-gzip"),
+        pytest.param("gzip", hostile.gzip_body(FEED), id="gzip"),
+        pytest.param("x-gzip", hostile.gzip_body(FEED), id="x-gzip"),
         pytest.param(
             "gzip",
-            hostile.gzip_body(LOOPBACK_FEED[:100]) + hostile.gzip_body(LOOPBACK_FEED[100:]),
+            hostile.gzip_body(FEED[:100]) + hostile.gzip_body(FEED[100:]),
             id="gzip-two-members",
         ),
-        pytest.param(
-            "gzip", hostile.gzip_body(LOOPBACK_FEED) + b"\0\0junk", id="gzip-trailing-junk"
-        ),
-        pytest.param("deflate", zlib.compress(LOOPBACK_FEED), id="deflate-zlib"),
-        pytest.param("deflate", _raw_deflate(LOOPBACK_FEED), id="deflate-raw"),
-        pytest.param("identity", LOOPBACK_FEED, id="identity"),
+        pytest.param("gzip", hostile.gzip_body(FEED) + b"\0\0junk", id="gzip-trailing-junk"),
+        pytest.param("deflate", zlib.compress(FEED), id="deflate-zlib"),
+        pytest.param("deflate", _raw_deflate(FEED), id="deflate-raw"),
+        pytest.param("identity", FEED, id="identity"),
     ],
 )
 def test_compressed_bodies(feed_server: FeedServer, encoding: str, body: bytes) -> None:
     """Compressed bodies come back decoded."""
     url = feed_server.serve("/f", b"", handler=hostile.encoded(body, encoding))
-    assert loopback_fetch(url).body == LOOPBACK_FEED
+    assert fetch(url).body == FEED
 
 
 @pytest.mark.parametrize(
     ("encoding", "body", "message"),
     [
         pytest.param("br", b"\x0b\x02\x80hello\x03", "unsupported", id="brotli-not-offered"),
-        pytest.param(
-            "gzip, gzip", hostile.gzip_body(LOOPBACK_FEED), "unsupported", id="double-gzip"
-        ),
+        pytest.param("gzip, gzip", hostile.gzip_body(FEED), "unsupported", id="double-gzip"),
         pytest.param("gzip", b"\x1f\x8b\x08\x00garbage" * 10, "cannot decode", id="corrupt"),
     ],
 )
@@ -403,7 +315,7 @@ class _Gauge:
             time.sleep(0.15)
             with self._lock:
                 self.now -= 1
-            hostile.encoded(LOOPBACK_FEED, "identity")(request)
+            hostile.encoded(FEED, "identity")(request)
 
         return handle
 
@@ -428,5 +340,5 @@ def test_concurrency_limits(
             return await asyncio.gather(*(fetcher.fetch(u) for u in urls))
 
     results = asyncio.run(go())
-    assert [r.body for r in results] == [LOOPBACK_FEED] * 8
+    assert [r.body for r in results] == [FEED] * 8
     assert gauge.peak == expected
