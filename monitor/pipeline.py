@@ -100,6 +100,9 @@ class Pipeline:
         self.rng = rng or random.Random()
         self._stories = {s.id: s for s in config.stories}
         self.log = structlog.get_logger("monitor.pipeline")
+        # Feeds between fetch and store at once. Fetching outruns parsing, so without
+        # this bound a cycle holds every fetched body in memory while it waits its turn.
+        self._in_flight = asyncio.Semaphore(config.fetch.concurrency)
 
     # -- feeds ----------------------------------------------------------------
 
@@ -122,7 +125,8 @@ class Pipeline:
         if waiting and not force:
             return FeedReport(feed.name, "backoff")
         try:
-            return await self._check(feed, state, log)
+            async with self._in_flight:
+                return await self._check(feed, state, log)
         except FeedError as exc:
             return await self._failed(feed, state, exc)
         except Exception as exc:
