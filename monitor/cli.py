@@ -25,6 +25,7 @@ from monitor.messages import milestone_label, render_test
 from monitor.notify import AppriseSender, target_labels
 from monitor.pipeline import Pipeline, utcnow
 from monitor.store import Store
+from monitor.worker import open_reader
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -109,8 +110,12 @@ def _run(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
     async def cycle() -> None:
-        async with Fetcher(config.fetch) as fetcher:
-            pipeline = Pipeline(config, store, fetcher, AppriseSender(config.notify))
+        async with (
+            Fetcher(config.fetch) as fetcher,
+            open_reader(config.fetch.parse_worker, config.stories) as reader,
+        ):
+            sender = AppriseSender(config.notify)
+            pipeline = Pipeline(config, store, fetcher, sender, reader=reader)
             started = utcnow()
             report = await pipeline.run_cycle(force=args.force)
             delivery = await pipeline.deliver()

@@ -79,6 +79,9 @@ class FetchSettings(_Section):
     per_host: int = Field(default=4, ge=1, le=64)
     backoff_max: Duration = timedelta(hours=4)
     user_agent: str = f"monitor/0.1 (+{PROJECT_URL})"
+    parse_worker: bool = True
+    """Parse and match feeds in a child process (a second core; a parser crash or hang
+    costs one feed, not the service). False: in a thread of the service process."""
 
 
 class AlertSettings(_Section):

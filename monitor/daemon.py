@@ -23,6 +23,7 @@ from monitor.fetch import Fetcher
 from monitor.notify import AppriseSender
 from monitor.pipeline import Pipeline
 from monitor.store import Store
+from monitor.worker import InlineReader, ReadWorker, open_reader
 
 DRAIN_DEADLINE = timedelta(seconds=8)
 DELIVERY_JOB = "deliver"
@@ -41,14 +42,20 @@ class Service:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.fetcher: Fetcher | None = None
         self.pipeline: Pipeline | None = None
+        self.reader: ReadWorker | InlineReader | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop, signum)
         self.fetcher = Fetcher(self.config.fetch)
+        self.reader = open_reader(self.config.fetch.parse_worker, self.config.stories)
         self.pipeline = Pipeline(
-            self.config, self.store, self.fetcher, AppriseSender(self.config.notify)
+            self.config,
+            self.store,
+            self.fetcher,
+            AppriseSender(self.config.notify),
+            reader=self.reader,
         )
         await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in self.config.feeds])
         self._schedule()
@@ -144,4 +151,6 @@ class Service:
         self.scheduler.shutdown(wait=False)
         if self.fetcher is not None:
             await self.fetcher.aclose()
+        if self.reader is not None:
+            await self.reader.aclose()
         self.log.info("service.stopped")

@@ -8,7 +8,6 @@ backed off; it never reaches the scheduler or the other feeds.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,16 +17,15 @@ from typing import Any
 import structlog
 
 from monitor.config import Config, FeedConfig
-from monitor.entry import Entry
-from monitor.errors import FeedError, FeedGone, NotAFeed, RateLimited
-from monitor.fetch import Fetcher, FetchResult, Validators
-from monitor.match import Verdict, classify, prefilter
+from monitor.errors import FeedError, FeedGone, RateLimited
+from monitor.fetch import Fetcher, Validators
+from monitor.match import Verdict
 from monitor.messages import Message, render_alert, render_feed_gone
 from monitor.notify import Sender, notice_targets, route, target_labels
-from monitor.parse import parse
 from monitor.rules import Story
 from monitor.store import Claim, Classified, Notice, Store
 from monitor.tables import Feed
+from monitor.worker import FeedReader, InlineReader
 
 Clock = Callable[[], datetime]
 _IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story matched")
@@ -91,6 +89,7 @@ class Pipeline:
         *,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
+        reader: FeedReader | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -98,6 +97,7 @@ class Pipeline:
         self.sender = sender
         self.clock = clock
         self.rng = rng or random.Random()
+        self.reader = reader or InlineReader(config.stories)
         self._stories = {s.id: s for s in config.stories}
         self.log = structlog.get_logger("monitor.pipeline")
         # Feeds between fetch and store at once. Fetching outruns parsing, so without
@@ -154,7 +154,8 @@ class Pipeline:
             )
             log.info("feed.checked", status=result.status, new=0, unchanged=True)
             return FeedReport(feed.name, "unchanged")
-        classified = await asyncio.to_thread(self._read, result, feed)
+        read = await self.reader.read(result.body, result.url, result.content_type, feed.lang)
+        classified = [Classified(entry, verdict or _IRRELEVANT) for entry, verdict in read]
         ingest_at = self.clock()
         outcome = await asyncio.to_thread(
             self.store.ingest,
@@ -181,20 +182,6 @@ class Pipeline:
         for story, milestone in outcome.events:
             log.info("event.created", story=story, milestone=milestone)
         return FeedReport(feed.name, "ok", new=outcome.new, events=outcome.events)
-
-    def _read(self, result: FetchResult, feed: FeedConfig) -> list[Classified]:
-        """Parse and match (CPU work, run off the event loop)."""
-        if not result.body.strip():
-            raise NotAFeed(f"HTTP {result.status} with an empty body")
-        parsed = parse(result.body, result.url, result.content_type)
-        lang = parsed.lang or feed.lang
-        return [self._classify(_with_lang(entry, lang)) for entry in parsed.entries]
-
-    def _classify(self, entry: Entry) -> Classified:
-        stories = self.config.stories
-        if not prefilter(entry.title, entry.summary, stories):
-            return Classified(entry, _IRRELEVANT)
-        return Classified(entry, classify(entry.title, entry.summary, stories))
 
     async def _failed(self, feed: FeedConfig, state: Feed, exc: FeedError) -> FeedReport:
         failures = state.consecutive_failures + 1
@@ -290,9 +277,3 @@ class Pipeline:
 
     def story(self, story_id: str) -> Story | None:
         return self._stories.get(story_id)
-
-
-def _with_lang(entry: Entry, lang: str | None) -> Entry:
-    if entry.lang or not lang:
-        return entry
-    return dataclasses.replace(entry, lang=lang)
