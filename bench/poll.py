@@ -26,6 +26,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,22 +49,74 @@ class Process:
     seconds: float
     cpu_seconds: float
     peak_rss_mb: float
+    """The largest RSS of the process or any one of its children (what time -v shows)."""
+    tree_rss_mb: float
+    """The largest sum of the RSS of the process and its children, sampled."""
+    tree_pss_mb: float
+    """The same for PSS, where pages the processes share are counted once."""
     stdout: str
     returncode: int
 
 
+class TreeMemory(threading.Thread):
+    """Samples the summed RSS and PSS of a process and its descendants every 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.rss = self.pss = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            rss = pss = 0
+            for pid in _tree(self.pid):
+                try:
+                    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+                        for line in rollup:
+                            if line.startswith("Rss:"):
+                                rss += int(line.split()[1])
+                            elif line.startswith("Pss:"):
+                                pss += int(line.split()[1])
+                except OSError:
+                    continue  # it just ended
+            self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
+
+
+def _tree(pid: int) -> list[int]:
+    found = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            for child in children.read().split():
+                found += _tree(int(child))
+    except OSError:
+        pass
+    return found
+
+
 def run(command: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
-    """Run `command`, wait for it with wait4 and return its wall time and peak RSS."""
+    """Run `command`, wait for it with wait4; its wall and CPU time and its memory."""
     with log.open("w") as out:
         started = time.perf_counter()
         child = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env or os.environ.copy()
         )
+        memory = TreeMemory(child.pid)
+        memory.start()
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
+        memory.done.set()
+        memory.join()
     child.returncode = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime
-    return Process(seconds, cpu, usage.ru_maxrss / 1024, log.read_text(), child.returncode)
+    return Process(
+        seconds=seconds,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        tree_rss_mb=memory.rss / 1024,
+        tree_pss_mb=memory.pss / 1024,
+        stdout=log.read_text(),
+        returncode=child.returncode,
+    )
 
 
 def start_farm(feeds: int, items: int, hosts: int, port: int) -> subprocess.Popen[str]:
@@ -128,6 +181,8 @@ def one_run(out: Path, urls_file: Path, urls: list[str], reader_workers: int) ->
             "cpu_seconds": done.cpu_seconds,
             "cycle_seconds": cycle["seconds"],
             "peak_rss_mb": done.peak_rss_mb,
+            "tree_rss_mb": done.tree_rss_mb,
+            "tree_pss_mb": done.tree_pss_mb,
             "cycle": {k: cycle[k] for k in ("ok", "unchanged", "failed", "new")},
         }
 
@@ -193,49 +248,77 @@ def median(runs: list[dict[str, Any]], *path: str) -> float:
 def report(args: argparse.Namespace, runs: list[dict[str, Any]], command: str) -> str:
     cold = median(runs, "monitor_cold", "seconds")
     warm = median(runs, "monitor_warm", "seconds")
-    rss = max(max(f["monitor_cold"]["peak_rss_mb"], f["monitor_warm"]["peak_rss_mb"]) for f in runs)
+    # Judged on the whole process tree (the service and its parse worker), RSS summed:
+    # the strictest reading of "peak RSS".
+    tree_rss = max(f[p]["tree_rss_mb"] for f in runs for p in ("monitor_cold", "monitor_warm"))
+    tree_pss = max(f[p]["tree_pss_mb"] for f in runs for p in ("monitor_cold", "monitor_warm"))
+    largest = max(f[p]["peak_rss_mb"] for f in runs for p in ("monitor_cold", "monitor_warm"))
     reader_cold = median(runs, "reader", "cold", "seconds")
     ratio = cold / reader_cold
     checks = {
         "cold_ratio": ratio <= TARGETS["cold_ratio"],
         "warm_seconds": warm <= TARGETS["warm_seconds"],
-        "peak_rss_mb": rss <= TARGETS["peak_rss_mb"],
+        "peak_rss_mb": tree_rss <= TARGETS["peak_rss_mb"],
     }
 
     def mark(key: str) -> str:
         return "met" if checks[key] else "MISSED"
 
+    def row(label: str, phase: str, target: str = "") -> str:
+        return (
+            f"| {label} | {median(runs, phase, 'seconds'):.2f} "
+            f"| {median(runs, phase, 'cpu_seconds'):.2f} "
+            f"| {median(runs, phase, 'peak_rss_mb'):.0f} "
+            f"| {median(runs, phase, 'tree_rss_mb'):.0f} "
+            f"/ {median(runs, phase, 'tree_pss_mb'):.0f} "
+            f"| {target} |"
+        )
+
     info = machine()
     lines = [
         f"### {args.feeds} feeds × {args.items} items, {args.hosts} loopback hosts"
-        f" — {datetime.now(UTC):%Y-%m-%d}",
+        f" — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"- Machine: {info['cpu']}, {info['memory']}, {info['system']}, Python {info['python']}",
         f"- Versions: {info['versions']}",
         f"- Command: `{command}`",
-        f"- Medians of {len(runs)} runs; peak RSS is the largest seen.",
+        f"- Load average before the runs: {args.load}",
+        f"- Medians of {len(runs)} runs. Wall and CPU (user + system, the process and its"
+        " children) seconds of the whole process; RSS: the largest single process, then"
+        " the sum over the process tree (service + parse worker) as RSS / PSS.",
         "",
-        "| measure | seconds | peak RSS (MB) | target |",
-        "|---|---:|---:|---|",
-        f"| monitor once, cold (whole process) | {cold:.2f} "
-        f"| {median(runs, 'monitor_cold', 'peak_rss_mb'):.0f} "
-        f"| ≤ {TARGETS['cold_ratio']:.2f} × reader: {ratio:.2f} × — {mark('cold_ratio')} |",
-        f"| monitor once, cold (cycle only) | {median(runs, 'monitor_cold', 'cycle_seconds'):.2f}"
-        " | | |",
-        f"| monitor once, warm, all 304 (whole process) | {warm:.2f} "
-        f"| {median(runs, 'monitor_warm', 'peak_rss_mb'):.0f} "
-        f"| ≤ {TARGETS['warm_seconds']} s — {mark('warm_seconds')} |",
-        f"| monitor once, warm (cycle only) | {median(runs, 'monitor_warm', 'cycle_seconds'):.2f}"
-        " | | |",
-        f"| reader update_feeds, cold (workers={args.reader_workers}) | {reader_cold:.2f} "
-        f"| {median(runs, 'reader', 'peak_rss_mb'):.0f} | |",
-        f"| reader update_feeds, warm | {median(runs, 'reader', 'warm', 'seconds'):.2f} | | |",
-        f"| floor: fetch + feedparser | {median(runs, 'floor', 'seconds'):.2f} | | |",
-        f"| … of which fetch | {median(runs, 'floor', 'fetch_seconds'):.2f} | | |",
-        f"| … of which feedparser | {median(runs, 'floor', 'parse_seconds'):.2f} | | |",
+        "| measure | wall s | CPU s | RSS MB | tree RSS / PSS MB | target |",
+        "|---|---:|---:|---:|---:|---|",
+        row(
+            "`monitor once`, cold (all new)",
+            "monitor_cold",
+            f"≤ {TARGETS['cold_ratio']:.2f} × reader: **{ratio:.2f} ×** — {mark('cold_ratio')}",
+        ),
+        row(
+            "`monitor once`, warm (all 304)",
+            "monitor_warm",
+            f"≤ {TARGETS['warm_seconds']} s — {mark('warm_seconds')}",
+        ),
+        f"| reader `update_feeds`, cold (workers={args.reader_workers}) | {reader_cold:.2f}"
+        f" | | {median(runs, 'reader', 'peak_rss_mb'):.0f} | | (update call only) |",
+        f"| reader `update_feeds`, warm | {median(runs, 'reader', 'warm', 'seconds'):.2f}"
+        " | | | | |",
+        f"| reader process (start, add_feed ×{args.feeds}, both updates) "
+        f"| {median(runs, 'reader', 'process_seconds'):.2f}"
+        f" | {median(runs, 'reader', 'cpu_seconds'):.2f} | | | |",
+        f"| floor: fetch + feedparser | {median(runs, 'floor', 'seconds'):.2f} | | | | |",
+        f"| … fetch alone (httpx, 16 at once) | {median(runs, 'floor', 'fetch_seconds'):.2f}"
+        " | | | | |",
+        f"| … feedparser alone | {median(runs, 'floor', 'parse_seconds'):.2f} | | | | |",
         "",
-        f"Peak RSS of `monitor once`: {rss:.0f} MB (target ≤ {TARGETS['peak_rss_mb']:.0f} MB"
-        f" — {mark('peak_rss_mb')}).",
+        f"Cycle time inside `monitor once` (from its `cycle.done` log): cold "
+        f"{median(runs, 'monitor_cold', 'cycle_seconds'):.2f} s, warm "
+        f"{median(runs, 'monitor_warm', 'cycle_seconds'):.2f} s; the rest is start-up"
+        " (imports, config, database) and shut-down.",
+        "",
+        f"Peak memory: {tree_rss:.0f} MB RSS summed over the process tree ({tree_pss:.0f} MB"
+        f" PSS), {largest:.0f} MB in the largest process; target ≤"
+        f" {TARGETS['peak_rss_mb']:.0f} MB — {mark('peak_rss_mb')}.",
         "",
         "Every run (seconds): monitor cold / warm, reader cold / warm, floor:",
         "",
@@ -251,7 +334,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], command: str) -
         "",
         f"Work done (run 1): monitor stored {first['monitor_cold']['cycle']['new']} new items "
         f"from {first['monitor_cold']['cycle']['ok']} feeds "
-        f"({first['monitor_cold']['cycle']['failed']} failed), then "
+        f"({first['monitor_cold']['cycle']['failed']} failed), then found "
         f"{first['monitor_warm']['cycle']['unchanged']} feeds unchanged; reader stored "
         f"{first['reader']['cold']['new']} new entries ({first['reader']['cold']['errors']} "
         f"errors); feedparser read {first['floor']['entries']} entries.",
@@ -269,6 +352,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--out", type=Path, default=BENCH / "out")
     args = parser.parse_args()
+    args.load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     command = shlex.join(["bench/.venv/bin/python", "bench/poll.py", *sys.argv[1:]])
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, event, func, or_, update
+from sqlalchemy import Connection, Engine, Table, bindparam, event, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -34,6 +34,23 @@ from monitor.tables import Delivery, Event, Feed, Item, Migration
 _FEED = cast(Table, Feed.__table__)  # type: ignore[attr-defined]
 _ITEM = cast(Table, Item.__table__)  # type: ignore[attr-defined]
 """The tables themselves, for Core statements on the hot paths (no ORM bookkeeping)."""
+
+# The hot paths' statements, built once: building one costs more than running it.
+_FEED_KEY = select(_FEED.c.id, _FEED.c.baseline_done).where(_FEED.c.name == bindparam("feed_name"))
+_UPDATE_FEED_BY_NAME = update(_FEED).where(_FEED.c.name == bindparam("feed_name"))
+_UPDATE_FEED_BY_ID = (
+    update(_FEED)
+    .where(_FEED.c.id == bindparam("feed_id"))
+    .values(items_seen=_FEED.c.items_seen + bindparam("added"))
+)
+_FIRST_BY_URL = (
+    select(_ITEM.c.url, func.min(_ITEM.c.id))
+    .where(_ITEM.c.url.in_(bindparam("urls", expanding=True)), _ITEM.c.duplicate_of.is_(None))
+    .group_by(_ITEM.c.url)
+)
+_MARK_COPY = (
+    update(_ITEM).where(_ITEM.c.id == bindparam("item_id")).values(duplicate_of=bindparam("first"))
+)
 
 Router = Callable[[str, str], Sequence[str]]
 """(story, milestone) → the labels of the targets that receive its alert."""
@@ -161,6 +178,11 @@ class Store:
         self._writer = engine.execution_options(monitor_begin="BEGIN IMMEDIATE")
         # SQLite has one writer; queueing writers here beats spinning on busy_timeout.
         self._write_lock = threading.Lock()
+        self._insert_items_sql = (
+            self._insert_statement(_ITEM)
+            .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+            .returning(_ITEM.c.id, _ITEM.c.key)
+        )
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -252,9 +274,7 @@ class Store:
         if validators is not None:
             values["etag"], values["last_modified"] = validators
         with self._write() as session:
-            done = session.connection().execute(
-                update(_FEED).where(_FEED.c.name == name).values(**values)
-            )
+            done = session.connection().execute(_UPDATE_FEED_BY_NAME, {"feed_name": name, **values})
             if done.rowcount == 0:
                 raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
 
@@ -314,9 +334,7 @@ class Store:
         result = IngestResult()
         with self._write() as session:
             db = session.connection()
-            found = db.execute(
-                select(_FEED.c.id, _FEED.c.baseline_done).where(_FEED.c.name == name)
-            ).one_or_none()
+            found = db.execute(_FEED_KEY, {"feed_name": name}).one_or_none()
             if found is None:
                 raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
             feed_id, baseline_done = found
@@ -355,14 +373,13 @@ class Store:
                 "etag": validators[0],
                 "last_modified": validators[1],
                 "content_hash": content_hash,
-                "items_seen": _FEED.c.items_seen + result.new,
                 "baseline_done": True,
             }
             if moved_to:
                 values["moved_to"] = moved_to
             if result.new:
                 values["last_item_at"] = now
-            db.execute(update(_FEED).where(_FEED.c.id == feed_id).values(**values))
+            db.execute(_UPDATE_FEED_BY_ID, {"feed_id": feed_id, "added": result.new, **values})
         return result
 
     def _insert_items(
@@ -405,12 +422,7 @@ class Store:
         # One statement with the rows as parameters (executemany): SQLAlchemy compiles it
         # once and batches the rows itself. Rows inlined with .values(list) compiled a new
         # statement of thousands of parameters per feed, most of an ingest's cost.
-        statement = (
-            self._insert_statement(_ITEM)
-            .on_conflict_do_nothing(index_elements=["feed_id", "key"])
-            .returning(_ITEM.c.id, _ITEM.c.key)
-        )
-        outcome = db.execute(statement, list(rows.values()))
+        outcome = db.execute(self._insert_items_sql, list(rows.values()))
         return {key: item_id for item_id, key in outcome}
 
     def _insert_statement(self, table: type[SQLModel] | Table) -> Any:
@@ -425,20 +437,15 @@ class Store:
         urls = {c.entry.url for c in fresh if c.entry.url}
         if not urls:
             return set()
-        statement = (
-            select(_ITEM.c.url, func.min(_ITEM.c.id))
-            .where(_ITEM.c.url.in_(urls), _ITEM.c.duplicate_of.is_(None))
-            .group_by(_ITEM.c.url)
-        )
-        first_by_url: dict[str, int] = dict(db.execute(statement).all())
+        first_by_url: dict[str, int] = dict(db.execute(_FIRST_BY_URL, {"urls": list(urls)}).all())
         copies: dict[int, int] = {}
         for classified in fresh:
             item_id = new_ids[classified.entry.key]
             first = first_by_url.get(classified.entry.url or "")
             if first is not None and first != item_id:
                 copies[item_id] = first
-        for item_id, first in copies.items():
-            db.execute(update(_ITEM).where(_ITEM.c.id == item_id).values(duplicate_of=first))
+        if copies:
+            db.execute(_MARK_COPY, [{"item_id": i, "first": f} for i, f in copies.items()])
         return set(copies)
 
     def _place(
