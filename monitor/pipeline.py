@@ -109,15 +109,26 @@ class Pipeline:
     async def run_cycle(self, *, force: bool = False) -> CycleReport:
         """Check every configured feed (concurrently, within the fetch limits)."""
         await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in self.config.feeds])
+        # One query for every feed's state rather than one per feed.
+        states = {row.name: row for row in await asyncio.to_thread(self.store.feeds)}
         reports = await asyncio.gather(
-            *(self.check_feed(feed, force=force) for feed in self.config.feeds)
+            *(
+                self.check_feed(feed, force=force, state=states.get(feed.name))
+                for feed in self.config.feeds
+            )
         )
         return CycleReport(feeds=list(reports))
 
-    async def check_feed(self, feed: FeedConfig, *, force: bool = False) -> FeedReport:
-        """Fetch, parse, match and store one feed; never raises for the feed's own faults."""
+    async def check_feed(
+        self, feed: FeedConfig, *, force: bool = False, state: Feed | None = None
+    ) -> FeedReport:
+        """Fetch, parse, match and store one feed; never raises for the feed's own faults.
+
+        `state` is the feed's stored row when the caller has just read it.
+        """
         log = self.log.bind(feed=feed.name)
-        state = await asyncio.to_thread(self.store.feed, feed.name)
+        if state is None:
+            state = await asyncio.to_thread(self.store.feed, feed.name)
         now = self.clock()
         if state.gone and not force:
             return FeedReport(feed.name, "gone")
@@ -141,7 +152,8 @@ class Pipeline:
         result = await self.fetcher.fetch(url, Validators(state.etag, state.last_modified))
         if result.moved_to:
             log.warning("feed.moved", old=url, new=result.moved_to)
-        if result.not_modified or result.content_hash == state.content_hash:
+        digest = None if result.not_modified else result.content_hash
+        if digest is None or digest == state.content_hash:
             now = self.clock()
             await asyncio.to_thread(
                 self.store.record_unchanged,
@@ -166,7 +178,7 @@ class Pipeline:
             alert_after=ingest_at - self.config.alerts.max_age,
             route=lambda story, milestone: route(self.config, story, milestone),
             validators=(result.etag, result.last_modified),
-            content_hash=result.content_hash,
+            content_hash=digest,
             moved_to=result.moved_to,
         )
         log.info(
