@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -23,8 +23,10 @@ from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
 from monitor.messages import milestone_label, render_test
 from monitor.notify import AppriseSender, target_labels
+from monitor.outbox import DeliveryReport
 from monitor.pipeline import Pipeline, utcnow
-from monitor.store import Store
+from monitor.render import FORMATS, Format, Renderer
+from monitor.store import DEAD, FAILED, PENDING, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -34,7 +36,9 @@ Command = Callable[[argparse.Namespace, Config, Store], int]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    quiet = args.command not in ("run", "once", "deliver")
+    quiet = args.command not in ("run", "once", "deliver", "digest") or getattr(
+        args, "dry_run", False
+    )
     # Query commands keep stdout for their output; the service commands log there.
     configure_logging(
         args.log_level, stream=sys.stderr if quiet else sys.stdout, fmt=args.log_format
@@ -88,7 +92,18 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=None, help="at most this many events")
     status = add("status", _status, "show each feed's health")
     status.add_argument("--json", action="store_true", help="one JSON object per line")
-    add("deliver", _deliver, "send every pending or failed delivery now, ignoring backoff")
+    deliver = add(
+        "deliver", _deliver, "send every pending or failed delivery now, ignoring backoff"
+    )
+    deliver.add_argument(
+        "--retry-dead", action="store_true", help="also give dead deliveries one more try"
+    )
+    digest = add("digest", _digest, "send each story's digest now (or print it with --dry-run)")
+    digest.add_argument("--dry-run", action="store_true", help="print it; send and record nothing")
+    digest.add_argument("--story", help="only this story (its id)")
+    digest.add_argument(
+        "--format", default="text", choices=FORMATS, help="with --dry-run: how to print it"
+    )
     return parser
 
 
@@ -113,6 +128,8 @@ def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
             pipeline = Pipeline(config, store, fetcher, AppriseSender(config.notify))
             started = utcnow()
             report = await pipeline.run_cycle(force=args.force)
+            await pipeline.check_health()
+            digests = await pipeline.prepare()
             delivery = await pipeline.deliver()
             structlog.get_logger("monitor").info(
                 "cycle.done",
@@ -123,9 +140,12 @@ def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
                 skipped=report.count("backoff") + report.count("gone"),
                 new=sum(f.new for f in report.feeds),
                 events=sum(len(f.events) for f in report.feeds),
+                digests=digests,
                 sent=delivery.sent,
                 send_failed=delivery.failed,
                 dead=delivery.dead,
+                held=delivery.held,
+                folded=delivery.folded,
                 seconds=round((utcnow() - started).total_seconds(), 3),
             )
 
@@ -134,24 +154,86 @@ def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def _deliver(args: argparse.Namespace, config: Config, store: Store) -> int:
-    async def drain() -> None:
+    labels = target_labels(config)
+    if args.retry_dead:
+        revived = store.retry_dead(labels, now=utcnow())
+        print(f"retrying {revived} dead deliveries")
+
+    async def drain() -> DeliveryReport:
         async with Fetcher(config.fetch) as fetcher:
             pipeline = Pipeline(config, store, fetcher, AppriseSender(config.notify))
-            await pipeline.deliver(ignore_backoff=True)
+            return await pipeline.deliver(ignore_backoff=True)
 
-    asyncio.run(drain())
-    waiting = store.undelivered(target_labels(config))
+    report = asyncio.run(drain())
+    print(
+        f"sent {report.sent}, failed {report.failed}, dead {report.dead}, "
+        f"held {report.held}, folded {report.folded}"
+    )
+    return _undelivered_exit(store, labels)
+
+
+def _undelivered_exit(store: Store, labels: list[str]) -> int:
+    """Exit 1 when deliveries remain that failed (not those held by quiet hours or a cap)."""
+    now = utcnow()
+    waiting = store.undelivered(labels, now=now)
+    held = store.undelivered(labels) - waiting
+    if held:
+        print(f"{held} deliveries wait for quiet hours or an hourly cap to end")
     if waiting:
         print(f"monitor: {waiting} deliveries remain undelivered", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
 
+def _digest(args: argparse.Namespace, config: Config, store: Store) -> int:
+    stories = [s.id for s in config.stories]
+    if args.story and args.story not in stories:
+        print(
+            f"monitor: unknown story {args.story!r} (known: {', '.join(stories)})", file=sys.stderr
+        )
+        return EXIT_FAILED
+    wanted = [args.story] if args.story else stories
+
+    async def digest() -> int:
+        async with Fetcher(config.fetch) as fetcher:
+            pipeline = Pipeline(config, store, fetcher, AppriseSender(config.notify))
+            if args.dry_run:
+                _print_digests(pipeline, wanted, args.format)
+                return EXIT_OK
+            queued = await asyncio.to_thread(pipeline.digests.queue_now, wanted)
+            if not queued:
+                print("monitor: no target receives digests (add `digest` to a target's `receive`)")
+                return EXIT_FAILED
+            report = await pipeline.deliver(kinds={"digest"})
+            print(
+                f"digests: queued {queued}, sent {report.sent}, "
+                f"failed {report.failed + report.dead}, held {report.held}"
+            )
+            return EXIT_FAILED if report.failed or report.dead else EXIT_OK
+
+    return asyncio.run(digest())
+
+
+def _print_digests(pipeline: Pipeline, stories: list[str], fmt: Format) -> None:
+    now = pipeline.clock()
+    for story in stories:
+        targets = pipeline.digests.targets(story)
+        periods = [pipeline.digests.period(story, t, now) for t in targets]
+        since = min((p.since for p in periods), default=now - timedelta(days=1))
+        tz = pipeline.config.digest.tz
+        message = pipeline.outbox.digest_message(story, since, now, fmt, tz)
+        print(f"Subject: {message.title}\n")
+        print(message.body)
+
+
 def _test_notify(args: argparse.Namespace, config: Config, store: Store) -> int:
     sender = AppriseSender(config.notify)
+    renderer = Renderer(config.templates.overrides())
     failed = 0
     for label in target_labels(config):
-        outcome = sender.send(label, render_test(label))
+        target = config.target(label)
+        fmt: Format = target.message_format if target else "text"
+        outcome = sender.send(label, render_test(renderer, label, fmt))
         if outcome.ok:
             print(f"ok      {label}")
         else:
@@ -237,9 +319,26 @@ def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
             if row.moved_to:
                 print(f"      moved permanently to {row.moved_to}")
     if not args.json:
-        counts = store.delivery_counts()
-        print("deliveries: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none")
+        _print_outbox(store)
     return EXIT_OK
+
+
+def _print_outbox(store: Store) -> None:
+    """Per target: how many deliveries are in each status; then each dead or held one."""
+    table = store.delivery_table()
+    if not table:
+        print("deliveries: none")
+        return
+    print("deliveries:")
+    for target, counts in sorted(table.items()):
+        print(f"  {target}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    for row in store.outbox([DEAD, PENDING, FAILED]):
+        if row.status == DEAD:
+            print(f"  DEAD    {row.target} {row.kind} #{row.id} after {row.attempts} attempt(s)")
+            print(f"          {row.last_error or ''}")
+        elif row.hold is not None:
+            until = _iso(row.next_attempt_at)
+            print(f"  HELD    {row.target} {row.kind} #{row.id} ({row.hold}) until {until}")
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from monitor.entry import Entry
 from monitor.match import Verdict
-from monitor.store import Classified, Store
+from monitor.store import MIGRATIONS, Classified, Store
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 PG_ROOT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -304,4 +304,4 @@ def test_migrations_are_recorded_once(tmp_path) -> None:  # type: ignore[no-unty
     with store._read() as session:
         names = [row[0] for row in session.execute(text("select name from migration")).all()]
     store.close()
-    assert names == ["0001_initial"]
+    assert names == [name for name, _ in MIGRATIONS]
