@@ -310,6 +310,8 @@ def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
             health = "GONE" if row.gone else "FAIL" if row.consecutive_failures else "ok"
             if row.last_checked is None:
                 health = "new"
+            elif row.health == "silent" and health == "ok":
+                health = "QUIET"
             print(
                 f"{health:5} {feed.name:30} seen={row.items_seen:<6} "
                 f"checked={record['last_checked'] or '-'} next={record['next_check'] or '-'}"
@@ -318,6 +320,8 @@ def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
                 print(f"      error ({row.consecutive_failures}x): {row.last_error}")
             if row.moved_to:
                 print(f"      moved permanently to {row.moved_to}")
+            if row.health:
+                print(f"      health targets told: {row.health} since {_iso(row.health_since)}")
     if not args.json:
         _print_outbox(store)
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,14 @@ import pytest
 import yaml
 
 from tests.support.servers import AlertReceiver, FeedServer, MailSink
+
+# apprise's email plugin imports `imghdr` (for PGPy), which Python 3.11 deprecates with
+# a DeprecationWarning that `pytest -W error` turns into a failure of whichever test
+# first sends an email. Importing it here once, with that one warning ignored, keeps
+# every other warning an error.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
+    import imghdr  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
