@@ -342,7 +342,7 @@ class Store:
                 "seen_at": now,
                 "story": verdict.story,
                 "milestone": verdict.milestone,
-                "terms": json.dumps(verdict.terms, ensure_ascii=False) if verdict.story else None,
+                "terms": _terms_json(verdict) if verdict.story else None,
                 "fingerprint": cluster.to_signed(cluster.fingerprint(entry.text))
                 if verdict.relevant
                 else None,
@@ -693,6 +693,12 @@ def _event_view(session: Session, row: Event) -> EventView:
         sources=sources,
         deliveries=deliveries,
         terms=terms,
+    )
+
+
+def _terms_json(verdict: Verdict) -> str:
+    return json.dumps(
+        {rule: list(found) for rule, found in verdict.terms.items()}, ensure_ascii=False
     )
 
 
