@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -21,11 +21,14 @@ from monitor.daemon import Service
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
+from monitor.match import classify_stream, explain
 from monitor.messages import milestone_label, render_test
 from monitor.notify import AppriseSender, target_labels
 from monitor.outbox import DeliveryReport
 from monitor.pipeline import Pipeline, utcnow
 from monitor.render import FORMATS, Format, Renderer
+from monitor.replay import MilestoneGroup, replay
+from monitor.rules import Story
 from monitor.store import DEAD, FAILED, PENDING, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -45,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         config = load_config(config_path(args.config))
-        if args.command == "check-config":
-            return _check_config(config)
+        if args.command in _WITHOUT_STORE:
+            return _WITHOUT_STORE[args.command](args, config)
         store = Store.open(config.database_url())
     except ConfigError as exc:
         print(f"monitor: config error: {exc}", file=sys.stderr)
@@ -86,6 +89,22 @@ def _parser() -> argparse.ArgumentParser:
     once = add("once", _once, "run one full cycle (every feed, then delivery) and exit")
     once.add_argument("--force", action="store_true", help="also poll feeds in backoff")
     add("check-config", None, "validate the config and exit (2 when invalid)")
+    add(
+        "classify",
+        None,
+        "classify JSON lines from stdin (title, summary, optional id and url) with the "
+        "config's stories; one JSON line out per line in",
+    )
+    explain = add("explain", None, "say, for a person, why a headline matches or does not")
+    explain.add_argument("title", help="the headline")
+    explain.add_argument("summary", nargs="?", default="", help="the summary or lead, if any")
+    replay = add(
+        "replay", _replay, "re-run the current rules over stored items; show what would alert"
+    )
+    replay.add_argument(
+        "--since", type=_date, default=None, help="only items seen on or after this date"
+    )
+    replay.add_argument("--json", action="store_true", help="one JSON object per line")
     add("test-notify", _test_notify, "send a test message to every target and report each")
     history = add("history", _history, "list alert events, newest first")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -108,6 +127,100 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # -- commands -------------------------------------------------------------------
+
+
+def _classify(args: argparse.Namespace, config: Config) -> int:
+    for result in classify_stream(sys.stdin, config.stories):
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace, config: Config) -> int:
+    print(explain(args.title, args.summary, config.stories))
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, config: Config, store: Store) -> int:
+    report = replay(store.items(args.since), config.stories, store.event_keys())
+    stories = {s.id: s for s in config.stories}
+    if args.json:
+        for group in report.milestones:
+            first = group.first
+            print(
+                json.dumps(
+                    {
+                        "type": "milestone",
+                        "story": group.story,
+                        "milestone": group.milestone,
+                        "would_alert": group.would_alert,
+                        "recorded_at": _iso(group.recorded_at),
+                        "title": first.title,
+                        "url": first.url,
+                        "feed": first.feed,
+                        "sources": [item.url for item, _ in group.reports if item.url],
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        for change in report.changes:
+            print(
+                json.dumps(
+                    {
+                        "type": "changed",
+                        "title": change.item.title,
+                        "url": change.item.url,
+                        "feed": change.item.feed,
+                        "was": {"story": change.item.story, "milestone": change.item.milestone},
+                        "now": {
+                            "story": change.verdict.story,
+                            "milestone": change.verdict.milestone,
+                        },
+                        "why": change.verdict.why,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return EXIT_OK
+    since = f" seen since {args.since:%Y-%m-%d}" if args.since else ""
+    print(f"Replayed {report.items} stored items{since}: {report.relevant} about a story.")
+    print("Nothing was sent.\n")
+    alerting = [g for g in report.milestones if g.would_alert]
+    print("Would alert now:" if alerting else "Would alert now: nothing")
+    for group in alerting:
+        _print_group(group, stories)
+    recorded = [g for g in report.milestones if not g.would_alert]
+    if recorded:
+        print("\nAlready recorded (no new alert; later reports would attach):")
+        for group in recorded:
+            _print_group(group, stories)
+    if report.changes:
+        print(f"\nItems whose verdict changed under the current rules ({len(report.changes)}):")
+        for change in report.changes:
+            was = change.item.milestone or change.item.story or "irrelevant"
+            now = change.verdict.milestone or change.verdict.story or "irrelevant"
+            print(f"  {was} → {now}: [{change.item.feed}] {change.item.title}")
+    return EXIT_OK
+
+
+def _print_group(group: MilestoneGroup, stories: dict[str, Story]) -> None:
+    label = milestone_label(stories.get(group.story), group.milestone)
+    first = group.first
+    when = f" (event since {_iso(group.recorded_at)})" if group.recorded_at else ""
+    silent = " (first report came in a feed's first fetch: silent)" if first.silent else ""
+    print(f"  {label} — {group.story}{when}{silent}")
+    print(f"    first: [{first.feed}] {first.title}")
+    if first.url:
+        print(f"           {first.url}")
+    if len(group.reports) > 1:
+        print(f"    + {len(group.reports) - 1} later report(s)")
+
+
+def _date(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _check_config(config: Config) -> int:
@@ -348,6 +461,12 @@ def _print_outbox(store: Store) -> None:
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
+
+_WITHOUT_STORE: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "check-config": lambda args, config: _check_config(config),
+    "classify": _classify,
+    "explain": _explain,
+}
 
 if __name__ == "__main__":
     raise SystemExit(main())

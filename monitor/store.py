@@ -136,6 +136,24 @@ class DigestMaterial:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as stored, with the verdict it was given when it arrived."""
+
+    id: int
+    feed: str
+    title: str
+    summary: str
+    url: str | None
+    outlet: str | None
+    lang: str | None
+    published: datetime | None
+    seen_at: datetime
+    story: str | None
+    milestone: str | None
+    silent: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SourceView:
     url: str | None
     title: str
@@ -325,7 +343,11 @@ class Store:
         with self._write() as session:
             feed = _feed_row(session, name)
             baseline = not feed.baseline_done
-            new_ids = self._insert_items(session, feed, items, now)
+
+            def silent(entry: Entry) -> bool:
+                return baseline or _published_before(entry, alert_after)
+
+            new_ids = self._insert_items(session, feed, items, now=now, silent=silent)
             fresh = [c for c in items if c.entry.key in new_ids]
             result.new = len(fresh)
             copies = self._copies(session, fresh, new_ids)
@@ -335,9 +357,14 @@ class Store:
                 if item_id in copies or not classified.verdict.relevant:
                     continue
                 result.relevant += 1
-                silent = baseline or _published_before(classified.entry, alert_after)
                 self._place(
-                    session, classified, item_id, silent=silent, now=now, route=route, result=result
+                    session,
+                    classified,
+                    item_id,
+                    silent=silent(classified.entry),
+                    now=now,
+                    route=route,
+                    result=result,
                 )
             _mark_ok(feed, now, next_check)
             feed.last_status = 200
@@ -352,7 +379,13 @@ class Store:
         return result
 
     def _insert_items(
-        self, session: Session, feed: Feed, items: Sequence[Classified], now: datetime
+        self,
+        session: Session,
+        feed: Feed,
+        items: Sequence[Classified],
+        *,
+        now: datetime,
+        silent: Callable[[Entry], bool],
     ) -> dict[str, int]:
         rows: dict[str, dict[str, Any]] = {}
         for classified in items:
@@ -371,11 +404,11 @@ class Store:
                 "seen_at": now,
                 "story": verdict.story,
                 "milestone": verdict.milestone,
-                "terms": json.dumps(verdict.terms, ensure_ascii=False) if verdict.story else None,
+                "terms": _terms_json(verdict) if verdict.story else None,
                 "fingerprint": cluster.to_signed(cluster.fingerprint(entry.text))
                 if verdict.relevant
                 else None,
-                "silent": False,
+                "silent": silent(entry),
             }
         new: dict[str, int] = {}
         values = list(rows.values())
@@ -437,7 +470,6 @@ class Store:
         assert verdict.story is not None
         changes: dict[str, Any] = {
             "cluster_id": self._cluster_of(session, item_id, verdict.story, entry.text, now),
-            "silent": silent,
         }
         if verdict.milestone is not None:
             event_id, created = self._event_for(
@@ -916,6 +948,40 @@ class Store:
 
     # -- history and status ---------------------------------------------------
 
+    def items(self, since: datetime | None = None) -> Iterator[StoredItem]:
+        """Stored items (not copies), oldest first, for re-running rules over them."""
+        statement = (
+            select(Item, Feed.name)
+            .join(Feed, col(Feed.id) == col(Item.feed_id))
+            .where(col(Item.duplicate_of).is_(None))
+            .order_by(col(Item.seen_at), col(Item.id))
+        )
+        if since is not None:
+            statement = statement.where(col(Item.seen_at) >= since)
+        with self._read() as session:
+            for item, feed_name in session.exec(statement):
+                assert item.id is not None
+                yield StoredItem(
+                    id=item.id,
+                    feed=feed_name,
+                    title=item.title,
+                    summary=item.summary,
+                    url=item.url,
+                    outlet=item.outlet,
+                    lang=item.lang,
+                    published=item.published,
+                    seen_at=item.seen_at,
+                    story=item.story,
+                    milestone=item.milestone,
+                    silent=item.silent,
+                )
+
+    def event_keys(self) -> dict[tuple[str, str], datetime]:
+        """(story, milestone) → when its event was created, for every event so far."""
+        with self._read() as session:
+            rows = session.exec(select(Event.story, Event.milestone, Event.created_at)).all()
+        return {(story, milestone): created for story, milestone, created in rows}
+
     def events(self, limit: int | None = None) -> list[EventView]:
         """Events, newest first, with their sources and deliveries."""
         with self._read() as session:
@@ -1048,6 +1114,12 @@ def _aware(moment: object) -> datetime | None:
         moment = datetime.fromisoformat(moment)
     assert isinstance(moment, datetime)
     return _utc(moment)
+
+
+def _terms_json(verdict: Verdict) -> str:
+    return json.dumps(
+        {rule: list(found) for rule, found in verdict.terms.items()}, ensure_ascii=False
+    )
 
 
 def _feed_row(session: Session, name: str) -> Feed:

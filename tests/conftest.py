@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,6 @@ import pytest
 import yaml
 
 from tests.support.servers import AlertReceiver, FeedServer, MailSink
-
-# apprise's email plugin imports `imghdr` (for PGPy), which Python 3.11 deprecates with
-# a DeprecationWarning that `pytest -W error` turns into a failure of whichever test
-# first sends an email. Importing it here once, with that one warning ignored, keeps
-# every other warning an error.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
-    import imghdr  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -59,9 +50,10 @@ def write_config(
     folder: Path,
     feeds: Mapping[str, str],
     targets: Sequence[Mapping[str, Any]] = (),
+    stories: str | None = None,
     **sections: Any,
 ) -> Path:
-    """A config file for tests: these feeds and targets, the shipped stories."""
+    """A config file for tests: these feeds and targets, the shipped stories (or `stories`)."""
     document: dict[str, Any] = {
         "database": "sqlite:///monitor.db",
         "fetch": {"interval": "1m", "jitter": "0s", "timeout": "10s"},
@@ -75,12 +67,16 @@ def write_config(
             document[name] = value
     path = folder / "config.yaml"
     top = yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
-    path.write_text(top + "\n" + shipped_stories(), encoding="utf-8")
+    path.write_text(top + "\n" + (stories or shipped_stories()), encoding="utf-8")
     return path
 
 
 def run_cli(
-    config: Path | None, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+    config: Path | None,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m monitor [--config config] args...` and capture its output."""
     command = [sys.executable, "-m", "monitor"]
@@ -89,6 +85,7 @@ def run_cli(
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [*command, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

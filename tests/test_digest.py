@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.desk import START, Desk
+from tests.support.events import STORY_NAME, label
 from tests.support.servers import AlertReceiver
 
 DIGEST_AT = {"time": "08:00", "timezone": "UTC"}
@@ -57,9 +58,7 @@ def test_digest_holds_updates_later_reports_and_the_timeline(
     assert desk.digests.queue_due() == 1
     assert desk.deliver().sent == 1
     [digest] = receiver.messages()
-    assert digest["title"] == (
-        "Daily digest: Monument to North Korean soldiers in the Kursk region (2026-11-28)"
-    )
+    assert digest["title"] == f"Daily digest: {STORY_NAME} (2026-11-28)"
     text = digest["message"]
     updates = text[text.index("UPDATES") : text.index("LATER REPORTS")]
     assert UPDATE in updates
@@ -67,10 +66,10 @@ def test_digest_holds_updates_later_reports_and_the_timeline(
     assert REWRITE not in updates
     assert OTHER in updates
     later = text[text.index("LATER REPORTS") : text.index("MILESTONES SO FAR")]
-    assert "Unveiled: 1 new report" in later
+    assert f"{label('unveiling')}: 1 new report" in later
     assert "В Курске открыли монумент бойцам КНДР (RIA)" in later
     timeline = text[text.index("MILESTONES SO FAR") :]
-    assert f"2026-11-27 09:00 UTC  Unveiled: {UNVEILED} (TASS)" in timeline
+    assert f"2026-11-27 09:00 UTC  {label('unveiling')}: {UNVEILED} (TASS)" in timeline
 
 
 def test_digest_is_due_once_a_day_and_only_with_news(

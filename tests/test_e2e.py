@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.conftest import run_cli, write_config
+from tests.support.events import STORY_NAME, alert_title, label
 from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, Item, rss
 from tests.support.servers import AlertReceiver, FeedServer, MailSink
 
@@ -175,11 +176,9 @@ def test_down_target_gets_three_alerts_after_deliver(
     assert result.returncode == 0, result.stderr + result.stdout
     assert "sent 3, failed 0" in result.stdout
     titles = sorted(m["title"] for m in receiver.messages())
-    assert titles == [
-        "Design revealed: Monument to North Korean soldiers in the Kursk region",
-        "Site selected: Monument to North Korean soldiers in the Kursk region",
-        "Unveiled: Monument to North Korean soldiers in the Kursk region",
-    ]
+    assert titles == sorted(
+        alert_title(m) for m in ("site_selection", "design_reveal", "unveiling")
+    )
     events = _history(config)
     assert sorted(e["milestone"] for e in events) == [
         "design_reveal",
@@ -213,9 +212,11 @@ def test_digest_command_prints_or_sends(
 
     dry = run_cli(config, "digest", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "Subject: Daily digest: Monument to North Korean soldiers" in dry.stdout
+    assert f"Subject: Daily digest: {STORY_NAME}" in dry.stdout
     assert "Kursk governor says monument" in dry.stdout
-    assert "Unveiled: Monument to North Korean soldiers unveiled in Kursk" in dry.stdout
+    assert (
+        f"{label('unveiling')}: Monument to North Korean soldiers unveiled in Kursk" in dry.stdout
+    )
     html = run_cli(config, "digest", "--dry-run", "--format", "html")
     assert "<h2" in html.stdout
     assert receiver.messages() == []
@@ -223,7 +224,7 @@ def test_digest_command_prints_or_sends(
     sent = run_cli(config, "digest")
     assert sent.returncode == 0, sent.stderr + sent.stdout
     [digest] = receiver.messages()
-    assert digest["title"].startswith("Daily digest: Monument to North Korean soldiers")
+    assert digest["title"].startswith(f"Daily digest: {STORY_NAME}")
     assert "Kursk governor says monument" in digest["message"]
     _once(config)
     assert len(receiver.messages()) == 1  # an ordinary cycle sends no digest before it is due

@@ -11,6 +11,7 @@ import pytest
 
 from monitor.store import SENT, Notice
 from tests.support.desk import Desk
+from tests.support.events import alert_title, label
 from tests.support.servers import AlertReceiver
 
 MILESTONES = [
@@ -131,11 +132,7 @@ def test_down_target_gets_three_alerts_after_deliver(
     report = desk.deliver(ignore_backoff=True)
     assert report.sent == 3
     titles = [m["title"] for m in receiver.messages()]
-    assert titles == [
-        "Site selected: Monument to North Korean soldiers in the Kursk region",
-        "Design revealed: Monument to North Korean soldiers in the Kursk region",
-        "Unveiled: Monument to North Korean soldiers in the Kursk region",
-    ]
+    assert titles == [alert_title(m) for _, m in MILESTONES]
     for _ in range(3):
         desk.clock.advance(hours=2)
         assert desk.deliver().sent == 0
@@ -231,7 +228,7 @@ def test_milestones_can_break_through_quiet_hours(
     desk.news.report(*MILESTONES[2])
     report = desk.deliver()
     assert (report.sent, report.held) == (1, 1)
-    assert receiver.messages()[0]["title"].startswith("Unveiled")
+    assert receiver.messages()[0]["title"] == alert_title("unveiling")
 
 
 def test_hourly_cap_folds_the_excess_into_one_summary(
@@ -255,8 +252,8 @@ def test_hourly_cap_folds_the_excess_into_one_summary(
     assert desk.deliver().sent == 1
     [_first, summary] = receiver.messages()
     assert summary["title"] == "2 more alerts (over the limit of 1 an hour)"
-    assert "Design revealed" in summary["message"]
-    assert "Unveiled" in summary["message"]
+    assert label("design_reveal") in summary["message"]
+    assert label("unveiling") in summary["message"]
     assert [d.status for e in desk.store.events() for d in e.deliveries] == [SENT] * 3
     assert desk.deliver().sent == 0
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from monitor.config import Config
+from monitor.config import Config, load_config
 from monitor.entry import Entry
 from monitor.match import Verdict
 from monitor.notify import route
@@ -13,6 +14,21 @@ from monitor.store import Classified, IngestResult, Store
 
 STORY = "kursk-kpa-monument"
 FEED = "wire"
+_SHIPPED = load_config(Path(__file__).resolve().parents[2] / "config.yaml", env={}).stories[0]
+STORY_NAME = _SHIPPED.name
+"""The shipped story's name, as messages show it."""
+
+
+def label(milestone: str) -> str:
+    """The shipped label of `milestone`, as messages show it."""
+    found = _SHIPPED.milestone(milestone)
+    assert found is not None, milestone
+    return found.label
+
+
+def alert_title(milestone: str) -> str:
+    """The title of the alert for `milestone` of the shipped story."""
+    return f"{label(milestone)}: {STORY_NAME}"
 
 
 class Newsroom:
@@ -63,7 +79,7 @@ class Newsroom:
                 outlet=outlet,
                 lang=lang,
             )
-            classified.append(Classified(entry, verdict or Verdict()))
+            classified.append(Classified(entry, verdict or Verdict(None, None)))
         return self.store.ingest(
             feed,
             classified,
