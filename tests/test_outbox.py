@@ -12,6 +12,7 @@ import pytest
 from monitor.store import SENT, Notice
 from tests.support.desk import Desk
 from tests.support.events import alert_title, label
+from tests.support.postgres import schema_url
 from tests.support.servers import AlertReceiver
 
 MILESTONES = [
@@ -271,3 +272,44 @@ def test_digest_and_notices_are_never_folded(
     desk.store.enqueue([Notice("health:x", [label], "feed x is failing", "x")], now=desk.clock())
     assert desk.deliver().sent == 1
     assert len(receiver.messages()) == 2
+
+
+@pytest.mark.postgres
+def test_outbox_on_postgresql(tmp_path: Path, receiver: AlertReceiver) -> None:
+    """Retries, folding into a summary, digests and feed health work on PostgreSQL too."""
+    with schema_url() as url:
+        desk = Desk(
+            tmp_path,
+            [
+                {
+                    "name": "hook",
+                    "url": receiver.url,
+                    "max_per_hour": 1,
+                    "receive": ["alerts", "digest"],
+                }
+            ],
+            database=url,
+            delivery={"max_attempts": 2},
+        )
+        try:
+            receiver.down = True
+            for title, milestone in MILESTONES:
+                desk.news.report(title, milestone)
+            desk.news.report("Kursk governor discusses the monument to North Korean soldiers")
+            assert desk.deliver().failed == 1
+            receiver.down = False
+            assert (desk.deliver(ignore_backoff=True).sent, desk.statuses()[-1]) == (
+                1,
+                ("summary", "pending"),
+            )
+            desk.clock.advance(hours=1, minutes=1)
+            assert desk.deliver().sent == 1
+            assert [d.status for e in desk.store.events() for d in e.deliveries] == [SENT] * 3
+            desk.clock.advance(days=1)
+            assert desk.digests.queue_due() == 1
+            desk.clock.advance(hours=1)
+            assert desk.deliver().sent == 1
+            assert len(receiver.messages()) == 3
+            assert desk.health.check() == []
+        finally:
+            desk.close()

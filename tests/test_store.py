@@ -305,3 +305,18 @@ def test_migrations_are_recorded_once(tmp_path) -> None:  # type: ignore[no-unty
         names = [row[0] for row in session.execute(text("select name from migration")).all()]
     store.close()
     assert names == [name for name, _ in MIGRATIONS]
+
+
+def test_delivery_columns_reach_an_older_database(store: Store) -> None:
+    """A database made before 0002_delivery_routing gets its columns, data intact."""
+    baseline(store, "wire")
+    ingest(store, "wire", [Classified(entry("a", "Monument unveiled"), milestone())])
+    with store._write() as session:
+        for table, column in [("delivery", "hold"), ("delivery", "reported"), ("feed", "health")]:
+            session.execute(text(f"alter table {table} drop column {column}"))
+        session.execute(text("delete from migration where name = '0002_delivery_routing'"))
+    store.migrate()
+    claims = store.claim_due(NOW, timedelta(minutes=5), targets={"desk", "slack"})
+    assert len(claims) == 2
+    store.defer(claims[0], until=NOW + timedelta(hours=1), hold="quiet")
+    assert next((r.hold, r.attempts) for r in store.outbox(["pending"])) == ("quiet", 0)
