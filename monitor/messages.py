@@ -20,6 +20,7 @@ __all__ = [
     "digest_context",
     "local_time",
     "milestone_label",
+    "notice_context",
     "render_test",
     "summary_context",
 ]
