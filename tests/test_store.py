@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from monitor.entry import Entry
 from monitor.match import Verdict
 from monitor.store import MIGRATIONS, Classified, Store
+from tests.support.postgres import schema_url
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-PG_ROOT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STORY = "kursk-kpa-monument"
-
-
-@functools.cache
-def _postgres_available() -> bool:
-    engine = create_engine(PG_ROOT)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-    except Exception:
-        return False
-    finally:
-        engine.dispose()
-    return True
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -39,18 +24,10 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type:
         yield opened
         opened.close()
         return
-    if not _postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ROOT)
-    with admin.begin() as connection:
-        connection.execute(text(f"create schema {schema}"))
-    opened = Store.open(f"{PG_ROOT}?options=-csearch_path%3D{schema}")
-    yield opened
-    opened.close()
-    with admin.begin() as connection:
-        connection.execute(text(f"drop schema {schema} cascade"))
-    admin.dispose()
+    with schema_url() as url:
+        opened = Store.open(url)
+        yield opened
+        opened.close()
 
 
 def entry(key: str, title: str = "Weather", url: str | None = None, **kw: object) -> Entry:
