@@ -110,11 +110,13 @@ class Service:
         if pipeline is None or feed is None or self._stop.is_set():
             return
         report = await self._tracked(pipeline.check_feed(feed))
+        await self._tracked(pipeline.check_health([name]))
         if report is not None and report.events:
             self._deliver_soon()
 
     async def _deliver(self) -> None:
         if self.pipeline is not None and not self._stop.is_set():
+            await self._tracked(self.pipeline.prepare())
             await self._tracked(self.pipeline.deliver())
 
     def _deliver_soon(self) -> None:

@@ -24,6 +24,7 @@ from tests.support.servers import AlertReceiver, FeedServer
 
 SECRET = "TOPSECRET-XXE-MARKER"
 RETRY_AFTER = 3600
+GONE = "monitor: feed http 410 is gone (HTTP 410)"
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def test_hostile_servers_end_as_recorded_errors(
     config = write_config(
         tmp_path,
         feeds,
-        [{"name": "desk", "url": receiver.url}],
+        [{"name": "desk", "url": receiver.url, "receive": ["alerts", "health"]}],
         fetch={"timeout": "2s", "interval": "1m"},
     )
 
@@ -149,7 +150,7 @@ def test_hostile_servers_end_as_recorded_errors(
     assert "lollollollollol" not in stored
 
     notices = receiver.messages()
-    assert [m["title"] for m in notices] == ["Feed gone: http 410"]
+    assert [m["title"] for m in notices] == [GONE]
     assert feed_server.url("/") in notices[0]["message"]
 
     # The next cycle polls everything again (--force skips the backoff) and the good
@@ -159,7 +160,7 @@ def test_hostile_servers_end_as_recorded_errors(
     assert not [e for e in events if e["event"] == "feed.crashed"]
     titles = [m["title"] for m in receiver.messages()]
     assert len(titles) == 2, titles
-    assert titles[0] == "Feed gone: http 410"
+    assert titles[0] == GONE
     assert "Kursk" in titles[1] or "Unveiled" in titles[1]
     status = _status(config)
     assert status["http 500"]["consecutive_failures"] == 2

@@ -33,6 +33,7 @@ class Harness:
         async with Fetcher(self.config.fetch, clock=self.clock) as fetcher:
             pipeline = self._pipeline(fetcher)
             report = await pipeline.run_cycle(force=force)
+            await pipeline.check_health()
             await pipeline.deliver()
         return {f.feed: f.outcome for f in report.feeds}
 
@@ -262,10 +263,11 @@ def test_gone_feed_alerts_once_and_can_come_back(
     """A 410 alerts every target once; a forced check that succeeds resumes polling."""
     gone = feed_server.serve("/gone", "", status=410)
     fine = feed_server.serve("/fine", rss(FILLER))
-    h = harness_for({"a": gone, "b": fine}, [{"url": receiver.url}], **HEALTH)
+    targets = [{"url": receiver.url, "receive": ["alerts", "health"]}]
+    h = harness_for({"a": gone, "b": fine}, targets, **HEALTH)
     run(h.cycle())
     messages = receiver.messages()
-    assert [m["title"] for m in messages] == ["Feed gone: a"]
+    assert [m["title"] for m in messages] == ["monitor: feed a is gone (HTTP 410)"]
     assert gone in messages[0]["message"]
 
     for _ in range(3):
