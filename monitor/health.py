@@ -89,12 +89,12 @@ class FeedHealth:
         now = self.clock()
         wanted = set(names) if names is not None else {f.name for f in self.config.feeds}
         changes: list[tuple[str, str | None]] = []
+        # One query for every feed's arrivals rather than one per feed.
+        arrivals = self.store.arrivals_by_feed(wanted, now - HISTORY)
         for feed in self.store.feeds():
             if feed.name not in wanted:
                 continue
-            verdict = assess(
-                feed, self.store.arrivals(feed.name, now - HISTORY), now, self.config.health
-            )
+            verdict = assess(feed, arrivals[feed.name], now, self.config.health)
             if verdict is UNDECIDED or verdict.state == feed.health:
                 continue
             notices = self._notices(feed, verdict, now)

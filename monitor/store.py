@@ -964,6 +964,23 @@ class Store:
             ).all()
         return sorted(_utc(r) for r in rows)
 
+    def arrivals_by_feed(
+        self, names: Collection[str], since: datetime, limit: int = 200
+    ) -> dict[str, list[datetime]]:
+        """`arrivals` for many feeds in one query: feed name -> times, oldest first."""
+        found: dict[str, list[datetime]] = {name: [] for name in names}
+        with self._read() as session:
+            rows = session.execute(
+                select(Feed.name, Item.seen_at)
+                .join(Feed, col(Feed.id) == col(Item.feed_id))
+                .where(col(Item.seen_at) >= since)
+                .group_by(col(Feed.name), col(Item.seen_at))
+            ).all()
+        for name, seen_at in rows:
+            if name in found:
+                found[name].append(_utc(seen_at))
+        return {name: sorted(times)[-limit:] for name, times in found.items()}
+
     def set_health(
         self, name: str, state: str | None, *, now: datetime, notices: Sequence[Notice]
     ) -> None:

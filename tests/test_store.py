@@ -297,3 +297,18 @@ def test_delivery_columns_reach_an_older_database(store: Store) -> None:
     assert len(claims) == 2
     store.defer(claims[0], until=NOW + timedelta(hours=1), hold="quiet")
     assert next((r.hold, r.attempts) for r in store.outbox(["pending"])) == ("quiet", 0)
+
+
+def test_arrivals_by_feed_agree_with_arrivals(store: Store) -> None:
+    """One query for every feed's arrival times gives what one query per feed gives."""
+    store.sync_feeds([(name, f"https://{name}.example/rss") for name in ("a", "b", "quiet")])
+    for hours in (30, 20, 10):
+        moment = NOW - timedelta(hours=hours)
+        ingest(store, "a", [Classified(entry(f"a{hours}"), IRRELEVANT)], now=moment)
+        if hours != 20:
+            ingest(store, "b", [Classified(entry(f"b{hours}"), IRRELEVANT)], now=moment)
+    since = NOW - timedelta(hours=25)
+    together = store.arrivals_by_feed(["a", "b", "quiet"], since)
+    assert together == {name: store.arrivals(name, since) for name in ("a", "b", "quiet")}
+    assert together["a"] == [NOW - timedelta(hours=20), NOW - timedelta(hours=10)]
+    assert together["quiet"] == []
