@@ -1,0 +1,113 @@
+"""Where a cold cycle's CPU goes, stage by stage, on the farm's feeds (no HTTP).
+
+    bench/.venv/bin/python bench/stages.py --feeds 400 --items 40
+
+Times, in one process and one thread, what `monitor once` does to the farm's bodies:
+start-up (imports, config), parse, prefilter, classify, and ingest into a fresh SQLite
+store. CPU seconds (time.process_time), best of --repeat runs per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import farm  # bench/farm.py
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=400)
+    parser.add_argument("--items", type=int, default=40)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    started = time.process_time()
+    import monitor.cli  # noqa: F401, PLC0415 - the import is what is being timed
+    from monitor.config import load_config  # noqa: PLC0415
+    from monitor.match import Verdict, classify, prefilter  # noqa: PLC0415
+    from monitor.parse import parse  # noqa: PLC0415
+    from monitor.store import Classified, Store  # noqa: PLC0415
+
+    imports = time.process_time() - started
+
+    feeds = farm.build(args.feeds, args.items, hosts=20)
+    folder = Path(tempfile.mkdtemp(prefix="monitor-stages-"))
+    shipped = (BENCH.parent / "config.yaml").read_text(encoding="utf-8")
+    stories = shipped[shipped.index("# --- stories ---") :]
+    document = {"feeds": [{"name": f"feed-{i}", "url": f"http://x/{i}"} for i in range(len(feeds))]}
+    config_path = folder / "config.yaml"
+    config_path.write_text(yaml.safe_dump(document) + "\n" + stories, encoding="utf-8")
+
+    def best(work: object) -> float:
+        times = []
+        for _ in range(args.repeat):
+            begin = time.process_time()
+            work()  # type: ignore[operator]
+            times.append(time.process_time() - begin)
+        return min(times)
+
+    config = load_config(config_path)
+    figures = {"imports": imports, "load config": best(lambda: load_config(config_path))}
+    figures["parse"] = best(lambda: [parse(f.body, "http://x/", "application/xml") for f in feeds])
+    entries = [e for f in feeds for e in parse(f.body, "http://x/", "application/xml").entries]
+    figures["prefilter"] = best(
+        lambda: [prefilter(e.title, e.summary, config.stories) for e in entries]
+    )
+    admitted = [e for e in entries if prefilter(e.title, e.summary, config.stories)]
+    figures["classify (admitted only)"] = best(
+        lambda: [classify(e.title, e.summary, config.stories) for e in admitted]
+    )
+    irrelevant = Verdict(story=None, milestone=None)
+    judged = {id(e): classify(e.title, e.summary, config.stories) for e in admitted}
+    per_feed = [
+        [Classified(e, judged.get(id(e), irrelevant)) for e in parse(f.body, "x", None).entries]
+        for f in feeds
+    ]
+
+    def ingest() -> None:
+        database = folder / f"stages-{time.monotonic_ns()}.db"
+        store = Store.open(f"sqlite:///{database}")
+        store.sync_feeds([(f"feed-{i}", f"http://x/{i}") for i in range(len(feeds))])
+        now = datetime.now(UTC)
+        begin = time.process_time()
+        for i, items in enumerate(per_feed):
+            store.ingest(
+                f"feed-{i}",
+                items,
+                now=now,
+                next_check=now + timedelta(minutes=15),
+                alert_after=now - timedelta(days=3),
+                route=lambda story, milestone: ["stdout"],
+            )
+        figures["ingest"] = min(figures.get("ingest", 1e9), time.process_time() - begin)
+        store.close()
+
+    for _ in range(args.repeat):
+        ingest()
+
+    print(f"{len(entries)} entries from {len(feeds)} feeds; {len(admitted)} past the prefilter")
+    show(figures)
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    os.rmdir(folder)
+
+
+def show(figures: dict[str, float]) -> None:
+    total = sum(figures.values())
+    print("| stage | CPU s | share |")
+    print("|---|---:|---:|")
+    for stage, seconds in figures.items():
+        print(f"| {stage} | {seconds:.2f} | {seconds / total:.0%} |")
+    print(f"| total | {total:.2f} | |")
+
+
+if __name__ == "__main__":
+    main()
