@@ -1,4 +1,4 @@
-"""The floor: fetch every feed (httpx, as concurrent as monitor) and parse it with feedparser.
+"""The floor: fetch every feed (aiohttp, as concurrent as monitor), parse it with feedparser.
 
 `python floor.py URLS CONCURRENCY` → one JSON line. Nothing is stored, matched or
 deduplicated: this is what any feedparser-based reader pays at least.
@@ -12,19 +12,17 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import feedparser
-import httpx
 
 
 async def fetch_all(urls: list[str], concurrency: int) -> list[tuple[bytes, str]]:
-    gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as client:
 
         async def one(url: str) -> tuple[bytes, str]:
-            async with gate:
-                response = await client.get(url)
-                return response.content, response.headers.get("content-type", "")
+            async with client.get(url) as response:
+                return await response.read(), response.headers.get("content-type", "")
 
         return await asyncio.gather(*(one(u) for u in urls))
 

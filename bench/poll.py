@@ -51,7 +51,8 @@ class Process:
     peak_rss_mb: float
     """The largest RSS of the process or any one of its children (what time -v shows)."""
     tree_rss_mb: float
-    """The largest sum of the RSS of the process and its children, sampled."""
+    """The largest sum of the RSS of the process and its children, sampled every 50 ms
+    (reading smaps_rollup more often slows the process measured)."""
     tree_pss_mb: float
     """The same for PSS, where pages the processes share are counted once."""
     stdout: str
@@ -59,7 +60,7 @@ class Process:
 
 
 class TreeMemory(threading.Thread):
-    """Samples the summed RSS and PSS of a process and its descendants every 20 ms."""
+    """Samples the summed RSS and PSS of a process and its descendants every 50 ms."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -68,7 +69,7 @@ class TreeMemory(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        while not self.done.wait(0.02):
+        while not self.done.wait(0.05):
             rss = pss = 0
             for pid in _tree(self.pid):
                 try:
@@ -224,7 +225,7 @@ def machine() -> dict[str, str]:
                 memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     versions = {
         name: metadata.version(name)
-        for name in ("reader", "feedparser", "lxml", "httpx", "sqlalchemy")
+        for name in ("reader", "feedparser", "lxml", "aiohttp", "sqlalchemy")
     }
     return {
         "cpu": f"{cpu} ({os.cpu_count()} cores)",
@@ -307,7 +308,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], command: str) -
         f"| {median(runs, 'reader', 'process_seconds'):.2f}"
         f" | {median(runs, 'reader', 'cpu_seconds'):.2f} | | | |",
         f"| floor: fetch + feedparser | {median(runs, 'floor', 'seconds'):.2f} | | | | |",
-        f"| … fetch alone (httpx, 16 at once) | {median(runs, 'floor', 'fetch_seconds'):.2f}"
+        f"| … fetch alone (aiohttp, 16 at once) | {median(runs, 'floor', 'fetch_seconds'):.2f}"
         " | | | | |",
         f"| … feedparser alone | {median(runs, 'floor', 'parse_seconds'):.2f} | | | | |",
         "",
