@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
 
 import structlog
+from rich.console import Console
 
-from monitor.config import Config, config_path, load_config
-from monitor.daemon import Service
+from monitor import status
+from monitor.config import Config, config_path, load_config, parse_duration
+from monitor.daemon import RELOAD_CHECK, Service, serve, systemd_notifier, watchdog_period
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
 from monitor.messages import milestone_label, render_test
+from monitor.metrics import Metrics
 from monitor.notify import AppriseSender, target_labels
 from monitor.pipeline import Pipeline, utcnow
+from monitor.redact import Redactor
 from monitor.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -34,13 +38,26 @@ Command = Callable[[argparse.Namespace, Config, Store], int]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # Everything any command prints passes the redactor: secrets never reach a terminal,
+    # a pipe or the journal, whichever code path printed them.
+    args.redactor = redactor = Redactor()
+    stdout, stderr = redactor.stream(sys.stdout), redactor.stream(sys.stderr)
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        return _main(args, redactor)
+
+
+def _main(args: argparse.Namespace, redactor: Redactor) -> int:
     quiet = args.command not in ("run", "once", "deliver")
     # Query commands keep stdout for their output; the service commands log there.
     configure_logging(
-        args.log_level, stream=sys.stderr if quiet else sys.stdout, fmt=args.log_format
+        args.log_level,
+        stream=sys.stderr if quiet else sys.stdout,
+        fmt=args.log_format,
+        redactor=redactor,
     )
     try:
         config = load_config(config_path(args.config))
+        redactor.learn(config)
         if args.command == "check-config":
             return _check_config(config)
         store = Store.open(config.database_url())
@@ -78,7 +95,14 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    add("run", _run, "run the daemon: poll feeds on their schedules and deliver alerts")
+    run = add("run", _run, "run the daemon: poll feeds on their schedules and deliver alerts")
+    run.add_argument(
+        "--reload-check",
+        type=_duration,
+        default=RELOAD_CHECK,
+        metavar="DURATION",
+        help="how often to check the config file for changes (default 5s; 0 = only on SIGHUP)",
+    )
     once = add("once", _once, "run one full cycle (every feed, then delivery) and exit")
     once.add_argument("--force", action="store_true", help="also poll feeds in backoff")
     add("check-config", None, "validate the config and exit (2 when invalid)")
@@ -86,8 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     history = add("history", _history, "list alert events, newest first")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
     history.add_argument("--limit", type=int, default=None, help="at most this many events")
-    status = add("status", _status, "show each feed's health")
-    status.add_argument("--json", action="store_true", help="one JSON object per line")
+    status_command = add(
+        "status", _status, "show each feed's health and the deliveries not yet sent"
+    )
+    status_command.add_argument("--json", action="store_true", help="one JSON document")
     add("deliver", _deliver, "send every pending or failed delivery now, ignoring backoff")
     return parser
 
@@ -103,8 +129,27 @@ def _check_config(config: Config) -> int:
     return EXIT_OK
 
 
+def _duration(text: str) -> timedelta:
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not isinstance(value, timedelta):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r}")
+    return value
+
+
 def _run(args: argparse.Namespace, config: Config, store: Store) -> int:
-    return asyncio.run(Service(config, store).run())
+    service = Service(
+        config,
+        store,
+        notifier=systemd_notifier(),
+        watchdog=watchdog_period(),
+        metrics=Metrics(store),
+        redactor=args.redactor,
+        reload_check=args.reload_check or None,
+    )
+    return serve(service)
 
 
 def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
@@ -205,40 +250,11 @@ def _history(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
-    store.sync_feeds([(f.name, f.url) for f in config.feeds])
-    rows = {row.name: row for row in store.feeds()}
-    for feed in config.feeds:
-        row = rows[feed.name]
-        record: dict[str, Any] = {
-            "name": feed.name,
-            "url": feed.url,
-            "moved_to": row.moved_to,
-            "gone": row.gone,
-            "last_checked": _iso(row.last_checked),
-            "last_ok": _iso(row.last_ok),
-            "last_status": row.last_status,
-            "last_error": row.last_error,
-            "consecutive_failures": row.consecutive_failures,
-            "items_seen": row.items_seen,
-            "next_check": _iso(row.next_check),
-        }
-        if args.json:
-            print(json.dumps(record, ensure_ascii=False))
-        else:
-            health = "GONE" if row.gone else "FAIL" if row.consecutive_failures else "ok"
-            if row.last_checked is None:
-                health = "new"
-            print(
-                f"{health:5} {feed.name:30} seen={row.items_seen:<6} "
-                f"checked={record['last_checked'] or '-'} next={record['next_check'] or '-'}"
-            )
-            if row.last_error:
-                print(f"      error ({row.consecutive_failures}x): {row.last_error}")
-            if row.moved_to:
-                print(f"      moved permanently to {row.moved_to}")
-    if not args.json:
-        counts = store.delivery_counts()
-        print("deliveries: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none")
+    report = status.collect(config, store, utcnow(), redact=args.redactor)
+    if args.json:
+        print(json.dumps(status.as_json(report), ensure_ascii=False, indent=2))
+    else:
+        status.render(report, Console())
     return EXIT_OK
 
 

@@ -44,6 +44,10 @@ class FeedReport:
     new: int = 0
     events: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    status: int | None = None
+    """The HTTP status of the fetch, when there was one."""
+    kind: str | None = None
+    """The error class of a failed fetch (`TransientFeedError`, `FeedGone`, ...)."""
 
 
 @dataclass(slots=True)
@@ -134,7 +138,7 @@ class Pipeline:
                     result.moved_to,
                 )
                 log.info("feed.checked", status=result.status, new=0, unchanged=True)
-                return FeedReport(feed.name, "unchanged")
+                return FeedReport(feed.name, "unchanged", status=result.status)
             classified = await asyncio.to_thread(self._read, result, feed)
         except FeedError as exc:
             return await self._failed(feed, state.consecutive_failures + 1, exc, interval)
@@ -163,7 +167,9 @@ class Pipeline:
         )
         for story, milestone in outcome.events:
             log.info("event.created", story=story, milestone=milestone)
-        return FeedReport(feed.name, "ok", new=outcome.new, events=outcome.events)
+        return FeedReport(
+            feed.name, "ok", new=outcome.new, events=outcome.events, status=result.status
+        )
 
     def _read(self, result: FetchResult, feed: FeedConfig) -> list[Classified]:
         """Parse and match (CPU work, run off the event loop)."""
@@ -203,12 +209,20 @@ class Pipeline:
             failures=failures,
             retry_in=round(delay.total_seconds()),
         )
-        return FeedReport(feed.name, "failed", error=str(exc))
+        return FeedReport(
+            feed.name, "failed", error=str(exc), status=exc.status, kind=type(exc).__name__
+        )
 
     # -- delivery -------------------------------------------------------------
 
-    async def deliver(self, *, ignore_backoff: bool = False) -> DeliveryReport:
-        """Send every due delivery once, recording each target's own result."""
+    async def deliver(
+        self, *, ignore_backoff: bool = False, stopping: Callable[[], bool] | None = None
+    ) -> DeliveryReport:
+        """Send every due delivery once, recording each target's own result.
+
+        When `stopping()` turns true, the send in flight is finished and recorded, and
+        the claims not yet sent are released for the next run instead of sent.
+        """
         settings = self.config.delivery
         labels = set(target_labels(self.config))
         claims = await asyncio.to_thread(
@@ -220,7 +234,11 @@ class Pipeline:
             targets=labels,
         )
         report = DeliveryReport()
-        for claim in claims:
+        for index, claim in enumerate(claims):
+            if stopping is not None and stopping():
+                await asyncio.to_thread(self.store.release, claims[index:])
+                self.log.info("delivery.released", deliveries=len(claims) - index)
+                break
             status = await self._send(claim)
             if status == "sent":
                 report.sent += 1

@@ -120,6 +120,32 @@ class EventView:
         return list(dict.fromkeys(s.outlet or s.feed for s in self.sources))
 
 
+@dataclass(frozen=True, slots=True)
+class LatestItem:
+    """The item a feed gave most recently."""
+
+    title: str
+    url: str | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A delivery as `monitor status` shows it, with its event's title."""
+
+    id: int
+    kind: str
+    target: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None
+    title: str | None
+    story: str | None
+    milestone: str | None
+
+
 class Store:
     """Everything monitor remembers, behind one small API."""
 
@@ -547,6 +573,16 @@ class Store:
             )
         return str(values["status"])
 
+    def release(self, claims: Sequence[Claim]) -> None:
+        """Give back claims that were never sent: due again at once, the attempt uncounted."""
+        with self._write() as session:
+            for claim in claims:
+                session.execute(
+                    update(Delivery)
+                    .where(col(Delivery.id) == claim.id, col(Delivery.attempts) == claim.attempts)
+                    .values(lease_until=None, attempts=claim.attempts - 1)
+                )
+
     def event(self, event_id: int) -> EventView:
         with self._read() as session:
             row = session.get(Event, event_id)
@@ -579,6 +615,44 @@ class Store:
                 select(Delivery.status, func.count()).group_by(col(Delivery.status))
             ).all()
         return dict(rows)
+
+    def latest_items(self) -> dict[str, LatestItem]:
+        """Each feed's most recently stored item, by feed name."""
+        with self._read() as session:
+            newest = select(func.max(Item.id)).group_by(col(Item.feed_id)).scalar_subquery()
+            rows = session.exec(
+                select(Feed.name, Item.title, Item.url, Item.seen_at)
+                .join(Item, col(Item.feed_id) == col(Feed.id))
+                .where(col(Item.id).in_(newest))
+            ).all()
+        return {name: LatestItem(title, url, seen_at) for name, title, url, seen_at in rows}
+
+    def outbox(self, statuses: Collection[str], limit: int = 100) -> list[OutboxRow]:
+        """Deliveries in `statuses`, oldest first, with their event's title."""
+        with self._read() as session:
+            rows = session.exec(
+                select(Delivery, Event.title, Event.story, Event.milestone)
+                .outerjoin(Event, col(Event.id) == col(Delivery.event_id))
+                .where(col(Delivery.status).in_(statuses))
+                .order_by(col(Delivery.id))
+                .limit(limit)
+            ).all()
+        return [
+            OutboxRow(
+                id=d.id or 0,
+                kind=d.kind,
+                target=d.target,
+                status=d.status,
+                attempts=d.attempts,
+                created_at=d.created_at,
+                next_attempt_at=d.next_attempt_at,
+                last_error=d.last_error,
+                title=title or d.title,
+                story=story,
+                milestone=milestone,
+            )
+            for d, title, story, milestone in rows
+        ]
 
 
 def _event_view(session: Session, row: Event) -> EventView:

@@ -1,0 +1,263 @@
+"""`monitor status`: what the service is doing, from what the store remembers.
+
+`collect` gathers one `StatusReport` (each configured feed's health, last and next
+check, errors and backoff, the last item it gave; the deliveries still pending and the
+dead ones); `as_json` turns it into plain data and `render` into rich tables for a
+terminal. Everything shown goes through the redactor first: error texts from apprise
+can carry a target's URL, and a table may wrap a secret across lines where no
+stream-level filter would recognise it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from monitor.config import Config
+from monitor.store import DEAD, FAILED, PENDING, LatestItem, OutboxRow, Store
+
+Redact = Callable[[str], str]
+SHOWN_DELIVERIES = 100
+"""At most this many pending and this many dead deliveries are listed (all are counted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    name: str
+    url: str
+    health: str
+    """new (never checked), ok, failing (backing off), or gone (410: no longer polled)."""
+    last_checked: datetime | None
+    last_ok: datetime | None
+    next_check: datetime | None
+    last_status: int | None
+    last_error: str | None
+    consecutive_failures: int
+    failing_since: datetime | None
+    items_seen: int
+    moved_to: str | None
+    last_item: LatestItem | None
+
+    @property
+    def backoff_until(self) -> datetime | None:
+        """When a failing feed will be tried again."""
+        return self.next_check if self.health == "failing" else None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    generated_at: datetime
+    feeds: list[FeedStatus]
+    counts: dict[str, int]
+    pending: list[OutboxRow] = field(default_factory=list)
+    """Deliveries still to be sent: pending, or failed and waiting for a retry."""
+    dead: list[OutboxRow] = field(default_factory=list)
+
+
+def collect(config: Config, store: Store, now: datetime, redact: Redact = str) -> StatusReport:
+    """The status of every configured feed and of the outbox, secrets redacted."""
+    store.sync_feeds([(f.name, f.url) for f in config.feeds])
+    rows = {row.name: row for row in store.feeds()}
+    latest = store.latest_items()
+    feeds = []
+    for feed in config.feeds:
+        row = rows[feed.name]
+        if row.gone:
+            health = "gone"
+        elif row.consecutive_failures:
+            health = "failing"
+        elif row.last_checked is None:
+            health = "new"
+        else:
+            health = "ok"
+        feeds.append(
+            FeedStatus(
+                name=feed.name,
+                url=feed.url,
+                health=health,
+                last_checked=row.last_checked,
+                last_ok=row.last_ok,
+                next_check=row.next_check,
+                last_status=row.last_status,
+                last_error=redact(row.last_error) if row.last_error else None,
+                consecutive_failures=row.consecutive_failures,
+                failing_since=row.failing_since,
+                items_seen=row.items_seen,
+                moved_to=row.moved_to,
+                last_item=latest.get(feed.name),
+            )
+        )
+    return StatusReport(
+        generated_at=now,
+        feeds=feeds,
+        counts=store.delivery_counts(),
+        pending=[_redacted(r, redact) for r in store.outbox([PENDING, FAILED], SHOWN_DELIVERIES)],
+        dead=[_redacted(r, redact) for r in store.outbox([DEAD], SHOWN_DELIVERIES)],
+    )
+
+
+def _redacted(row: OutboxRow, redact: Redact) -> OutboxRow:
+    error = redact(row.last_error) if row.last_error else None
+    return dataclasses.replace(row, target=redact(row.target), last_error=error)
+
+
+# -- JSON -------------------------------------------------------------------------
+
+
+def as_json(report: StatusReport) -> dict[str, Any]:
+    """The report as JSON-ready data; times are ISO 8601 in UTC, or null."""
+    return {
+        "generated_at": _iso(report.generated_at),
+        "feeds": [
+            {
+                "name": f.name,
+                "url": f.url,
+                "health": f.health,
+                "moved_to": f.moved_to,
+                "last_checked": _iso(f.last_checked),
+                "last_ok": _iso(f.last_ok),
+                "next_check": _iso(f.next_check),
+                "backoff_until": _iso(f.backoff_until),
+                "last_status": f.last_status,
+                "last_error": f.last_error,
+                "consecutive_failures": f.consecutive_failures,
+                "failing_since": _iso(f.failing_since),
+                "items_seen": f.items_seen,
+                "last_item": (
+                    {
+                        "title": f.last_item.title,
+                        "url": f.last_item.url,
+                        "seen_at": _iso(f.last_item.seen_at),
+                    }
+                    if f.last_item
+                    else None
+                ),
+            }
+            for f in report.feeds
+        ],
+        "deliveries": {
+            "counts": {s: report.counts.get(s, 0) for s in (PENDING, FAILED, "sent", DEAD)},
+            "pending": [_delivery(r) for r in report.pending],
+            "dead": [_delivery(r) for r in report.dead],
+        },
+    }
+
+
+def _delivery(row: OutboxRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "target": row.target,
+        "status": row.status,
+        "attempts": row.attempts,
+        "created_at": _iso(row.created_at),
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "last_error": row.last_error,
+        "title": row.title,
+        "story": row.story,
+        "milestone": row.milestone,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+# -- terminal ---------------------------------------------------------------------
+
+_HEALTH_STYLE = {"ok": "green", "new": "cyan", "failing": "bold red", "gone": "magenta"}
+
+
+def render(report: StatusReport, console: Console) -> None:
+    """Readable tables: the feeds, then the deliveries that are not sent."""
+    now = report.generated_at
+    feeds = Table(title="Feeds", box=box.SIMPLE_HEAD, expand=False, title_justify="left")
+    feeds.add_column("feed", overflow="fold", max_width=28)
+    feeds.add_column("health")
+    feeds.add_column("last check", no_wrap=True)
+    feeds.add_column("next check", no_wrap=True)
+    feeds.add_column("items", justify="right")
+    feeds.add_column("last item", overflow="fold", max_width=40)
+    feeds.add_column("error / backoff", overflow="fold", max_width=40)
+    for f in report.feeds:
+        health = Text(f.health, style=_HEALTH_STYLE.get(f.health, ""))
+        last_check = ago(f.last_checked, now)
+        if f.last_status:
+            last_check += f" ({f.last_status})"
+        item = f"{f.last_item.title} · {ago(f.last_item.seen_at, now)}" if f.last_item else "-"
+        notes = []
+        if f.last_error:
+            notes.append(f"{f.last_error} ({f.consecutive_failures}x)")
+        if f.backoff_until:
+            notes.append(f"backoff until {until(f.backoff_until, now)}")
+        if f.moved_to:
+            notes.append(f"moved to {f.moved_to}")
+        feeds.add_row(
+            f.name,
+            health,
+            last_check,
+            until(f.next_check, now),
+            str(f.items_seen),
+            item,
+            Text("; ".join(notes), style="red" if f.last_error else "") if notes else "-",
+        )
+    console.print(feeds)
+    counts = ", ".join(f"{s} {report.counts.get(s, 0)}" for s in (PENDING, FAILED, "sent", DEAD))
+    console.print(f"Deliveries: {counts}")
+    for title, rows in (("Waiting to be sent", report.pending), ("Dead", report.dead)):
+        if not rows:
+            continue
+        table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+        table.add_column("target", overflow="fold", max_width=30)
+        table.add_column("status")
+        table.add_column("tries", justify="right")
+        table.add_column("next try" if rows is report.pending else "created", no_wrap=True)
+        table.add_column("alert", overflow="fold", max_width=40)
+        table.add_column("last error", overflow="fold", max_width=40)
+        for row in rows:
+            when = (
+                until(row.next_attempt_at, now)
+                if rows is report.pending
+                else ago(row.created_at, now)
+            )
+            alert = row.title or row.kind
+            if row.milestone:
+                alert = f"{row.milestone}: {alert}"
+            table.add_row(
+                row.target, row.status, str(row.attempts), when, alert, row.last_error or "-"
+            )
+        console.print(table)
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    """`5m ago`, `2h ago`; `-` for never."""
+    if moment is None:
+        return "-"
+    delta = now - moment
+    if delta < timedelta(0):
+        return "in " + _span(-delta)
+    return _span(delta) + " ago"
+
+
+def until(moment: datetime | None, now: datetime) -> str:
+    """`in 5m`; `due` once the moment has passed; `-` for none."""
+    if moment is None:
+        return "-"
+    delta = moment - now
+    return "due" if delta <= timedelta(0) else "in " + _span(delta)
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
