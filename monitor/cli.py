@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from rich.console import Console
@@ -23,11 +23,16 @@ from monitor.daemon import RELOAD_CHECK, Service, serve, systemd_notifier, watch
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
+from monitor.match import classify_stream, explain
 from monitor.messages import milestone_label, render_test
 from monitor.metrics import Metrics
 from monitor.notify import AppriseSender, target_labels
+from monitor.outbox import DeliveryReport
 from monitor.pipeline import Pipeline, utcnow
 from monitor.redact import Redactor
+from monitor.render import FORMATS, Format, Renderer
+from monitor.replay import MilestoneGroup, replay
+from monitor.rules import Story
 from monitor.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -47,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, redactor: Redactor) -> int:
-    quiet = args.command not in ("run", "once", "deliver")
+    quiet = args.command not in ("run", "once", "deliver", "digest") or getattr(
+        args, "dry_run", False
+    )
     # Query commands keep stdout for their output; the service commands log there.
     configure_logging(
         args.log_level,
@@ -58,8 +65,8 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
     try:
         config = load_config(config_path(args.config))
         redactor.learn(config)
-        if args.command == "check-config":
-            return _check_config(config)
+        if args.command in _WITHOUT_STORE:
+            return _WITHOUT_STORE[args.command](args, config)
         store = Store.open(config.database_url())
     except ConfigError as exc:
         print(f"monitor: config error: {exc}", file=sys.stderr)
@@ -106,6 +113,22 @@ def _parser() -> argparse.ArgumentParser:
     once = add("once", _once, "run one full cycle (every feed, then delivery) and exit")
     once.add_argument("--force", action="store_true", help="also poll feeds in backoff")
     add("check-config", None, "validate the config and exit (2 when invalid)")
+    add(
+        "classify",
+        None,
+        "classify JSON lines from stdin (title, summary, optional id and url) with the "
+        "config's stories; one JSON line out per line in",
+    )
+    explain = add("explain", None, "say, for a person, why a headline matches or does not")
+    explain.add_argument("title", help="the headline")
+    explain.add_argument("summary", nargs="?", default="", help="the summary or lead, if any")
+    replay = add(
+        "replay", _replay, "re-run the current rules over stored items; show what would alert"
+    )
+    replay.add_argument(
+        "--since", type=_date, default=None, help="only items seen on or after this date"
+    )
+    replay.add_argument("--json", action="store_true", help="one JSON object per line")
     add("test-notify", _test_notify, "send a test message to every target and report each")
     history = add("history", _history, "list alert events, newest first")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -114,11 +137,116 @@ def _parser() -> argparse.ArgumentParser:
         "status", _status, "show each feed's health and the deliveries not yet sent"
     )
     status_command.add_argument("--json", action="store_true", help="one JSON document")
-    add("deliver", _deliver, "send every pending or failed delivery now, ignoring backoff")
+    deliver = add(
+        "deliver", _deliver, "send every pending or failed delivery now, ignoring backoff"
+    )
+    deliver.add_argument(
+        "--retry-dead", action="store_true", help="also give dead deliveries one more try"
+    )
+    digest = add("digest", _digest, "send each story's digest now (or print it with --dry-run)")
+    digest.add_argument("--dry-run", action="store_true", help="print it; send and record nothing")
+    digest.add_argument("--story", help="only this story (its id)")
+    digest.add_argument(
+        "--format", default="text", choices=FORMATS, help="with --dry-run: how to print it"
+    )
     return parser
 
 
 # -- commands -------------------------------------------------------------------
+
+
+def _classify(args: argparse.Namespace, config: Config) -> int:
+    for result in classify_stream(sys.stdin, config.stories):
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace, config: Config) -> int:
+    print(explain(args.title, args.summary, config.stories))
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, config: Config, store: Store) -> int:
+    report = replay(store.items(args.since), config.stories, store.event_keys())
+    stories = {s.id: s for s in config.stories}
+    if args.json:
+        for group in report.milestones:
+            first = group.first
+            print(
+                json.dumps(
+                    {
+                        "type": "milestone",
+                        "story": group.story,
+                        "milestone": group.milestone,
+                        "would_alert": group.would_alert,
+                        "recorded_at": _iso(group.recorded_at),
+                        "title": first.title,
+                        "url": first.url,
+                        "feed": first.feed,
+                        "sources": [item.url for item, _ in group.reports if item.url],
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        for change in report.changes:
+            print(
+                json.dumps(
+                    {
+                        "type": "changed",
+                        "title": change.item.title,
+                        "url": change.item.url,
+                        "feed": change.item.feed,
+                        "was": {"story": change.item.story, "milestone": change.item.milestone},
+                        "now": {
+                            "story": change.verdict.story,
+                            "milestone": change.verdict.milestone,
+                        },
+                        "why": change.verdict.why,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return EXIT_OK
+    since = f" seen since {args.since:%Y-%m-%d}" if args.since else ""
+    print(f"Replayed {report.items} stored items{since}: {report.relevant} about a story.")
+    print("Nothing was sent.\n")
+    alerting = [g for g in report.milestones if g.would_alert]
+    print("Would alert now:" if alerting else "Would alert now: nothing")
+    for group in alerting:
+        _print_group(group, stories)
+    recorded = [g for g in report.milestones if not g.would_alert]
+    if recorded:
+        print("\nAlready recorded (no new alert; later reports would attach):")
+        for group in recorded:
+            _print_group(group, stories)
+    if report.changes:
+        print(f"\nItems whose verdict changed under the current rules ({len(report.changes)}):")
+        for change in report.changes:
+            was = change.item.milestone or change.item.story or "irrelevant"
+            now = change.verdict.milestone or change.verdict.story or "irrelevant"
+            print(f"  {was} → {now}: [{change.item.feed}] {change.item.title}")
+    return EXIT_OK
+
+
+def _print_group(group: MilestoneGroup, stories: dict[str, Story]) -> None:
+    label = milestone_label(stories.get(group.story), group.milestone)
+    first = group.first
+    when = f" (event since {_iso(group.recorded_at)})" if group.recorded_at else ""
+    silent = " (first report came in a feed's first fetch: silent)" if first.silent else ""
+    print(f"  {label} — {group.story}{when}{silent}")
+    print(f"    first: [{first.feed}] {first.title}")
+    if first.url:
+        print(f"           {first.url}")
+    if len(group.reports) > 1:
+        print(f"    + {len(group.reports) - 1} later report(s)")
+
+
+def _date(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _check_config(config: Config) -> int:
@@ -158,6 +286,8 @@ def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
             pipeline = Pipeline(config, store, fetcher, AppriseSender(config.notify))
             started = utcnow()
             report = await pipeline.run_cycle(force=args.force)
+            await pipeline.check_health()
+            digests = await pipeline.prepare()
             delivery = await pipeline.deliver()
             structlog.get_logger("monitor").info(
                 "cycle.done",
@@ -168,9 +298,12 @@ def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
                 skipped=report.count("backoff") + report.count("gone"),
                 new=sum(f.new for f in report.feeds),
                 events=sum(len(f.events) for f in report.feeds),
+                digests=digests,
                 sent=delivery.sent,
                 send_failed=delivery.failed,
                 dead=delivery.dead,
+                held=delivery.held,
+                folded=delivery.folded,
                 seconds=round((utcnow() - started).total_seconds(), 3),
             )
 
@@ -179,24 +312,86 @@ def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def _deliver(args: argparse.Namespace, config: Config, store: Store) -> int:
-    async def drain() -> None:
+    labels = target_labels(config)
+    if args.retry_dead:
+        revived = store.retry_dead(labels, now=utcnow())
+        print(f"retrying {revived} dead deliveries")
+
+    async def drain() -> DeliveryReport:
         async with Fetcher(config.fetch) as fetcher:
             pipeline = Pipeline(config, store, fetcher, AppriseSender(config.notify))
-            await pipeline.deliver(ignore_backoff=True)
+            return await pipeline.deliver(ignore_backoff=True)
 
-    asyncio.run(drain())
-    waiting = store.undelivered(target_labels(config))
+    report = asyncio.run(drain())
+    print(
+        f"sent {report.sent}, failed {report.failed}, dead {report.dead}, "
+        f"held {report.held}, folded {report.folded}"
+    )
+    return _undelivered_exit(store, labels)
+
+
+def _undelivered_exit(store: Store, labels: list[str]) -> int:
+    """Exit 1 when deliveries remain that failed (not those held by quiet hours or a cap)."""
+    now = utcnow()
+    waiting = store.undelivered(labels, now=now)
+    held = store.undelivered(labels) - waiting
+    if held:
+        print(f"{held} deliveries wait for quiet hours or an hourly cap to end")
     if waiting:
         print(f"monitor: {waiting} deliveries remain undelivered", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
 
+def _digest(args: argparse.Namespace, config: Config, store: Store) -> int:
+    stories = [s.id for s in config.stories]
+    if args.story and args.story not in stories:
+        print(
+            f"monitor: unknown story {args.story!r} (known: {', '.join(stories)})", file=sys.stderr
+        )
+        return EXIT_FAILED
+    wanted = [args.story] if args.story else stories
+
+    async def digest() -> int:
+        async with Fetcher(config.fetch) as fetcher:
+            pipeline = Pipeline(config, store, fetcher, AppriseSender(config.notify))
+            if args.dry_run:
+                _print_digests(pipeline, wanted, args.format)
+                return EXIT_OK
+            queued = await asyncio.to_thread(pipeline.digests.queue_now, wanted)
+            if not queued:
+                print("monitor: no target receives digests (add `digest` to a target's `receive`)")
+                return EXIT_FAILED
+            report = await pipeline.deliver(kinds={"digest"})
+            print(
+                f"digests: queued {queued}, sent {report.sent}, "
+                f"failed {report.failed + report.dead}, held {report.held}"
+            )
+            return EXIT_FAILED if report.failed or report.dead else EXIT_OK
+
+    return asyncio.run(digest())
+
+
+def _print_digests(pipeline: Pipeline, stories: list[str], fmt: Format) -> None:
+    now = pipeline.clock()
+    for story in stories:
+        targets = pipeline.digests.targets(story)
+        periods = [pipeline.digests.period(story, t, now) for t in targets]
+        since = min((p.since for p in periods), default=now - timedelta(days=1))
+        tz = pipeline.config.digest.tz
+        message = pipeline.outbox.digest_message(story, since, now, fmt, tz)
+        print(f"Subject: {message.title}\n")
+        print(message.body)
+
+
 def _test_notify(args: argparse.Namespace, config: Config, store: Store) -> int:
     sender = AppriseSender(config.notify)
+    renderer = Renderer(config.templates.overrides())
     failed = 0
     for label in target_labels(config):
-        outcome = sender.send(label, render_test(label))
+        target = config.target(label)
+        fmt: Format = target.message_format if target else "text"
+        outcome = sender.send(label, render_test(renderer, label, fmt))
         if outcome.ok:
             print(f"ok      {label}")
         else:
@@ -261,6 +456,12 @@ def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
+
+_WITHOUT_STORE: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "check-config": lambda args, config: _check_config(config),
+    "classify": _classify,
+    "explain": _explain,
+}
 
 if __name__ == "__main__":
     raise SystemExit(main())

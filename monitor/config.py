@@ -13,10 +13,11 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import apprise
 from pydantic import (
@@ -33,7 +34,9 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from monitor import hours
 from monitor.errors import ConfigError
+from monitor.render import KINDS, PARTS, Format, compile_template
 from monitor.rules import Story, compile_stories
 from monitor.yamlsrc import Located, join_key, load_yaml
 
@@ -63,6 +66,24 @@ def parse_duration(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _time_of_day(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 08:30 as the base-60 integer 510.
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    return hours.parse_clock(value) if isinstance(value, str) else value
+
+
+def _zone_name(value: object) -> object:
+    if isinstance(value, str):
+        hours.zone(value)
+    return value
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
+ZoneName = Annotated[str, BeforeValidator(_zone_name)]
+"""An IANA time zone name, checked against the zoneinfo database at load time."""
 
 
 class _Section(BaseModel):
@@ -101,6 +122,51 @@ class DeliverySettings(_Section):
     backoff_max: Duration = timedelta(hours=1)
     lease: Duration = timedelta(minutes=5)
     """How long a claimed send may be in flight before another run may retry it."""
+    rate_limited_wait: Duration = timedelta(seconds=60)
+    """The least wait after a target answers 429/503 (apprise does not pass Retry-After on)."""
+
+
+class DigestSettings(_Section):
+    """When the daily digest of each story is due."""
+
+    time: TimeOfDay = time(8, 0)
+    timezone: ZoneName = "UTC"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return hours.zone(self.timezone)
+
+
+class HealthSettings(_Section):
+    """When a feed's trouble is worth telling the health targets about."""
+
+    failing_after: Duration = timedelta(hours=6)
+    """A feed failing for this long (every attempt) raises one alert."""
+    silent_factor: float = Field(default=5.0, ge=1.0)
+    """A feed with no new items for this many times its usual gap raises one alert ..."""
+    silent_min: Duration = timedelta(days=2)
+    """... but never before this long without new items."""
+
+
+class TemplateSet(_Section):
+    """Overrides of one kind of message; a part left out keeps the shipped template."""
+
+    title: str | None = None
+    text: str | None = None
+    markdown: str | None = None
+    html: str | None = None
+
+
+class TemplatesConfig(_Section):
+    """Jinja2 templates (sandboxed, autoescaped) that replace the shipped ones."""
+
+    alert: TemplateSet = TemplateSet()
+    digest: TemplateSet = TemplateSet()
+    summary: TemplateSet = TemplateSet()
+    notice: TemplateSet = TemplateSet()
+
+    def overrides(self) -> dict[str, dict[str, str | None]]:
+        return {kind: getattr(self, kind).model_dump() for kind in KINDS}
 
 
 class FeedConfig(_Section):
@@ -119,6 +185,11 @@ class FeedConfig(_Section):
         return url
 
 
+Receives = Literal["alerts", "digest", "health"]
+_SLACK_URL = re.compile(r"(?i)^(slack://|https://hooks\.slack(-gov)?\.com/)")
+_EMAIL_URL = re.compile(r"(?i)^mailtos?://")
+
+
 class TargetConfig(_Section):
     """One apprise notification target and what it receives."""
 
@@ -126,6 +197,18 @@ class TargetConfig(_Section):
     name: str | None = None
     stories: tuple[str, ...] | None = None
     milestones: tuple[str, ...] | None = None
+    receive: tuple[Receives, ...] = Field(default=("alerts",), min_length=1)
+    """`alerts` (one message per milestone, at once), `digest` (daily), `health` (ops)."""
+    format: Format | None = None
+    """How messages are written for it; by default markdown for Slack, html for email."""
+    quiet_hours: str | None = None
+    """`HH:MM-HH:MM` local time: messages wait until the window ends."""
+    timezone: ZoneName | None = None
+    """For quiet hours and the times shown in messages; default `digest.timezone`."""
+    break_through: bool | tuple[str, ...] = False
+    """Milestone alerts that ignore quiet hours: true for all, or a list of milestones."""
+    max_per_hour: int | None = Field(default=None, ge=1)
+    """At most this many messages an hour; the excess is folded into one summary."""
 
     @field_validator("url")
     @classmethod
@@ -134,6 +217,47 @@ class TargetConfig(_Section):
             raise ValueError(f"apprise does not accept this URL: {mask_url(url)}")
         return url
 
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, text: str | None) -> str | None:
+        if text is not None:
+            hours.QuietHours.parse(text, ZoneInfo("UTC"))
+        return text
+
+    @field_validator("receive")
+    @classmethod
+    def _distinct(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("lists a kind twice")
+        return kinds
+
+    def gets(self, kind: Receives) -> bool:
+        return kind in self.receive
+
+    @property
+    def message_format(self) -> Format:
+        """`format`, else what the URL's service reads best."""
+        if self.format is not None:
+            return self.format
+        if _SLACK_URL.match(self.url):
+            return "markdown"
+        if _EMAIL_URL.match(self.url):
+            return "html"
+        return "text"
+
+    def quiet(self, default_tz: ZoneInfo) -> hours.QuietHours | None:
+        if self.quiet_hours is None:
+            return None
+        return hours.QuietHours.parse(self.quiet_hours, self.tz(default_tz))
+
+    def tz(self, default_tz: ZoneInfo) -> ZoneInfo:
+        return hours.zone(self.timezone) if self.timezone else default_tz
+
+    def breaks_through(self, milestone: str) -> bool:
+        if isinstance(self.break_through, bool):
+            return self.break_through
+        return milestone in self.break_through
+
     @property
     def label(self) -> str:
         """How the target is named in logs, history and status: never with secrets."""
@@ -141,9 +265,15 @@ class TargetConfig(_Section):
 
     def receives(self, story: str, milestone: str) -> bool:
         """Whether this target is routed alerts for `milestone` of `story`."""
-        return (self.stories is None or story in self.stories) and (
-            self.milestones is None or milestone in self.milestones
+        return (
+            self.gets("alerts")
+            and self.follows(story)
+            and (self.milestones is None or milestone in self.milestones)
         )
+
+    def follows(self, story: str) -> bool:
+        """Whether messages about `story` (alerts, digests) are for this target."""
+        return self.stories is None or story in self.stories
 
 
 def mask_url(url: str) -> str:
@@ -200,6 +330,9 @@ class Config(_Section):
     fetch: FetchSettings = FetchSettings()
     alerts: AlertSettings = AlertSettings()
     delivery: DeliverySettings = DeliverySettings()
+    digest: DigestSettings = DigestSettings()
+    health: HealthSettings = HealthSettings()
+    templates: TemplatesConfig = TemplatesConfig()
     feeds: tuple[FeedConfig, ...] = Field(min_length=1)
     notify: tuple[TargetConfig, ...] = ()
     stories: tuple[Story, ...] = Field(min_length=1)
@@ -232,7 +365,34 @@ class Config(_Section):
                     raise ConfigError(
                         f"unknown milestone {milestone!r}", key=f"notify[{i}].milestones"
                     )
+            if not isinstance(target.break_through, bool):
+                for milestone in target.break_through:
+                    if milestone not in all_milestones:
+                        raise ConfigError(
+                            f"unknown milestone {milestone!r}", key=f"notify[{i}].break_through"
+                        )
         return self
+
+    @model_validator(mode="after")
+    def _templates_compile(self) -> Config:
+        for kind in KINDS:
+            overrides: TemplateSet = getattr(self.templates, kind)
+            for part in PARTS:
+                source: str | None = getattr(overrides, part)
+                if source is None:
+                    continue
+                try:
+                    compile_template(kind, part, source)
+                except ValueError as exc:
+                    raise ConfigError(str(exc), key=f"templates.{kind}.{part}") from None
+        return self
+
+    def targets_for(self, kind: Receives) -> list[TargetConfig]:
+        """The configured targets that receive `kind` of message."""
+        return [t for t in self.notify if t.gets(kind)]
+
+    def target(self, label: str) -> TargetConfig | None:
+        return next((t for t in self.notify if t.label == label), None)
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         return feed.interval or self.fetch.interval

@@ -292,13 +292,17 @@ class Service:
         if report is None:
             return
         self.metrics.feed_checked(report, time.monotonic() - started)
+        if not self._stop.is_set():
+            await self._tracked(pipeline.check_health([name]))
         if report.events:
             self._deliver_soon()
 
     async def _deliver(self) -> None:
-        if self.pipeline is None or self._stop.is_set():
+        pipeline = self.pipeline
+        if pipeline is None or self._stop.is_set():
             return
-        report = await self._tracked(self.pipeline.deliver(stopping=self._stop.is_set))
+        await self._tracked(pipeline.prepare())
+        report = await self._tracked(pipeline.deliver(stopping=self._stop.is_set))
         if report is not None:
             self.metrics.delivered(report)
 

@@ -1,19 +1,29 @@
-"""What an alert says: rendered from an event at send time, so late sends are current."""
+"""What each message says: contexts for the templates, built from what the store knows.
+
+Alerts and summaries are rendered at send time from the event, so a late send carries
+the reports that came in while it waited. Times are shown in the target's time zone.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from datetime import datetime, tzinfo
+from typing import Any
 
+from monitor.render import Format, Message, Renderer
 from monitor.rules import Story
-from monitor.store import EventView
+from monitor.store import DigestMaterial, EventView, SourceView, UpdateView
 
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A rendered notification: a title and a plain-text body."""
-
-    title: str
-    body: str
+__all__ = [
+    "Message",
+    "alert_context",
+    "digest_context",
+    "local_time",
+    "milestone_label",
+    "notice_context",
+    "render_test",
+    "summary_context",
+]
 
 
 def milestone_label(story: Story | None, milestone: str) -> str:
@@ -21,32 +31,94 @@ def milestone_label(story: Story | None, milestone: str) -> str:
     return found.label if found else milestone.replace("_", " ").capitalize()
 
 
-def render_alert(event: EventView, story: Story | None) -> Message:
-    """The alert for an event: milestone, story, headline, outlet, link, matched terms."""
-    label = milestone_label(story, event.milestone)
-    story_name = story.name if story else event.story
+def local_time(moment: datetime, tz: tzinfo) -> str:
+    """`2026-11-27 14:05 MSK`: minutes are enough for people."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def alert_context(event: EventView, story: Story | None, tz: tzinfo) -> dict[str, Any]:
+    """The names an alert template can use (see render.SAMPLES["alert"])."""
     first = event.sources[0] if event.sources else None
     outlet = event.outlet or (first.outlet or first.feed if first else None)
-    lines = [event.title]
-    if outlet:
-        lines.append(f"Outlet: {outlet}")
-    if event.url:
-        lines.append(f"Link: {event.url}")
-    terms = sorted({term for found in event.terms.values() for term in found})
-    if terms:
-        lines.append("Matched: " + ", ".join(terms))
     others = len(event.outlets) - 1
-    if others > 0:
-        languages = len(event.languages)
-        lines.append(
-            f"Also reported by {others} other outlet{'s' if others != 1 else ''}"
-            + (f" in {languages} language{'s' if languages != 1 else ''}" if languages else "")
-        )
-    return Message(title=f"{label}: {story_name}", body="\n".join(lines))
+    languages = len(event.languages)
+    return {
+        "label": milestone_label(story, event.milestone),
+        "milestone": event.milestone,
+        "story": story.name if story else event.story,
+        "story_id": event.story,
+        "title": event.title,
+        "outlet": outlet,
+        "url": event.url,
+        "created_at": local_time(event.created_at, tz),
+        "terms": sorted({term for found in event.terms.values() for term in found}),
+        "also": {"outlets": others, "languages": languages} if others > 0 else None,
+        "sources": [_source(s, tz) for s in event.sources[1:]],
+    }
 
 
-def render_test(target: str) -> Message:
-    return Message(
-        title="monitor: test notification",
-        body=f"This is a test from monitor to {target}. If you can read it, alerts will reach you.",
-    )
+def digest_context(
+    story: Story | None,
+    story_id: str,
+    material: DigestMaterial,
+    *,
+    since: datetime,
+    until: datetime,
+    tz: tzinfo,
+) -> dict[str, Any]:
+    """The names a digest template can use (see render.SAMPLES["digest"])."""
+    return {
+        "story": story.name if story else story_id,
+        "story_id": story_id,
+        "since": local_time(since, tz),
+        "until": local_time(until, tz),
+        "date": until.astimezone(tz).date().isoformat(),
+        "updates": [_update(u, tz) for u in material.updates],
+        "reports": [
+            {**alert_context(event, story, tz), "reports": [_source(s, tz) for s in sources]}
+            for event, sources in material.reports
+        ],
+        "timeline": [alert_context(event, story, tz) for event in material.timeline],
+    }
+
+
+def summary_context(
+    target: str, limit: int, alerts: Sequence[tuple[EventView, Story | None]], tz: tzinfo
+) -> dict[str, Any]:
+    """The names a summary template can use (see render.SAMPLES["summary"])."""
+    return {
+        "target": target,
+        "count": len(alerts),
+        "limit": limit,
+        "alerts": [alert_context(event, story, tz) for event, story in alerts],
+    }
+
+
+def notice_context(title: str, body: str) -> dict[str, Any]:
+    return {"title": title, "lines": [line for line in body.splitlines() if line.strip()]}
+
+
+def render_test(renderer: Renderer, target: str, fmt: Format) -> Message:
+    body = f"This is a test from monitor to {target}. If you can read it, alerts will reach you."
+    return renderer.render("notice", fmt, notice_context("test notification", body))
+
+
+def _source(source: SourceView, tz: tzinfo) -> dict[str, Any]:
+    return {
+        "title": source.title,
+        "outlet": source.outlet or source.feed,
+        "url": source.url,
+        "lang": source.lang,
+        "seen_at": local_time(source.seen_at, tz),
+    }
+
+
+def _update(update: UpdateView, tz: tzinfo) -> dict[str, Any]:
+    return {
+        "title": update.title,
+        "outlet": update.outlet or update.feed,
+        "url": update.url,
+        "lang": update.lang,
+        "seen_at": local_time(update.seen_at, tz),
+        "more": update.more,
+    }

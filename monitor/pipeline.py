@@ -10,22 +10,28 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from monitor.backoff import retry_delay
 from monitor.config import Config, FeedConfig
+from monitor.digest import Digests
 from monitor.entry import Entry
 from monitor.errors import FeedError, FeedGone, RateLimited
 from monitor.fetch import Fetcher, FetchResult, Validators
+from monitor.health import FeedHealth
 from monitor.match import Verdict, classify, prefilter
-from monitor.messages import Message, render_alert
-from monitor.notify import Sender, route, target_labels
+from monitor.notify import Sender, route
+from monitor.outbox import DeliveryReport, Outbox
 from monitor.parse import parse
+from monitor.render import Renderer
 from monitor.rules import Story
-from monitor.store import Claim, Classified, Store
+from monitor.store import Classified, Store
+
+__all__ = ["CycleReport", "DeliveryReport", "FeedReport", "Pipeline", "retry_delay", "utcnow"]
 
 Clock = Callable[[], datetime]
 _IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story matched")
@@ -58,29 +64,6 @@ class CycleReport:
         return sum(1 for f in self.feeds if f.outcome == outcome)
 
 
-@dataclass(slots=True)
-class DeliveryReport:
-    sent: int = 0
-    failed: int = 0
-    dead: int = 0
-
-
-def retry_delay(
-    failures: int,
-    interval: timedelta,
-    cap: timedelta,
-    rng: random.Random,
-    retry_after: timedelta | None = None,
-) -> timedelta:
-    """Exponential backoff with jitter after `failures` failures, never below Retry-After."""
-    exponent = min(max(failures - 1, 0), 20)
-    base = min(interval * (2**exponent), cap)
-    delay = base * rng.uniform(0.8, 1.0) if base < cap else cap * rng.uniform(0.9, 1.0)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
-
-
 class Pipeline:
     """Runs the stages for a config; one instance per loaded config."""
 
@@ -93,6 +76,7 @@ class Pipeline:
         *,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
+        renderer: Renderer | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -102,6 +86,10 @@ class Pipeline:
         self.rng = rng or random.Random()
         self._stories = {s.id: s for s in config.stories}
         self.log = structlog.get_logger("monitor.pipeline")
+        self.renderer = renderer or Renderer(config.templates.overrides())
+        self.outbox = Outbox(config, store, sender, self.renderer, clock=clock, rng=self.rng)
+        self.digests = Digests(config, store, clock)
+        self.health = FeedHealth(config, store, clock)
 
     # -- feeds ----------------------------------------------------------------
 
@@ -215,67 +203,29 @@ class Pipeline:
 
     # -- delivery -------------------------------------------------------------
 
+    async def prepare(self) -> int:
+        """Queue what is due besides alerts: the digests whose time has come."""
+        return await asyncio.to_thread(self.digests.queue_due)
+
+    async def check_health(self, names: list[str] | None = None) -> None:
+        """Tell the health targets about feeds that went wrong or recovered."""
+        await asyncio.to_thread(self.health.check, names)
+
     async def deliver(
-        self, *, ignore_backoff: bool = False, stopping: Callable[[], bool] | None = None
+        self,
+        *,
+        ignore_backoff: bool = False,
+        kinds: Collection[str] | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> DeliveryReport:
         """Send every due delivery once, recording each target's own result.
 
-        When `stopping()` turns true, the send in flight is finished and recorded, and
-        the claims not yet sent are released for the next run instead of sent.
+        Once `stopping()` is true no new delivery is claimed; the one in flight is
+        finished and recorded.
         """
-        settings = self.config.delivery
-        labels = set(target_labels(self.config))
-        claims = await asyncio.to_thread(
-            self.store.claim_due,
-            self.clock(),
-            settings.lease,
-            limit=500,
-            ignore_backoff=ignore_backoff,
-            targets=labels,
+        return await self.outbox.deliver(
+            ignore_backoff=ignore_backoff, kinds=kinds, stopping=stopping
         )
-        report = DeliveryReport()
-        for index, claim in enumerate(claims):
-            if stopping is not None and stopping():
-                await asyncio.to_thread(self.store.release, claims[index:])
-                self.log.info("delivery.released", deliveries=len(claims) - index)
-                break
-            status = await self._send(claim)
-            if status == "sent":
-                report.sent += 1
-            elif status == "dead":
-                report.dead += 1
-            else:
-                report.failed += 1
-        return report
-
-    async def _send(self, claim: Claim) -> str:
-        settings = self.config.delivery
-        log = self.log.bind(delivery=claim.id, target=claim.target, attempt=claim.attempts)
-        message = await asyncio.to_thread(self._render, claim)
-        outcome = await asyncio.to_thread(self.sender.send, claim.target, message)
-        now = self.clock()
-        if outcome.ok:
-            status = await asyncio.to_thread(self.store.finish, claim, now=now)
-            log.info("delivery.sent", kind=claim.kind)
-            return status
-        error = outcome.error or "send failed"
-        expired = now - claim.created_at >= settings.max_age
-        if claim.attempts >= settings.max_attempts or expired:
-            status = await asyncio.to_thread(self.store.finish, claim, now=now, error=error)
-            log.error("delivery.dead", error=error)
-            return status
-        delay = retry_delay(claim.attempts, settings.backoff_base, settings.backoff_max, self.rng)
-        status = await asyncio.to_thread(
-            self.store.finish, claim, now=now, error=error, retry_at=now + delay
-        )
-        log.warning("delivery.failed", error=error, retry_in=round(delay.total_seconds()))
-        return status
-
-    def _render(self, claim: Claim) -> Message:
-        if claim.event_id is not None:
-            event = self.store.event(claim.event_id)
-            return render_alert(event, self._stories.get(event.story))
-        return Message(title=claim.title or "monitor", body=claim.body or "")
 
     def story(self, story_id: str) -> Story | None:
         return self._stories.get(story_id)

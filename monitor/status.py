@@ -10,7 +10,6 @@ stream-level filter would recognise it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,11 +21,12 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.config import Config
-from monitor.store import DEAD, FAILED, PENDING, LatestItem, OutboxRow, Store
+from monitor.store import DEAD, FAILED, FOLDED, PENDING, SENT, LatestItem, OutboxRow, Store
 
 Redact = Callable[[str], str]
 SHOWN_DELIVERIES = 100
 """At most this many pending and this many dead deliveries are listed (all are counted)."""
+STATES = (PENDING, FAILED, SENT, DEAD, FOLDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,8 @@ class FeedStatus:
     name: str
     url: str
     health: str
-    """new (never checked), ok, failing (backing off), or gone (410: no longer polled)."""
+    """new (never checked), ok, quiet (nothing new for unusually long), failing (backing
+    off), or gone (410: no longer polled)."""
     last_checked: datetime | None
     last_ok: datetime | None
     next_check: datetime | None
@@ -45,6 +46,9 @@ class FeedStatus:
     items_seen: int
     moved_to: str | None
     last_item: LatestItem | None
+    told: str | None = None
+    """The trouble the health targets were last told about (failing, silent), if any."""
+    told_since: datetime | None = None
 
     @property
     def backoff_until(self) -> datetime | None:
@@ -53,13 +57,32 @@ class FeedStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryStatus:
+    """A delivery not yet sent, with the alert it carries."""
+
+    id: int
+    kind: str
+    target: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    hold: str | None
+    """Why it waits untried: quiet (the target's quiet hours) or cap (its hourly cap)."""
+    last_error: str | None
+    title: str | None
+    milestone: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     generated_at: datetime
     feeds: list[FeedStatus]
     counts: dict[str, int]
-    pending: list[OutboxRow] = field(default_factory=list)
-    """Deliveries still to be sent: pending, or failed and waiting for a retry."""
-    dead: list[OutboxRow] = field(default_factory=list)
+    by_target: dict[str, dict[str, int]] = field(default_factory=dict)
+    pending: list[DeliveryStatus] = field(default_factory=list)
+    """Deliveries still to be sent: pending (perhaps held), or failed and to be retried."""
+    dead: list[DeliveryStatus] = field(default_factory=list)
 
 
 def collect(config: Config, store: Store, now: datetime, redact: Redact = str) -> StatusReport:
@@ -76,6 +99,8 @@ def collect(config: Config, store: Store, now: datetime, redact: Redact = str) -
             health = "failing"
         elif row.last_checked is None:
             health = "new"
+        elif row.health == "silent":
+            health = "quiet"
         else:
             health = "ok"
         feeds.append(
@@ -93,20 +118,43 @@ def collect(config: Config, store: Store, now: datetime, redact: Redact = str) -
                 items_seen=row.items_seen,
                 moved_to=row.moved_to,
                 last_item=latest.get(feed.name),
+                told=row.health,
+                told_since=row.health_since,
             )
         )
+    waiting = store.outbox([PENDING, FAILED])[:SHOWN_DELIVERIES]
+    dead = store.outbox([DEAD])[-SHOWN_DELIVERIES:]
     return StatusReport(
         generated_at=now,
         feeds=feeds,
         counts=store.delivery_counts(),
-        pending=[_redacted(r, redact) for r in store.outbox([PENDING, FAILED], SHOWN_DELIVERIES)],
-        dead=[_redacted(r, redact) for r in store.outbox([DEAD], SHOWN_DELIVERIES)],
+        by_target={redact(t): c for t, c in sorted(store.delivery_table().items())},
+        pending=_deliveries(store, waiting, redact),
+        dead=_deliveries(store, dead, redact),
     )
 
 
-def _redacted(row: OutboxRow, redact: Redact) -> OutboxRow:
-    error = redact(row.last_error) if row.last_error else None
-    return dataclasses.replace(row, target=redact(row.target), last_error=error)
+def _deliveries(store: Store, rows: list[OutboxRow], redact: Redact) -> list[DeliveryStatus]:
+    events = {i: store.event(i) for i in {r.event_id for r in rows if r.event_id is not None}}
+    shown = []
+    for row in rows:
+        event = events.get(row.event_id) if row.event_id is not None else None
+        shown.append(
+            DeliveryStatus(
+                id=row.id,
+                kind=row.kind,
+                target=redact(row.target),
+                status=row.status,
+                attempts=row.attempts,
+                created_at=row.created_at,
+                next_attempt_at=row.next_attempt_at,
+                hold=row.hold,
+                last_error=redact(row.last_error) if row.last_error else None,
+                title=event.title if event else row.title,
+                milestone=event.milestone if event else None,
+            )
+        )
+    return shown
 
 
 # -- JSON -------------------------------------------------------------------------
@@ -131,6 +179,8 @@ def as_json(report: StatusReport) -> dict[str, Any]:
                 "consecutive_failures": f.consecutive_failures,
                 "failing_since": _iso(f.failing_since),
                 "items_seen": f.items_seen,
+                "health_told": f.told,
+                "health_told_since": _iso(f.told_since),
                 "last_item": (
                     {
                         "title": f.last_item.title,
@@ -144,25 +194,26 @@ def as_json(report: StatusReport) -> dict[str, Any]:
             for f in report.feeds
         ],
         "deliveries": {
-            "counts": {s: report.counts.get(s, 0) for s in (PENDING, FAILED, "sent", DEAD)},
+            "counts": {s: report.counts.get(s, 0) for s in STATES},
+            "by_target": report.by_target,
             "pending": [_delivery(r) for r in report.pending],
             "dead": [_delivery(r) for r in report.dead],
         },
     }
 
 
-def _delivery(row: OutboxRow) -> dict[str, Any]:
+def _delivery(row: DeliveryStatus) -> dict[str, Any]:
     return {
         "id": row.id,
         "kind": row.kind,
         "target": row.target,
         "status": row.status,
+        "hold": row.hold,
         "attempts": row.attempts,
         "created_at": _iso(row.created_at),
         "next_attempt_at": _iso(row.next_attempt_at),
         "last_error": row.last_error,
         "title": row.title,
-        "story": row.story,
         "milestone": row.milestone,
     }
 
@@ -173,68 +224,105 @@ def _iso(moment: datetime | None) -> str | None:
 
 # -- terminal ---------------------------------------------------------------------
 
-_HEALTH_STYLE = {"ok": "green", "new": "cyan", "failing": "bold red", "gone": "magenta"}
+_HEALTH_STYLE = {
+    "ok": "green",
+    "new": "cyan",
+    "quiet": "yellow",
+    "failing": "bold red",
+    "gone": "magenta",
+}
 
 
 def render(report: StatusReport, console: Console) -> None:
-    """Readable tables: the feeds, then the deliveries that are not sent."""
+    """Readable tables: the feeds, the outbox by target, then what is not sent yet."""
+    console.print(_feeds_table(report))
+    counts = ", ".join(f"{s} {report.counts.get(s, 0)}" for s in STATES)
+    console.print(f"Deliveries: {counts}")
+    if report.by_target:
+        console.print(_targets_table(report))
+    if report.pending:
+        console.print(_deliveries_table("Waiting to be sent", report.pending, report, waiting=True))
+    if report.dead:
+        console.print(_deliveries_table("Dead", report.dead, report, waiting=False))
+
+
+def _feeds_table(report: StatusReport) -> Table:
     now = report.generated_at
-    feeds = Table(title="Feeds", box=box.SIMPLE_HEAD, expand=False, title_justify="left")
-    feeds.add_column("feed", overflow="fold", max_width=28)
-    feeds.add_column("health")
-    feeds.add_column("last check", no_wrap=True)
-    feeds.add_column("next check", no_wrap=True)
-    feeds.add_column("items", justify="right")
-    feeds.add_column("last item", overflow="fold", max_width=40)
-    feeds.add_column("error / backoff", overflow="fold", max_width=40)
+    table = Table(title="Feeds", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("feed", overflow="fold", max_width=28)
+    table.add_column("health")
+    table.add_column("last check", no_wrap=True)
+    table.add_column("next check", no_wrap=True)
+    table.add_column("items", justify="right")
+    table.add_column("last item", overflow="fold", max_width=40)
+    table.add_column("error / backoff", overflow="fold", max_width=40)
     for f in report.feeds:
-        health = Text(f.health, style=_HEALTH_STYLE.get(f.health, ""))
         last_check = ago(f.last_checked, now)
         if f.last_status:
             last_check += f" ({f.last_status})"
         item = f"{f.last_item.title} · {ago(f.last_item.seen_at, now)}" if f.last_item else "-"
-        notes = []
-        if f.last_error:
-            notes.append(f"{f.last_error} ({f.consecutive_failures}x)")
-        if f.backoff_until:
-            notes.append(f"backoff until {until(f.backoff_until, now)}")
-        if f.moved_to:
-            notes.append(f"moved to {f.moved_to}")
-        feeds.add_row(
+        notes = _feed_notes(f, now)
+        table.add_row(
             f.name,
-            health,
+            Text(f.health, style=_HEALTH_STYLE.get(f.health, "")),
             last_check,
             until(f.next_check, now),
             str(f.items_seen),
             item,
             Text("; ".join(notes), style="red" if f.last_error else "") if notes else "-",
         )
-    console.print(feeds)
-    counts = ", ".join(f"{s} {report.counts.get(s, 0)}" for s in (PENDING, FAILED, "sent", DEAD))
-    console.print(f"Deliveries: {counts}")
-    for title, rows in (("Waiting to be sent", report.pending), ("Dead", report.dead)):
-        if not rows:
-            continue
-        table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-        table.add_column("target", overflow="fold", max_width=30)
-        table.add_column("status")
-        table.add_column("tries", justify="right")
-        table.add_column("next try" if rows is report.pending else "created", no_wrap=True)
-        table.add_column("alert", overflow="fold", max_width=40)
-        table.add_column("last error", overflow="fold", max_width=40)
-        for row in rows:
-            when = (
-                until(row.next_attempt_at, now)
-                if rows is report.pending
-                else ago(row.created_at, now)
-            )
-            alert = row.title or row.kind
-            if row.milestone:
-                alert = f"{row.milestone}: {alert}"
-            table.add_row(
-                row.target, row.status, str(row.attempts), when, alert, row.last_error or "-"
-            )
-        console.print(table)
+    return table
+
+
+def _feed_notes(feed: FeedStatus, now: datetime) -> list[str]:
+    notes = []
+    if feed.last_error:
+        notes.append(f"{feed.last_error} ({feed.consecutive_failures}x)")
+    if feed.backoff_until:
+        notes.append(f"backoff until {until(feed.backoff_until, now)}")
+    if feed.moved_to:
+        notes.append(f"moved to {feed.moved_to}")
+    if feed.told:
+        notes.append(f"health targets told: {feed.told} {ago(feed.told_since, now)}")
+    return notes
+
+
+def _targets_table(report: StatusReport) -> Table:
+    table = Table(title="Deliveries by target", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("target", overflow="fold", max_width=40)
+    for state in STATES:
+        table.add_column(state, justify="right")
+    for target, by_state in report.by_target.items():
+        table.add_row(target, *(str(by_state.get(s, 0)) for s in STATES))
+    return table
+
+
+def _deliveries_table(
+    title: str, rows: list[DeliveryStatus], report: StatusReport, *, waiting: bool
+) -> Table:
+    now = report.generated_at
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("target", overflow="fold", max_width=30)
+    table.add_column("kind")
+    table.add_column("status")
+    table.add_column("tries", justify="right")
+    table.add_column("next try" if waiting else "queued", no_wrap=True)
+    table.add_column("alert", overflow="fold", max_width=40)
+    table.add_column("last error", overflow="fold", max_width=40)
+    for row in rows:
+        alert = row.title or "-"
+        if row.milestone:
+            alert = f"{row.milestone}: {alert}"
+        table.add_row(
+            row.target,
+            row.kind,
+            f"held ({row.hold})" if row.hold else row.status,
+            str(row.attempts),
+            until(row.next_attempt_at, now) if waiting else ago(row.created_at, now),
+            alert,
+            row.last_error or "-",
+        )
+    return table
 
 
 def ago(moment: datetime | None, now: datetime) -> str:

@@ -12,6 +12,7 @@ the same code runs on PostgreSQL, where claims use `FOR UPDATE SKIP LOCKED`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, func, or_, update
+from sqlalchemy import Engine, event, func, inspect, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -35,6 +36,8 @@ Router = Callable[[str, str], Sequence[str]]
 """(story, milestone) → the labels of the targets that receive its alert."""
 
 PENDING, FAILED, SENT, DEAD = "pending", "failed", "sent", "dead"
+FOLDED = "folded"
+"""An alert over its target's hourly cap, carried by a summary delivery (`folded_into`)."""
 _SQLITE_BUSY_MS = 30_000
 _CLUSTER_WINDOW = timedelta(days=30)
 
@@ -71,6 +74,83 @@ class Claim:
     created_at: datetime
     title: str | None
     body: str | None
+    story: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A delivery as status and warnings show it."""
+
+    id: int
+    kind: str
+    dedup_key: str
+    target: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    hold: str | None
+    last_error: str | None
+    title: str | None
+    event_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message decided and worded now, queued for some targets (deduplicated by key)."""
+
+    dedup_key: str
+    targets: Sequence[str]
+    title: str
+    body: str
+    kind: str = "notice"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateView:
+    """A story update that is no milestone, with how many rewrites of it came in."""
+
+    title: str
+    url: str | None
+    outlet: str | None
+    feed: str
+    lang: str | None
+    seen_at: datetime
+    more: int
+
+
+@dataclass(frozen=True, slots=True)
+class DigestMaterial:
+    """What a digest of one story over one period is made of."""
+
+    updates: list[UpdateView]
+    reports: list[tuple[EventView, list[SourceView]]]
+    timeline: list[EventView]
+
+    @property
+    def empty(self) -> bool:
+        """Nothing new in the period (the timeline alone is not news)."""
+        return not self.updates and not self.reports
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as stored, with the verdict it was given when it arrived."""
+
+    id: int
+    feed: str
+    title: str
+    summary: str
+    url: str | None
+    outlet: str | None
+    lang: str | None
+    published: datetime | None
+    seen_at: datetime
+    story: str | None
+    milestone: str | None
+    silent: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,23 +207,6 @@ class LatestItem:
     title: str
     url: str | None
     seen_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """A delivery as `monitor status` shows it, with its event's title."""
-
-    id: int
-    kind: str
-    target: str
-    status: str
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime
-    last_error: str | None
-    title: str | None
-    story: str | None
-    milestone: str | None
 
 
 class Store:
@@ -289,7 +352,11 @@ class Store:
         with self._write() as session:
             feed = _feed_row(session, name)
             baseline = not feed.baseline_done
-            new_ids = self._insert_items(session, feed, items, now)
+
+            def silent(entry: Entry) -> bool:
+                return baseline or _published_before(entry, alert_after)
+
+            new_ids = self._insert_items(session, feed, items, now=now, silent=silent)
             fresh = [c for c in items if c.entry.key in new_ids]
             result.new = len(fresh)
             copies = self._copies(session, fresh, new_ids)
@@ -299,9 +366,14 @@ class Store:
                 if item_id in copies or not classified.verdict.relevant:
                     continue
                 result.relevant += 1
-                silent = baseline or _published_before(classified.entry, alert_after)
                 self._place(
-                    session, classified, item_id, silent=silent, now=now, route=route, result=result
+                    session,
+                    classified,
+                    item_id,
+                    silent=silent(classified.entry),
+                    now=now,
+                    route=route,
+                    result=result,
                 )
             _mark_ok(feed, now, next_check)
             feed.last_status = 200
@@ -316,7 +388,13 @@ class Store:
         return result
 
     def _insert_items(
-        self, session: Session, feed: Feed, items: Sequence[Classified], now: datetime
+        self,
+        session: Session,
+        feed: Feed,
+        items: Sequence[Classified],
+        *,
+        now: datetime,
+        silent: Callable[[Entry], bool],
     ) -> dict[str, int]:
         rows: dict[str, dict[str, Any]] = {}
         for classified in items:
@@ -335,11 +413,11 @@ class Store:
                 "seen_at": now,
                 "story": verdict.story,
                 "milestone": verdict.milestone,
-                "terms": json.dumps(verdict.terms, ensure_ascii=False) if verdict.story else None,
+                "terms": _terms_json(verdict) if verdict.story else None,
                 "fingerprint": cluster.to_signed(cluster.fingerprint(entry.text))
                 if verdict.relevant
                 else None,
-                "silent": False,
+                "silent": silent(entry),
             }
         new: dict[str, int] = {}
         values = list(rows.values())
@@ -401,7 +479,6 @@ class Store:
         assert verdict.story is not None
         changes: dict[str, Any] = {
             "cluster_id": self._cluster_of(session, item_id, verdict.story, entry.text, now),
-            "silent": silent,
         }
         if verdict.milestone is not None:
             event_id, created = self._event_for(
@@ -508,10 +585,14 @@ class Store:
         targets: Collection[str],
         limit: int = 100,
         ignore_backoff: bool = False,
+        exclude: Collection[int] = (),
+        kinds: Collection[str] | None = None,
     ) -> list[Claim]:
         """Lease the deliveries to `targets` that are due, counting the attempt first.
 
-        Rows addressed to a target no longer configured are left pending, not lost.
+        `ignore_backoff` also takes rows waiting after a failure, never rows held by
+        quiet hours or a rate cap. Rows addressed to a target no longer configured are
+        left pending, not lost.
         """
         with self._write() as session:
             statement = (
@@ -525,8 +606,16 @@ class Store:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-            if not ignore_backoff:
+            if ignore_backoff:
+                statement = statement.where(
+                    or_(col(Delivery.next_attempt_at) <= now, col(Delivery.hold).is_(None))
+                )
+            else:
                 statement = statement.where(col(Delivery.next_attempt_at) <= now)
+            if exclude:
+                statement = statement.where(col(Delivery.id).not_in(exclude))
+            if kinds is not None:
+                statement = statement.where(col(Delivery.kind).in_(kinds))
             rows = session.exec(statement).all()
             claims = []
             for row in rows:
@@ -534,6 +623,7 @@ class Store:
                 row.lease_until = now + lease
                 row.attempts += 1
                 row.last_attempt_at = now
+                row.hold = None
                 session.add(row)
                 claims.append(
                     Claim(
@@ -545,6 +635,9 @@ class Store:
                         created_at=row.created_at,
                         title=row.title,
                         body=row.body,
+                        story=row.story,
+                        since=row.since,
+                        until=row.until,
                     )
                 )
         return claims
@@ -566,22 +659,294 @@ class Store:
             values = {"status": FAILED, "last_error": error[:2000], "next_attempt_at": retry_at}
         values["lease_until"] = None
         with self._write() as session:
-            session.execute(
+            done = session.execute(
                 update(Delivery)
                 .where(col(Delivery.id) == claim.id, col(Delivery.attempts) == claim.attempts)
                 .values(**values)
             )
-        return str(values["status"])
-
-    def release(self, claims: Sequence[Claim]) -> None:
-        """Give back claims that were never sent: due again at once, the attempt uncounted."""
-        with self._write() as session:
-            for claim in claims:
+            final = values["status"] in (SENT, DEAD)
+            if claim.kind == "summary" and final and _rowcount(done):
+                carried = {"status": values["status"], "last_error": values["last_error"]}
+                if values["status"] == SENT:
+                    carried["sent_at"] = now
                 session.execute(
                     update(Delivery)
-                    .where(col(Delivery.id) == claim.id, col(Delivery.attempts) == claim.attempts)
-                    .values(lease_until=None, attempts=claim.attempts - 1)
+                    .where(
+                        col(Delivery.folded_into) == claim.id,
+                        col(Delivery.status).in_([FOLDED, DEAD]),
+                    )
+                    .values(**carried)
                 )
+        return str(values["status"])
+
+    def defer(self, claim: Claim, *, until: datetime, hold: str) -> None:
+        """Put a claimed row back untried, to wait until `until` (quiet hours, a cap)."""
+        with self._write() as session:
+            session.execute(
+                update(Delivery)
+                .where(col(Delivery.id) == claim.id, col(Delivery.attempts) == claim.attempts)
+                .values(
+                    attempts=Delivery.attempts - 1,
+                    lease_until=None,
+                    next_attempt_at=until,
+                    hold=hold,
+                )
+            )
+
+    def fold(self, claim: Claim, *, now: datetime, send_at: datetime) -> int:
+        """Carry a claimed alert in its target's open summary (made if none); its id."""
+        with self._write() as session:
+            open_summary = session.exec(
+                select(Delivery)
+                .where(
+                    Delivery.kind == "summary",
+                    Delivery.target == claim.target,
+                    col(Delivery.status).in_([PENDING, FAILED]),
+                    or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) <= now),
+                )
+                .order_by(col(Delivery.id))
+                .limit(1)
+                .with_for_update()
+            ).first()
+            if open_summary is None:
+                open_summary = Delivery(
+                    kind="summary",
+                    dedup_key=f"summary:{claim.id}",
+                    target=claim.target,
+                    created_at=now,
+                    next_attempt_at=send_at,
+                    hold="cap",
+                )
+                session.add(open_summary)
+                session.flush()
+            assert open_summary.id is not None
+            session.execute(
+                update(Delivery)
+                .where(col(Delivery.id) == claim.id, col(Delivery.attempts) == claim.attempts)
+                .values(
+                    status=FOLDED,
+                    folded_into=open_summary.id,
+                    attempts=Delivery.attempts - 1,
+                    lease_until=None,
+                )
+            )
+            return open_summary.id
+
+    def folded(self, summary_id: int) -> list[int]:
+        """The event ids of the alerts a summary carries, oldest first."""
+        with self._read() as session:
+            rows = session.exec(
+                select(Delivery.event_id)
+                .where(Delivery.folded_into == summary_id, col(Delivery.event_id).is_not(None))
+                .order_by(col(Delivery.id))
+            ).all()
+        return [r for r in rows if r is not None]
+
+    def sent_times(self, target: str, since: datetime) -> list[datetime]:
+        """When messages to `target` were sent after `since`, oldest first (one per send)."""
+        with self._read() as session:
+            rows = session.exec(
+                select(Delivery.sent_at)
+                .where(
+                    Delivery.target == target,
+                    Delivery.status == SENT,
+                    col(Delivery.sent_at) > since,
+                    col(Delivery.folded_into).is_(None),
+                )
+                .order_by(col(Delivery.sent_at))
+            ).all()
+        return [r for r in rows if r is not None]
+
+    def enqueue(
+        self,
+        notices: Sequence[Notice],
+        *,
+        now: datetime,
+        story: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Queue each notice for its targets, once per (key, target); how many were new."""
+        with self._write() as session:
+            return self._enqueue(session, notices, now, story=story, since=since, until=until)
+
+    def _enqueue(
+        self,
+        session: Session,
+        notices: Sequence[Notice],
+        now: datetime,
+        **extra: Any,
+    ) -> int:
+        rows = [
+            {
+                "kind": notice.kind,
+                "dedup_key": notice.dedup_key,
+                "target": target,
+                "status": PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+                "title": notice.title,
+                "body": notice.body,
+                "reported": False,
+                **extra,
+            }
+            for notice in notices
+            for target in notice.targets
+        ]
+        if not rows:
+            return 0
+        statement = (
+            self._insert_statement(Delivery)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["dedup_key", "target"])
+            .returning(col(Delivery.id))
+        )
+        return len(session.execute(statement).all())
+
+    def has_delivery(self, dedup_key: str, target: str) -> bool:
+        with self._read() as session:
+            found = session.exec(
+                select(Delivery.id).where(
+                    Delivery.dedup_key == dedup_key, Delivery.target == target
+                )
+            ).first()
+        return found is not None
+
+    # -- dead letters ---------------------------------------------------------
+
+    def unreported_dead(self) -> list[OutboxRow]:
+        """Dead deliveries nobody has been warned about yet, oldest first."""
+        with self._read() as session:
+            rows = session.exec(
+                select(Delivery)
+                .where(Delivery.status == DEAD, col(Delivery.reported).is_(False))
+                .order_by(col(Delivery.id))
+            ).all()
+        return [_outbox_row(r) for r in rows]
+
+    def report_dead(self, ids: Collection[int], warning: Notice | None, *, now: datetime) -> None:
+        """Mark dead rows as reported and queue the one warning about them, atomically."""
+        with self._write() as session:
+            session.execute(update(Delivery).where(col(Delivery.id).in_(ids)).values(reported=True))
+            if warning is not None:
+                self._enqueue(session, [warning], now)
+
+    def retry_dead(self, targets: Collection[str], *, now: datetime) -> int:
+        """Give dead deliveries to `targets` one more chance, due now; how many."""
+        dead = (col(Delivery.status) == DEAD, col(Delivery.target).in_(targets))
+        with self._write() as session:
+            done = session.execute(
+                update(Delivery)
+                .where(*dead, col(Delivery.folded_into).is_(None))
+                .values(status=FAILED, next_attempt_at=now, hold=None, reported=False)
+            )
+            # Alerts carried by a dead summary ride again with it.
+            session.execute(
+                update(Delivery)
+                .where(*dead, col(Delivery.folded_into).is_not(None))
+                .values(status=FOLDED, reported=True)
+            )
+        return _rowcount(done)
+
+    def outbox(self, statuses: Collection[str]) -> list[OutboxRow]:
+        """Deliveries in `statuses`, oldest first (for status and warnings)."""
+        with self._read() as session:
+            rows = session.exec(
+                select(Delivery)
+                .where(col(Delivery.status).in_(statuses))
+                .order_by(col(Delivery.id))
+            ).all()
+        return [_outbox_row(r) for r in rows]
+
+    # -- digests --------------------------------------------------------------
+
+    def last_digest_until(self, story: str, target: str) -> datetime | None:
+        """The end of the period the latest digest of `story` to `target` covered."""
+        with self._read() as session:
+            value = session.exec(
+                select(func.max(Delivery.until)).where(
+                    Delivery.kind == "digest", Delivery.story == story, Delivery.target == target
+                )
+            ).one()
+        return _aware(value)
+
+    def digest_material(self, story: str, since: datetime, until: datetime) -> DigestMaterial:
+        """A story's non-milestone updates and later milestone reports seen in the period.
+
+        Silent items (a feed's first fetch, old items) and copies of an article already
+        stored are left out; rewrites of one update (one cluster) are shown once.
+        """
+        with self._read() as session:
+            base = (
+                select(Item, Feed.name)
+                .join(Feed, col(Feed.id) == col(Item.feed_id))
+                .where(
+                    Item.story == story,
+                    col(Item.seen_at) >= since,
+                    col(Item.seen_at) < until,
+                    col(Item.duplicate_of).is_(None),
+                    col(Item.silent).is_(False),
+                )
+                .order_by(col(Item.seen_at), col(Item.id))
+            )
+            updates: dict[int, UpdateView] = {}
+            for item, feed in session.exec(base.where(col(Item.event_id).is_(None))).all():
+                assert item.id is not None
+                group = item.cluster_id or item.id
+                if group in updates:
+                    first = updates[group]
+                    updates[group] = dataclasses.replace(first, more=first.more + 1)
+                    continue
+                updates[group] = UpdateView(
+                    item.title, item.url, item.outlet, feed, item.lang, _utc(item.seen_at), 0
+                )
+            later: dict[int, list[SourceView]] = {}
+            for item, feed in session.exec(base.where(col(Item.event_id).is_not(None))).all():
+                assert item.event_id is not None
+                first_id = session.exec(
+                    select(Event.first_item_id).where(Event.id == item.event_id)
+                ).one()
+                if item.id == first_id:
+                    continue
+                later.setdefault(item.event_id, []).append(_source_view(item, feed))
+            timeline = [
+                _event_view(session, row)
+                for row in session.exec(
+                    select(Event)
+                    .where(Event.story == story)
+                    .order_by(col(Event.created_at), col(Event.id))
+                ).all()
+            ]
+        by_id = {e.id: e for e in timeline}
+        reports = [(by_id[event_id], sources) for event_id, sources in later.items()]
+        return DigestMaterial(list(updates.values()), reports, timeline)
+
+    # -- feed health ----------------------------------------------------------
+
+    def arrivals(self, name: str, since: datetime, limit: int = 200) -> list[datetime]:
+        """When fetches of the feed brought new items (distinct times, oldest first)."""
+        with self._read() as session:
+            rows = session.exec(
+                select(Item.seen_at)
+                .join(Feed, col(Feed.id) == col(Item.feed_id))
+                .where(Feed.name == name, col(Item.seen_at) >= since)
+                .group_by(col(Item.seen_at))
+                .order_by(col(Item.seen_at).desc())
+                .limit(limit)
+            ).all()
+        return sorted(_utc(r) for r in rows)
+
+    def set_health(
+        self, name: str, state: str | None, *, now: datetime, notices: Sequence[Notice]
+    ) -> None:
+        """Record a feed's new health state and queue the notices about it, atomically."""
+        with self._write() as session:
+            row = _feed_row(session, name)
+            row.health = state
+            row.health_since = now if state else None
+            session.add(row)
+            self._enqueue(session, notices, now)
 
     def event(self, event_id: int) -> EventView:
         with self._read() as session:
@@ -592,6 +957,40 @@ class Store:
 
     # -- history and status ---------------------------------------------------
 
+    def items(self, since: datetime | None = None) -> Iterator[StoredItem]:
+        """Stored items (not copies), oldest first, for re-running rules over them."""
+        statement = (
+            select(Item, Feed.name)
+            .join(Feed, col(Feed.id) == col(Item.feed_id))
+            .where(col(Item.duplicate_of).is_(None))
+            .order_by(col(Item.seen_at), col(Item.id))
+        )
+        if since is not None:
+            statement = statement.where(col(Item.seen_at) >= since)
+        with self._read() as session:
+            for item, feed_name in session.exec(statement):
+                assert item.id is not None
+                yield StoredItem(
+                    id=item.id,
+                    feed=feed_name,
+                    title=item.title,
+                    summary=item.summary,
+                    url=item.url,
+                    outlet=item.outlet,
+                    lang=item.lang,
+                    published=item.published,
+                    seen_at=item.seen_at,
+                    story=item.story,
+                    milestone=item.milestone,
+                    silent=item.silent,
+                )
+
+    def event_keys(self) -> dict[tuple[str, str], datetime]:
+        """(story, milestone) → when its event was created, for every event so far."""
+        with self._read() as session:
+            rows = session.exec(select(Event.story, Event.milestone, Event.created_at)).all()
+        return {(story, milestone): created for story, milestone, created in rows}
+
     def events(self, limit: int | None = None) -> list[EventView]:
         """Events, newest first, with their sources and deliveries."""
         with self._read() as session:
@@ -600,13 +999,34 @@ class Store:
                 statement = statement.limit(limit)
             return [_event_view(session, row) for row in session.exec(statement).all()]
 
-    def undelivered(self, targets: Collection[str]) -> int:
-        """How many deliveries to `targets` are still pending or failed."""
+    def undelivered(self, targets: Collection[str], now: datetime | None = None) -> int:
+        """How many deliveries to `targets` are still pending or failed.
+
+        With `now`, rows held by quiet hours or a rate cap past `now` are not counted:
+        they wait by rule, not because a send failed.
+        """
         with self._read() as session:
             statement = select(func.count()).where(
                 col(Delivery.status).in_([PENDING, FAILED]), col(Delivery.target).in_(targets)
             )
+            if now is not None:
+                statement = statement.where(
+                    or_(col(Delivery.hold).is_(None), col(Delivery.next_attempt_at) <= now)
+                )
             return int(session.exec(statement).one())
+
+    def delivery_table(self) -> dict[str, dict[str, int]]:
+        """How many deliveries each target has in each status."""
+        with self._read() as session:
+            rows = session.exec(
+                select(Delivery.target, Delivery.status, func.count()).group_by(
+                    col(Delivery.target), col(Delivery.status)
+                )
+            ).all()
+        table: dict[str, dict[str, int]] = {}
+        for target, status, count in rows:
+            table.setdefault(target, {})[status] = count
+        return table
 
     def delivery_counts(self) -> dict[str, int]:
         """How many deliveries are in each status."""
@@ -627,33 +1047,6 @@ class Store:
             ).all()
         return {name: LatestItem(title, url, seen_at) for name, title, url, seen_at in rows}
 
-    def outbox(self, statuses: Collection[str], limit: int = 100) -> list[OutboxRow]:
-        """Deliveries in `statuses`, oldest first, with their event's title."""
-        with self._read() as session:
-            rows = session.exec(
-                select(Delivery, Event.title, Event.story, Event.milestone)
-                .outerjoin(Event, col(Event.id) == col(Delivery.event_id))
-                .where(col(Delivery.status).in_(statuses))
-                .order_by(col(Delivery.id))
-                .limit(limit)
-            ).all()
-        return [
-            OutboxRow(
-                id=d.id or 0,
-                kind=d.kind,
-                target=d.target,
-                status=d.status,
-                attempts=d.attempts,
-                created_at=d.created_at,
-                next_attempt_at=d.next_attempt_at,
-                last_error=d.last_error,
-                title=title or d.title,
-                story=story,
-                milestone=milestone,
-            )
-            for d, title, story, milestone in rows
-        ]
-
 
 def _event_view(session: Session, row: Event) -> EventView:
     assert row.id is not None
@@ -673,16 +1066,7 @@ def _event_view(session: Session, row: Event) -> EventView:
             continue
         if item.url:
             seen_urls.add(item.url)
-        sources.append(
-            SourceView(
-                url=item.url,
-                title=item.title,
-                outlet=item.outlet,
-                feed=feed_name,
-                lang=item.lang,
-                seen_at=item.seen_at,
-            )
-        )
+        sources.append(_source_view(item, feed_name))
     deliveries = [
         DeliveryView(d.target, d.status, d.attempts, d.last_error, d.sent_at)
         for d in session.exec(
@@ -701,6 +1085,60 @@ def _event_view(session: Session, row: Event) -> EventView:
         sources=sources,
         deliveries=deliveries,
         terms=terms,
+    )
+
+
+def _source_view(item: Item, feed_name: str) -> SourceView:
+    return SourceView(
+        url=item.url,
+        title=item.title,
+        outlet=item.outlet,
+        feed=feed_name,
+        lang=item.lang,
+        seen_at=_utc(item.seen_at),
+    )
+
+
+def _outbox_row(row: Delivery) -> OutboxRow:
+    assert row.id is not None
+    return OutboxRow(
+        id=row.id,
+        kind=row.kind,
+        dedup_key=row.dedup_key,
+        target=row.target,
+        status=row.status,
+        attempts=row.attempts,
+        created_at=_utc(row.created_at),
+        next_attempt_at=_utc(row.next_attempt_at),
+        hold=row.hold,
+        last_error=row.last_error,
+        title=row.title,
+        event_id=row.event_id,
+    )
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (SQLAlchemy types `execute` as returning a plain Result)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC (SQLite hands back naive datetimes from aggregate queries)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _aware(moment: object) -> datetime | None:
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    assert isinstance(moment, datetime)
+    return _utc(moment)
+
+
+def _terms_json(verdict: Verdict) -> str:
+    return json.dumps(
+        {rule: list(found) for rule, found in verdict.terms.items()}, ensure_ascii=False
     )
 
 
@@ -749,6 +1187,29 @@ def _initial_schema(session: Session) -> None:
     SQLModel.metadata.create_all(session.connection())
 
 
+def _add_missing_columns(session: Session, table: str, names: Sequence[str]) -> None:
+    """ALTER TABLE ... ADD COLUMN for each of `names` the table lacks (a fresh database
+    already has them: its first migration creates the tables as they are now)."""
+    connection = session.connection()
+    existing = {c["name"] for c in inspect(connection).get_columns(table)}
+    columns = SQLModel.metadata.tables[table].c
+    for name in names:
+        if name in existing:
+            continue
+        column = columns[name]
+        kind = column.type.compile(dialect=connection.dialect)
+        default = " NOT NULL DEFAULT FALSE" if kind.upper().startswith("BOOL") else ""
+        connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}{default}")
+
+
+def _delivery_routing(session: Session) -> None:
+    _add_missing_columns(
+        session, "delivery", ["hold", "folded_into", "story", "since", "until", "reported"]
+    )
+    _add_missing_columns(session, "feed", ["health", "health_since"])
+
+
 MIGRATIONS: list[tuple[str, Callable[[Session], None]]] = [
     ("0001_initial", _initial_schema),
+    ("0002_delivery_routing", _delivery_routing),
 ]

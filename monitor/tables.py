@@ -37,6 +37,9 @@ class Feed(SQLModel, table=True):
     last_item_at: datetime | None = None
     baseline_done: bool = False
     gone: bool = False
+    health: str | None = None
+    """The trouble the health targets were last told about: failing, silent, or none."""
+    health_since: datetime | None = None
 
 
 class Item(SQLModel, table=True):
@@ -107,6 +110,16 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     title: str | None = Field(default=None, sa_column=Column(Text))
     body: str | None = Field(default=None, sa_column=Column(Text))
+    hold: str | None = None
+    """Why a due row waits though nothing failed: `quiet` (quiet hours), `cap` (rate limit)."""
+    folded_into: int | None = None
+    """For an alert over its target's hourly cap: the summary delivery that carries it."""
+    story: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    """For a digest: its story and the period it covers."""
+    reported: bool = False
+    """For a dead row: a warning about it has been queued (or there was no one to tell)."""
 
 
 class Migration(SQLModel, table=True):

@@ -50,9 +50,10 @@ def write_config(
     folder: Path,
     feeds: Mapping[str, str],
     targets: Sequence[Mapping[str, Any]] = (),
+    stories: str | None = None,
     **sections: Any,
 ) -> Path:
-    """A config file for tests: these feeds and targets, the shipped stories."""
+    """A config file for tests: these feeds and targets, the shipped stories (or `stories`)."""
     document: dict[str, Any] = {
         "database": "sqlite:///monitor.db",
         "fetch": {"interval": "1m", "jitter": "0s", "timeout": "10s"},
@@ -66,12 +67,16 @@ def write_config(
             document[name] = value
     path = folder / "config.yaml"
     top = yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
-    path.write_text(top + "\n" + shipped_stories(), encoding="utf-8")
+    path.write_text(top + "\n" + (stories or shipped_stories()), encoding="utf-8")
     return path
 
 
 def run_cli(
-    config: Path | None, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+    config: Path | None,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m monitor [--config config] args...` and capture its output."""
     command = [sys.executable, "-m", "monitor"]
@@ -80,6 +85,7 @@ def run_cli(
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [*command, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -226,3 +226,109 @@ def test_monitor_config_environment_variable(tmp_path: Path) -> None:
     result = run_cli(None, "check-config", env={"MONITOR_CONFIG": str(path)})
     assert result.returncode == 0, result.stderr
     assert str(path) in result.stdout
+
+
+TARGET = BASE.replace(
+    "  - url: json://127.0.0.1:9/alerts\n", "  - url: json://127.0.0.1:9/alerts\n{}"
+)
+
+
+@pytest.mark.parametrize(
+    ("top", "key", "message"),
+    [
+        pytest.param(
+            TARGET.format("    quiet_hours: 22-7\n"),
+            "notify[0].quiet_hours",
+            "HH:MM",
+            id="quiet-format",
+        ),
+        pytest.param(
+            TARGET.format("    quiet_hours: 07:00-07:00\n"),
+            "notify[0].quiet_hours",
+            "same time",
+            id="quiet-empty",
+        ),
+        pytest.param(
+            TARGET.format("    timezone: Europe/Atlantis\n"),
+            "notify[0].timezone",
+            "unknown time zone 'Europe/Atlantis'",
+            id="target-zone",
+        ),
+        pytest.param(
+            BASE + "digest:\n  timezone: Moscow\n",
+            "digest.timezone",
+            "unknown time zone",
+            id="digest-zone",
+        ),
+        pytest.param(BASE + "digest:\n  time: 24:30\n", "digest.time", "HH:MM", id="digest-time"),
+        pytest.param(
+            TARGET.format("    receive: [alerts, ops]\n"),
+            "notify[0].receive[1]",
+            "'alerts', 'digest' or 'health'",
+            id="receive-kind",
+        ),
+        pytest.param(
+            TARGET.format("    break_through: [opening]\n"),
+            "notify[0].break_through",
+            "unknown milestone 'opening'",
+            id="break-through-milestone",
+        ),
+        pytest.param(
+            TARGET.format("    max_per_hour: 0\n"),
+            "notify[0].max_per_hour",
+            "greater than or equal to 1",
+            id="cap",
+        ),
+        pytest.param(
+            TARGET.format("    format: rtf\n"),
+            "notify[0].format",
+            "'text', 'markdown' or 'html'",
+            id="format",
+        ),
+        pytest.param(
+            BASE + "templates:\n  alert:\n    html: '{% if title %}'\n",
+            "templates.alert.html",
+            "template syntax error",
+            id="template-syntax",
+        ),
+        pytest.param(
+            BASE + "templates:\n  digest:\n    title: '{{ headline }}'\n",
+            "templates.digest.title",
+            "'headline' is undefined",
+            id="template-name",
+        ),
+        pytest.param(
+            BASE + "templates:\n  alert:\n    slack: '{{ title }}'\n",
+            "templates.alert.slack",
+            "unknown key",
+            id="template-part",
+        ),
+        pytest.param(
+            BASE + "health:\n  silent_factor: 0.5\n",
+            "health.silent_factor",
+            "greater than or equal to 1",
+            id="silent-factor",
+        ),
+    ],
+)
+def test_delivery_keys_are_checked_at_load(top: str, key: str, message: str) -> None:
+    """Quiet hours, time zones, routing and templates are validated, naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        _config(top)
+    assert caught.value.key == key
+    assert message in caught.value.message
+    assert caught.value.line is not None
+
+
+def test_delivery_keys_have_working_defaults() -> None:
+    """Without the new keys a target gets alerts only, at once, in its service's format."""
+    config = _config(
+        TARGET.format("    quiet_hours: 22:00-07:00\n    timezone: Asia/Seoul\n")
+        + "digest:\n  time: 08:30\n  timezone: Europe/Moscow\n"
+    )
+    [target] = config.notify
+    assert target.receive == ("alerts",)
+    assert target.message_format == "text"
+    assert str(target.quiet(config.digest.tz)) == "22:00-07:00 Asia/Seoul"
+    assert (config.digest.time.hour, config.digest.time.minute) == (8, 30)
+    assert config.health.failing_after == timedelta(hours=6)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.conftest import run_cli, write_config
+from tests.support.events import STORY_NAME, alert_title, label
 from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, Item, rss
 from tests.support.servers import AlertReceiver, FeedServer, MailSink
 
@@ -130,3 +132,117 @@ def test_no_targets_prints_alerts(tmp_path: Path, feed_server: FeedServer) -> No
     assert result.returncode == 0
     assert "unveiled in Kursk region" in result.stdout
     assert _history(config)[0]["deliveries"][0]["target"] == "stdout"  # type: ignore[index]
+
+
+THREE_MILESTONES = [
+    Item(
+        "Site chosen for monument to North Korean soldiers in Kursk region",
+        "https://wire.example/site-chosen",
+    ),
+    Item(
+        "Design of the Kursk monument to North Korean soldiers revealed",
+        "https://wire.example/design-revealed",
+    ),
+    Item(
+        "Monument to North Korean soldiers unveiled in Kursk",
+        "https://wire.example/unveiled",
+    ),
+]
+
+
+def test_down_target_gets_three_alerts_after_deliver(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """Three milestones while the target is down: `deliver` sends exactly three, once."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    config = write_config(tmp_path, {"wire": url}, [{"name": "desk", "url": receiver.url}])
+    _once(config)
+    receiver.down = True
+    feed_server.serve("/feed.xml", rss([*THREE_MILESTONES, *FILLER]))
+    _once(config)  # a down target fails the alerts, not the cycle
+    assert receiver.messages() == []
+
+    by_target = json.loads(run_cli(config, "status", "--json").stdout)["deliveries"]["by_target"]
+    assert (by_target["desk"]["failed"], by_target["desk"]["pending"]) == (1, 2)
+
+    still_down = run_cli(config, "deliver")
+    assert still_down.returncode == 1
+    assert "3 deliveries remain undelivered" in still_down.stderr
+
+    receiver.down = False
+    result = run_cli(config, "deliver")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "sent 3, failed 0" in result.stdout
+    titles = sorted(m["title"] for m in receiver.messages())
+    assert titles == sorted(
+        alert_title(m) for m in ("site_selection", "design_reveal", "unveiling")
+    )
+    events = _history(config)
+    assert sorted(e["milestone"] for e in events) == [
+        "design_reveal",
+        "site_selection",
+        "unveiling",
+    ]
+    assert [d["status"] for e in events for d in e["deliveries"]] == ["sent"] * 3  # type: ignore[union-attr]
+
+    for _ in range(2):
+        _once(config)
+    assert len(receiver.messages()) == 3
+    assert run_cli(config, "deliver").returncode == 0
+    assert len(receiver.messages()) == 3
+
+
+def test_digest_command_prints_or_sends(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """`digest --dry-run` prints the digest and records nothing; `digest` sends it now."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    target = {"name": "digest", "url": receiver.url, "receive": ["digest"]}
+    config = write_config(tmp_path, {"wire": url}, [target])
+    _once(config)
+    update = Item(
+        "Kursk governor says monument to North Korean soldiers is a priority",
+        "https://wire.example/governor",
+    )
+    feed_server.serve("/feed.xml", rss([update, THREE_MILESTONES[2], *FILLER]))
+    _once(config)
+    assert receiver.messages() == []  # digest-only target, and no digest due yet
+
+    dry = run_cli(config, "digest", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"Subject: Daily digest: {STORY_NAME}" in dry.stdout
+    assert "Kursk governor says monument" in dry.stdout
+    assert (
+        f"{label('unveiling')}: Monument to North Korean soldiers unveiled in Kursk" in dry.stdout
+    )
+    html = run_cli(config, "digest", "--dry-run", "--format", "html")
+    assert "<h2" in html.stdout
+    assert receiver.messages() == []
+
+    sent = run_cli(config, "digest")
+    assert sent.returncode == 0, sent.stderr + sent.stdout
+    [digest] = receiver.messages()
+    assert digest["title"].startswith(f"Daily digest: {STORY_NAME}")
+    assert "Kursk governor says monument" in digest["message"]
+    _once(config)
+    assert len(receiver.messages()) == 1  # an ordinary cycle sends no digest before it is due
+
+
+def test_deliver_leaves_quiet_hours_alone(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """`deliver` does not break quiet hours, and held alerts are no failure (exit 0)."""
+    now = datetime.now(UTC)
+    window = f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=2):%H:%M}"
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    target = {"name": "night", "url": receiver.url, "quiet_hours": window, "timezone": "UTC"}
+    config = write_config(tmp_path, {"wire": url}, [target])
+    _once(config)
+    feed_server.serve("/feed.xml", rss([THREE_MILESTONES[2], *FILLER]))
+    _once(config)
+    result = run_cli(config, "deliver")
+    assert result.returncode == 0, result.stderr
+    assert "1 deliveries wait for quiet hours" in result.stdout
+    assert receiver.messages() == []
+    waiting = json.loads(run_cli(config, "status", "--json").stdout)["deliveries"]["pending"]
+    assert [(d["target"], d["kind"], d["hold"]) for d in waiting] == [("night", "alert", "quiet")]

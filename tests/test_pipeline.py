@@ -198,7 +198,7 @@ def test_retry_delay(failures: int, retry_after: int | None, low: float, high: f
 def test_stopping_delivery_releases_unsent_claims(  # type: ignore[no-untyped-def]
     harness_for, feed_server: FeedServer, receiver: AlertReceiver
 ) -> None:
-    """Told to stop, delivery records the send in flight and gives the rest back untried."""
+    """Told to stop, delivery records the send in flight and leaves the rest untried."""
     url = feed_server.serve("/a.xml", rss(FILLER))
     targets = [{"url": f"{receiver.url}/one"}, {"url": f"{receiver.url}/two"}]
     h = harness_for({"a": url}, targets)

@@ -105,7 +105,9 @@ def test_json_is_one_document(scene: tuple[Config, Store]) -> None:
     assert failing["consecutive_failures"] == 1
     healthy = next(f for f in data["feeds"] if f["name"] == "healthy")
     assert healthy["last_item"]["url"] == "https://x.example/h1"
-    assert data["deliveries"]["counts"] == {"pending": 0, "failed": 1, "sent": 0, "dead": 1}
+    counts = {"pending": 0, "failed": 1, "sent": 0, "dead": 1, "folded": 0}
+    assert data["deliveries"]["counts"] == counts
+    assert data["deliveries"]["by_target"] == {"desk": {"failed": 1}, "slack": {"dead": 1}}
     assert data["deliveries"]["dead"][0]["title"] == "Monument unveiled in Kursk"
 
 

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from monitor.entry import Entry
 from monitor.match import Verdict
-from monitor.store import Classified, Store
+from monitor.store import MIGRATIONS, Classified, Store
+from tests.support.postgres import schema_url
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-PG_ROOT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STORY = "kursk-kpa-monument"
-
-
-@functools.cache
-def _postgres_available() -> bool:
-    engine = create_engine(PG_ROOT)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-    except Exception:
-        return False
-    finally:
-        engine.dispose()
-    return True
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -39,18 +24,10 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type:
         yield opened
         opened.close()
         return
-    if not _postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ROOT)
-    with admin.begin() as connection:
-        connection.execute(text(f"create schema {schema}"))
-    opened = Store.open(f"{PG_ROOT}?options=-csearch_path%3D{schema}")
-    yield opened
-    opened.close()
-    with admin.begin() as connection:
-        connection.execute(text(f"drop schema {schema} cascade"))
-    admin.dispose()
+    with schema_url() as url:
+        opened = Store.open(url)
+        yield opened
+        opened.close()
 
 
 def entry(key: str, title: str = "Weather", url: str | None = None, **kw: object) -> Entry:
@@ -304,4 +281,19 @@ def test_migrations_are_recorded_once(tmp_path) -> None:  # type: ignore[no-unty
     with store._read() as session:
         names = [row[0] for row in session.execute(text("select name from migration")).all()]
     store.close()
-    assert names == ["0001_initial"]
+    assert names == [name for name, _ in MIGRATIONS]
+
+
+def test_delivery_columns_reach_an_older_database(store: Store) -> None:
+    """A database made before 0002_delivery_routing gets its columns, data intact."""
+    baseline(store, "wire")
+    ingest(store, "wire", [Classified(entry("a", "Monument unveiled"), milestone())])
+    with store._write() as session:
+        for table, column in [("delivery", "hold"), ("delivery", "reported"), ("feed", "health")]:
+            session.execute(text(f"alter table {table} drop column {column}"))
+        session.execute(text("delete from migration where name = '0002_delivery_routing'"))
+    store.migrate()
+    claims = store.claim_due(NOW, timedelta(minutes=5), targets={"desk", "slack"})
+    assert len(claims) == 2
+    store.defer(claims[0], until=NOW + timedelta(hours=1), hold="quiet")
+    assert next((r.hold, r.attempts) for r in store.outbox(["pending"])) == ("quiet", 0)

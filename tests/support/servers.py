@@ -90,7 +90,9 @@ class FeedServer:
 
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -116,12 +118,21 @@ class FeedServer:
 
 
 class AlertReceiver:
-    """Receives apprise `json://` posts; can be switched down to answer 500."""
+    """Receives apprise `json://` (or Slack webhook) posts; can be switched down.
 
-    def __init__(self) -> None:
+    `down` answers `fail_status` (500 by default) and keeps nothing; `reply` is the body
+    of a success (Slack's webhook answers `ok`). `on_request`, when set, is called with
+    each parsed payload before the answer is written (a test may kill the sender there).
+    """
+
+    def __init__(self, reply: bytes = b"{}") -> None:
         self.received: list[dict[str, Any]] = []
+        self.paths: list[str] = []
         self.down = False
+        self.fail_status = 500
         self.attempts = 0
+        self.reply = reply
+        self.on_request: Callable[[dict[str, Any]], None] | None = None
         self._lock = threading.Lock()
         outer = self
 
@@ -133,25 +144,38 @@ class AlertReceiver:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                payload = self.rfile.read(length)
+                payload = json.loads(self.rfile.read(length))
                 with outer._lock:
                     outer.attempts += 1
                     down = outer.down
                     if not down:
-                        outer.received.append(json.loads(payload))
-                status = 500 if down else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                        outer.received.append(payload)
+                        outer.paths.append(self.path)
+                    hook = outer.on_request
+                if hook is not None:
+                    hook(payload)
+                body = b"{}" if down else outer.reply
+                try:
+                    self.send_response(outer.fail_status if down else 200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the sender was killed while we answered
+                    self.close_connection = True
 
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     @property
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/alerts"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def messages(self) -> list[dict[str, Any]]:
         with self._lock:

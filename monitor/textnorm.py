@@ -1,0 +1,194 @@
+"""Text normalisation and the word, clause and sentence geometry that rules read.
+
+Rules and texts meet in one normalised form: NFKC, casefolded, `ё` read as `е`,
+every typographic apostrophe as `'` and every typographic quote as `"`, invisible
+characters dropped, whitespace runs collapsed to one space. Terms in the config go
+through the same function, so `Пам’ятник` in a feed matches `пам'ятник*` in a rule.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass
+
+_APOSTROPHES = "\u2018\u2019\u201a\u201b\u02bc\u02b9\u2032\u0060\u00b4\uff07"
+_QUOTES = "\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a\u2033\u300c\u300d\uff02"
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+
+_TABLE = str.maketrans(
+    {
+        "ё": "е",
+        **dict.fromkeys(_APOSTROPHES, "'"),
+        **dict.fromkeys(_QUOTES, '"'),
+        **dict.fromkeys(_INVISIBLE, None),
+    }
+)
+_SPECIAL = re.compile("[ё" + _APOSTROPHES + _QUOTES + _INVISIBLE + "]")
+
+
+def normalize(text: str) -> str:
+    """Return `text` in the one form that rules and texts are compared in."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if _SPECIAL.search(folded):  # translate() costs more than the search that avoids it
+        folded = folded.translate(_TABLE)
+    return " ".join(folded.split())
+
+
+def _normalize_piece(piece: str) -> str:
+    return unicodedata.normalize("NFKC", piece).casefold().translate(_TABLE)
+
+
+def normalize_mapped(text: str) -> tuple[str, list[int], list[int]]:
+    """Normalise like `normalize`, also returning where each output character came from.
+
+    `starts[i]:ends[i]` is the slice of `text` that produced output character `i`, so a
+    match in the normalised text can be quoted as the feed wrote it. Characters are
+    normalised one base character (with its combining marks) at a time; `normalize`
+    works on the whole string, and the two agree on real text (checked by the tests).
+    """
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and unicodedata.combining(text[j]):
+            j += 1
+        piece = _normalize_piece(text[i:j])
+        for ch in piece:
+            space = ch.isspace()
+            if space and (not out or out[-1] == " "):
+                continue
+            out.append(" " if space else ch)
+            starts.append(i)
+            ends.append(j)
+        i = j
+    if out and out[-1] == " ":
+        out.pop()
+        starts.pop()
+        ends.pop()
+    return "".join(out), starts, ends
+
+
+_NONSPACE = re.compile(r"\S+")
+_INVISIBLE_CHARS = re.compile("[" + _INVISIBLE + "]")
+
+
+class Origin:
+    """Quotes a span of `normalize(text)` as `text` wrote it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.normal = normalize(text)
+        folded = text.casefold()
+        # Common case: NFKC already, casefolding keeps the length, nothing to drop. Then
+        # characters map one to one inside each whitespace-separated token.
+        self._tokens: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        self._chars: tuple[list[int], list[int]] | None = None
+        if (
+            unicodedata.is_normalized("NFKC", text)
+            and len(folded) == len(text)
+            and not _INVISIBLE_CHARS.search(text)
+        ):
+            raw, normal, position = [], [], 0
+            for m in _NONSPACE.finditer(text):
+                raw.append(m.start())
+                normal.append(position)
+                position += m.end() - m.start() + 1
+            self._tokens = (tuple(normal), tuple(raw))
+        else:
+            mapped, starts, ends = normalize_mapped(text)
+            if mapped == self.normal:
+                self._chars = (starts, ends)
+
+    def quote(self, start: int, end: int) -> str:
+        """`text`'s wording for `normal[start:end]` (the normalised one if unmappable)."""
+        if not 0 <= start < end <= len(self.normal):
+            return self.normal[start:end]
+        if self._tokens is not None:
+            normal, raw = self._tokens
+            first, last = bisect_right(normal, start) - 1, bisect_right(normal, end - 1) - 1
+            return self.text[raw[first] + start - normal[first] : raw[last] + end - normal[last]]
+        if self._chars is not None:
+            starts, ends = self._chars
+            return self.text[starts[start] : ends[end - 1]]
+        return self.normal[start:end]
+
+
+# Clause ends that always hold: sentence ends, colons, brackets, dashes, line breaks.
+_HARD_BREAK = r"[.!?;:()\[\]\n|—–]| - "
+_BREAK = re.compile(rf"{_HARD_BREAK}|,")
+# A comma before one of these opens an island: a relative or parenthetical clause
+# whose cues stay inside it. "A monument, which will stand in the park, was unveiled"
+# is one clause (a monument ... was unveiled) plus an island (which will stand ...).
+_ISLAND_WORDS = re.compile(
+    r"(?:which|who|whom|whose|where|as|котор\w*|где|куда|как|чей|чья|чье|чьи"
+    r"|як\w*|де|куди|чий|чия|чиє|чиї)\Z"
+)
+# A comma before one of these starts a new clause: "..., and a second one will follow".
+_CONJUNCTIONS = re.compile(
+    r"(?:and|but|while|whereas|although|though|so|а|но|и|однако|хотя|причем|зато"
+    r"|але|і|й|проте|однак|хоча|та)\Z"
+)
+# Where the words of one milestone must meet: sentence ends (a dot before a space or
+# the end), a line break (the title ends at one), a semicolon.
+_SENTENCE_BREAK = re.compile(r"[.!?]+(?=\s|$)|[\n;]")
+_WORD = re.compile(r"[\w']+")
+
+
+def _clauses(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Segment starts and the clause number of each segment (islands get their own)."""
+    starts, ids = [0], [0]
+    main, fresh = 0, 1
+    for m in _BREAK.finditer(text):
+        if m.group() == ",":
+            word = _WORD.search(text, m.end())
+            first = word.group() if word else ""
+            if _ISLAND_WORDS.match(first):
+                ids.append(fresh)
+                fresh += 1
+                starts.append(m.start())
+                continue
+            if not _CONJUNCTIONS.match(first):
+                ids.append(main)
+                starts.append(m.start())
+                continue
+        main, fresh = fresh, fresh + 1
+        ids.append(main)
+        starts.append(m.start())
+    return tuple(starts), tuple(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Word, clause and sentence positions of one normalised text."""
+
+    word_starts: tuple[int, ...]
+    segment_starts: tuple[int, ...]
+    segment_clauses: tuple[int, ...]
+    sentence_breaks: tuple[int, ...]
+
+    @classmethod
+    def of(cls, text: str) -> Layout:
+        """Measure `text` (already normalised)."""
+        segments, clauses = _clauses(text)
+        return cls(
+            word_starts=tuple(m.start() for m in _WORD.finditer(text)),
+            segment_starts=segments,
+            segment_clauses=clauses,
+            sentence_breaks=tuple(m.start() for m in _SENTENCE_BREAK.finditer(text)),
+        )
+
+    def word(self, pos: int) -> int:
+        """Index of the word that contains or precedes character `pos`."""
+        return bisect_right(self.word_starts, pos) - 1
+
+    def clause(self, pos: int) -> int:
+        """Number of the clause that contains character `pos`."""
+        return self.segment_clauses[bisect_right(self.segment_starts, pos) - 1]
+
+    def sentence(self, pos: int) -> int:
+        """Index of the sentence that contains character `pos`."""
+        return bisect_right(self.sentence_breaks, pos)

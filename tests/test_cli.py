@@ -1,0 +1,120 @@
+"""The matching commands as a user runs them: explain, classify, replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli, write_config
+from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, rss
+from tests.support.servers import FeedServer
+
+CONFIG = REPO / "config.yaml"
+
+WEATHER_ONLY = """\
+stories:
+  - id: weather
+    name: Weather
+    watch:
+      all: [[snow*]]
+    milestones:
+      blizzard:
+        label: Blizzard
+        event: [blizzard]
+"""
+
+
+@pytest.mark.parametrize(
+    ("headline", "verdict"),
+    [
+        pytest.param(
+            "В Курске открыли памятник бойцам КНДР", "Monument unveiled", id="unveiling-ru"
+        ),
+        pytest.param(
+            "Unveiling of Kursk monument to North Korean troops set for May 9",
+            "no milestone",
+            id="announced-date",
+        ),
+        pytest.param("Football: Spartak beat Zenit", "Not relevant", id="unrelated"),
+    ],
+)
+def test_explain(headline: str, verdict: str) -> None:
+    """explain ends with a verdict a person can read."""
+    result = run_cli(CONFIG, "explain", headline)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("verdict:")
+    assert verdict in last
+
+
+def test_classify_keeps_order_and_survives_bad_lines() -> None:
+    """classify answers every input line in order, reporting a bad line in place."""
+    lines = [
+        json.dumps({"id": "a", "title": UNVEILING_EN.title, "summary": UNVEILING_EN.summary}),
+        "not json",
+        json.dumps({"id": "c", "url": "https://x.example/", "title": "Snow", "summary": ""}),
+    ]
+    result = run_cli(CONFIG, "classify", stdin="\n".join(lines))
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o.get("id") for o in out] == ["a", None, "c"]
+    assert out[0]["milestone"] == "unveiling"
+    assert out[0]["terms"]
+    assert out[0]["why"]
+    assert "error" in out[1]
+    assert out[2]["story"] is None
+    assert out[2]["url"] == "https://x.example/"
+
+
+def test_replay_shows_what_new_rules_would_alert(tmp_path: Path, feed_server: FeedServer) -> None:
+    """Items stored under old rules are re-judged by new ones, and nothing is sent."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    config = write_config(tmp_path, {"feed": url}, stories=WEATHER_ONLY)
+    assert run_cli(config, "once").returncode == 0
+    feed_server.serve("/feed.xml", rss([UNVEILING_EN, UNVEILING_RU, *FILLER]))
+    first = run_cli(config, "once")
+    assert first.returncode == 0
+    assert "=== " not in first.stdout  # the weather story alerted nothing
+
+    config = write_config(tmp_path, {"feed": url})  # now with the shipped stories
+    result = run_cli(config, "replay", "--json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    [milestone] = [r for r in records if r["type"] == "milestone"]
+    assert milestone["milestone"] == "unveiling"
+    assert milestone["would_alert"] is True
+    assert len(milestone["sources"]) == 2
+    changed = {r["title"]: (r["was"], r["now"]) for r in records if r["type"] == "changed"}
+    for item in (UNVEILING_EN, UNVEILING_RU):
+        assert changed[item.title] == (
+            {"story": None, "milestone": None},
+            {"story": "kursk-kpa-monument", "milestone": "unveiling"},
+        )
+    snow = next(f.title for f in FILLER if "snow" in f.title)
+    assert changed[snow] == (
+        {"story": "weather", "milestone": None},
+        {"story": None, "milestone": None},
+    )
+    assert len(changed) == 3
+
+    text = run_cli(config, "replay")
+    assert "Would alert now:" in text.stdout
+    assert "Nothing was sent." in text.stdout
+    history = run_cli(config, "history", "--json")
+    assert history.stdout.strip() == ""  # replay recorded no event
+
+
+def test_replay_since_filters_by_date(tmp_path: Path, feed_server: FeedServer) -> None:
+    """--since keeps items seen before that date out of the replay."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    config = write_config(tmp_path, {"feed": url})
+    assert run_cli(config, "once").returncode == 0
+    everything = run_cli(config, "replay", "--since", "2000-01-01").stdout
+    assert f"Replayed {len(FILLER)} stored items" in everything
+    text = run_cli(config, "replay", "--since", "2999-01-01").stdout
+    assert "Replayed 0 stored items seen since 2999-01-01" in text
+    bad = run_cli(config, "replay", "--since", "soon")
+    assert bad.returncode == 2
+    assert "not a date" in bad.stderr

@@ -1,0 +1,313 @@
+"""Compiling the `stories` block: errors name the field, terms mean what docs/rules.md says."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.errors import ConfigError
+from monitor.rules import Story, compile_stories
+from monitor.textnorm import normalize
+
+CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+
+
+def minimal() -> dict[str, Any]:
+    """A small valid story to break in one place per test."""
+    return {
+        "id": "demo",
+        "name": "Demo story",
+        "lists": {"thing": ["monument*", "памятник*"]},
+        "watch": {"all": ["$thing", ["kursk*", "курск*"]], "none": ["museum*"]},
+        "modality": ["will", "не"],
+        "milestones": {
+            "site_selection": {"event": ["chosen"], "all": [["site"]]},
+            "unveiling": {
+                "label": "Unveiled",
+                "event": ["unveiled", "открыли"],
+                "all": ["$thing", {"any": ["a", "b", "c", "d"]}],
+            },
+        },
+    }
+
+
+def one_group(*terms: str) -> Story:
+    """A story whose only rule is one watch group of `terms`."""
+    return compile_stories([{"id": "t", "name": "t", "watch": {"any": list(terms)}}])[0]
+
+
+def test_default_config_compiles_with_its_three_milestones() -> None:
+    """The shipped config's default story compiles with the three milestones, in order."""
+    raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    (story,) = compile_stories(raw["stories"])
+    assert story.id == "kursk-kpa-monument"
+    assert [m.key for m in story.milestones] == ["site_selection", "design_reveal", "unveiling"]
+    assert [m.key for m in story.order] == ["unveiling", "design_reveal", "site_selection"]
+    assert "\n# --- stories ---\nstories:" in CONFIG.read_text(encoding="utf-8")
+
+
+def test_milestone_lookup_by_key() -> None:
+    """Story.milestone finds a milestone by key and returns None for an unknown one."""
+    (story,) = compile_stories([minimal()])
+    found = story.milestone("unveiling")
+    assert found is not None
+    assert found.label == "Unveiled"
+    assert story.milestone("nope") is None
+
+
+def test_label_defaults_to_the_key_in_words() -> None:
+    """A milestone without a label is labelled from its key."""
+    (story,) = compile_stories([minimal()])
+    site = story.milestone("site_selection")
+    assert site is not None
+    assert site.label == "Site selection"
+
+
+def test_milestones_are_tried_latest_first_without_precedence() -> None:
+    """Without `precedence`, the milestone declared last is tried first."""
+    (story,) = compile_stories([minimal()])
+    assert [m.key for m in story.order] == ["unveiling", "site_selection"]
+
+
+def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(story: dict[str, Any]) -> None:
+        target: Any = story
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+
+    return apply
+
+
+def _drop(path: list[Any]) -> Callable[[dict[str, Any]], None]:
+    def apply(story: dict[str, Any]) -> None:
+        target: Any = story
+        for step in path[:-1]:
+            target = target[step]
+        del target[path[-1]]
+
+    return apply
+
+
+BROKEN = [
+    pytest.param(
+        _set(["milestones", "unveiling", "all", 1, "any", 3], "re:(?:unclosed"),
+        "stories[0].milestones.unveiling.all[1].any[3]",
+        "invalid regular expression",
+        id="invalid-regex-deep",
+    ),
+    pytest.param(_set(["wtach"], {}), "stories[0].wtach", "did you mean 'watch'", id="unknown-key"),
+    pytest.param(_drop(["id"]), "stories[0].id", "missing 'id'", id="missing-id"),
+    pytest.param(_drop(["watch"]), "stories[0].watch", "missing 'watch'", id="missing-watch"),
+    pytest.param(
+        _set(["watch", "all", 1], []), "stories[0].watch.all[1]", "empty", id="empty-group"
+    ),
+    pytest.param(
+        _set(["watch", "all", 0], "monument*"),
+        "stories[0].watch.all[0]",
+        "each item under 'all' is a group",
+        id="bare-term-in-all",
+    ),
+    pytest.param(
+        _set(["watch", "none", 0], "$nothing"),
+        "stories[0].watch.none[0]",
+        "unknown list '$nothing'",
+        id="unknown-list",
+    ),
+    pytest.param(
+        _set(["lists", "thing", 1], "$thing"),
+        "stories[0].lists.thing[1]",
+        "circle",
+        id="list-cycle",
+    ),
+    pytest.param(
+        _set(["precedence"], ["unveiling", "site_choice"]),
+        "stories[0].precedence[1]",
+        "unknown milestone 'site_choice'",
+        id="unknown-milestone",
+    ),
+    pytest.param(
+        _set(["precedence"], ["unveiling"]),
+        "stories[0].precedence",
+        "missing: site_selection",
+        id="precedence-incomplete",
+    ),
+    pytest.param(
+        _drop(["milestones", "unveiling", "event"]),
+        "stories[0].milestones.unveiling.event",
+        "missing 'event'",
+        id="missing-event",
+    ),
+    pytest.param(
+        _set(["milestones", "Unveiling!"], {"event": ["x"]}),
+        "stories[0].milestones.Unveiling!",
+        "milestone names",
+        id="bad-milestone-name",
+    ),
+    pytest.param(
+        _set(["milestones", "unveiling", "when"], ["x"]),
+        "stories[0].milestones.unveiling.when",
+        "unknown key 'when'",
+        id="unknown-milestone-key",
+    ),
+    pytest.param(
+        _set(["modality", 1], "pa*mi"),
+        "stories[0].modality[1]",
+        "'*' goes only at the start or end",
+        id="star-inside-word",
+    ),
+    pytest.param(
+        _set(["modality", 0], False),
+        "stories[0].modality[0]",
+        "put the term in quotes",
+        id="yaml-no-read-as-false",
+    ),
+    pytest.param(
+        _set(["watch", "none", 0], "... museum"),
+        "stories[0].watch.none[0]",
+        "'...' goes between two words",
+        id="gap-at-start",
+    ),
+    pytest.param(
+        _set(["watch", "none", 0], "re:(museum)"),
+        "stories[0].watch.none[0]",
+        "use (?:...)",
+        id="capturing-group",
+    ),
+    pytest.param(
+        _set(["watch", "none", 0], "re:x*"),
+        "stories[0].watch.none[0]",
+        "matches empty text",
+        id="regex-matches-empty",
+    ),
+    pytest.param(
+        _set(["watch", "none", 0], "re:a(?i)b"),
+        "stories[0].watch.none[0]",
+        "invalid regular expression",
+        id="inline-flag-mid-pattern",
+    ),
+    pytest.param(_set(["id"], "Demo Story"), "stories[0].id", "lowercase", id="id-with-spaces"),
+    pytest.param(
+        _set(["watch"], {"none": ["x"]}),
+        "stories[0].watch.all",
+        "needs 'all' or 'any'",
+        id="watch-without-groups",
+    ),
+    pytest.param(
+        _set(["milestones", "unveiling", "event"], {"all": [["a"]], "some": 1}),
+        "stories[0].milestones.unveiling.event.some",
+        "unknown key 'some'",
+        id="event-groups-unknown-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("breakage", "key", "message"), BROKEN)
+def test_config_errors_name_the_field(
+    breakage: Callable[[dict[str, Any]], None], key: str, message: str
+) -> None:
+    """Each kind of mistake is a ConfigError whose key is the dotted path of the field."""
+    story = copy.deepcopy(minimal())
+    breakage(story)
+    with pytest.raises(ConfigError) as caught:
+        compile_stories([story])
+    assert caught.value.key == key
+    assert message in caught.value.message
+
+
+def test_duplicate_story_ids_are_rejected_at_the_second() -> None:
+    """Two stories with one id: the error points at the second one's id."""
+    with pytest.raises(ConfigError) as caught:
+        compile_stories([minimal(), minimal()])
+    assert caught.value.key == "stories[1].id"
+    assert "also stories[0]" in caught.value.message
+
+
+@pytest.mark.parametrize("raw", [None, [], {"id": "x"}, "stories"], ids=repr)
+def test_stories_must_be_a_non_empty_list(raw: object) -> None:
+    """Anything but a non-empty list of stories is an error at `stories`."""
+    with pytest.raises(ConfigError) as caught:
+        compile_stories(raw)
+    assert caught.value.key == "stories"
+
+
+def test_the_key_prefix_follows_the_caller() -> None:
+    """compile_stories(raw, key=...) roots every error path where the caller loaded it."""
+    story = minimal()
+    del story["name"]
+    with pytest.raises(ConfigError) as caught:
+        compile_stories([story], key="config.stories")
+    assert caught.value.key == "config.stories[0].name"
+
+
+TERMS = [
+    ("памятник*", "установили памятника", True),
+    ("памятник*", "памятнику", True),
+    ("памятник*", "непамятник", False),
+    ("museum", "museums", False),
+    ("museum*", "museums", True),
+    ("기념비", "기념비를 세웠다", True),
+    ("기념비", "기념비가", True),
+    ("기념비", "참전기념비", False),
+    ("*기념관", "전투위훈기념관을", True),
+    ("北", '北 "항일유격대원', True),
+    ("北", "北京", False),
+    ("north korea*", "North-Korean troops", True),
+    ("north korea*", "north   korean", True),
+    ("site chosen", "site, chosen", False),
+    ("парк* патриот", "в парке «Патриот»", True),
+    ("пам'ятник*", "Пам’ятника", True),
+    ("пам'ятник*", "Памʼятник", True),
+    ("еще не", "ещё не", True),
+    ("ещё не", "еще не", True),
+    ("kursk", "ＫＵＲＳＫ", True),
+    ("kursk", "Kur\u00adsk", True),
+    ("monument ... pyongyang", "monument in the capital pyongyang", True),
+    ("monument ... pyongyang", "monument one two three four five pyongyang", False),
+    ("monument ... pyongyang", "monument, said pyongyang", False),
+    ("re:\\d{4} год", "в 1943 году", True),
+    ("re:\\d{4} год", "в 43 году", False),
+    ("re:КНДР", "кндр", True),
+]
+
+
+@pytest.mark.parametrize(("term", "text", "matches"), TERMS, ids=[f"{t}|{x}" for t, x, _ in TERMS])
+def test_term_syntax(term: str, text: str, matches: bool) -> None:
+    """Wildcards, Korean particles, phrases, gaps, regexes and typography behave as documented."""
+    group = one_group(term).watch.groups[0]
+    assert group.search(normalize(text)) is matches
+
+
+def test_a_list_inside_a_phrase_means_any_of_its_terms() -> None:
+    """`$name` inside a phrase matches any one term of that list at that place."""
+    story = compile_stories(
+        [
+            {
+                "id": "t",
+                "name": "t",
+                "lists": {"where": ["in pyongyang", "в пхеньяне"]},
+                "watch": {"any": ["statue ... $where"]},
+            }
+        ]
+    )[0]
+    group = story.watch.groups[0]
+    assert group.search("a statue of soldiers in pyongyang")
+    assert group.search("statue в пхеньяне")
+    assert not group.search("statue in moscow")
+
+
+def test_hits_name_the_term_that_matched() -> None:
+    """Each hit carries the index of the term it matched, in config order."""
+    group = one_group("alpha", "be*", "*ta", "re:g[a-z]+a").watch.groups[0]
+    text = "alpha beta zeta gamma"
+    assert [(text[s:e], group.terms[i]) for s, e, i in group.hits(text)] == [
+        ("alpha", "alpha"),
+        ("beta", "be*"),
+        ("ta", "*ta"),
+        ("gamma", "re:g[a-z]+a"),
+    ]
