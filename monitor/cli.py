@@ -277,7 +277,11 @@ def _run(args: argparse.Namespace, config: Config, store: Store) -> int:
         redactor=args.redactor,
         reload_check=args.reload_check or None,
     )
-    return serve(service)
+    try:
+        return serve(service)
+    except ConfigError as exc:
+        print(f"monitor: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _once(args: argparse.Namespace, config: Config, store: Store) -> int:

@@ -46,12 +46,14 @@ from monitor.pipeline import Pipeline
 from monitor.redact import Redactor
 from monitor.store import Store
 
-DRAIN_DEADLINE = timedelta(seconds=7)
+DRAIN_DEADLINE = timedelta(seconds=6)
 """How long work in flight may take to finish after SIGTERM before it is abandoned."""
-EXIT_DEADLINE = timedelta(seconds=9)
+EXIT_DEADLINE = timedelta(seconds=8)
 """From SIGTERM to exit, whatever is still running in worker threads."""
 RELOAD_CHECK = timedelta(seconds=5)
 """How often the config file is checked for changes."""
+HEARTBEAT = timedelta(seconds=5)
+"""The event loop's heartbeat: /healthz freshness, and the watchdog ping at most this far apart."""
 DELIVERY_JOB = "deliver"
 WORKER_PREFIX = "monitor-worker"
 T = TypeVar("T")
@@ -218,7 +220,13 @@ class Service:
         self.pipeline = Pipeline(config, self.store, self.fetcher, AppriseSender(config.notify))
         await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in config.feeds])
         if config.http is not None:
-            self.http = MetricsServer(self.metrics, config.http.host, config.http.port).start()
+            try:
+                server = MetricsServer(self.metrics, config.http.host, config.http.port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen on {config.http.listen}: {exc}", "http.listen"
+                ) from None
+            self.http = server.start()
         now = datetime.now(UTC)
         for feed in config.feeds:
             self._add_feed_job(feed, now)
@@ -449,7 +457,8 @@ class Service:
 
     async def _tick(self) -> None:
         """The event loop's heartbeat: for /healthz, and systemd's watchdog."""
-        period = self.watchdog or timedelta(seconds=5)
+        # Often enough for /healthz (STALL_AFTER) whatever the watchdog's timeout.
+        period = min(self.watchdog or HEARTBEAT, HEARTBEAT)
         while True:
             self.metrics.beat()
             if self.watchdog is not None:

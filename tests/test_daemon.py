@@ -29,9 +29,9 @@ from monitor.daemon import (
 )
 from monitor.metrics import Metrics
 from monitor.store import Store
-from tests.conftest import shipped_stories, write_config
-from tests.support.daemon import Daemon, NotifySocket
-from tests.support.feeds import FILLER, rss
+from tests.conftest import run_cli, shipped_stories, write_config
+from tests.support.daemon import Daemon, NotifySocket, SilentServer
+from tests.support.feeds import FILLER, UNVEILING_EN, rss
 from tests.support.servers import FeedServer, free_port
 
 BASE = """
@@ -319,3 +319,37 @@ def test_service_reloads_when_the_file_changes(tmp_path: Path, feed_server: Feed
         assert daemon.wait_for_log("config.reloaded")["reason"] == "file"
     assert daemon.returncode == 0
     assert len(daemon.events("config.reloaded")) == 1
+
+
+@pytest.mark.slow
+def test_a_send_stuck_in_a_thread_does_not_hold_the_exit(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """SIGTERM during a send that hangs: exit 0 within 10 s; the alert stays to be sent."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    with SilentServer() as smtp:
+        mail = f"mailto://127.0.0.1:{smtp.port}?from=a@x.example&to=b@x.example"
+        config = write_config(tmp_path, {"feed": url}, [{"name": "mail", "url": mail}])
+        assert run_cli(config, "once").returncode == 0
+        feed_server.serve("/feed.xml", rss([UNVEILING_EN, *FILLER]))
+        with Daemon(config) as daemon:
+            daemon.wait_for_log("event.created")
+            daemon.wait_until(lambda: len(smtp.connections) == 1, what="the send to start")
+            started = time.monotonic()
+            assert daemon.terminate(timeout=10) == 0
+            stopped_in = time.monotonic() - started
+    assert daemon.events("service.exit_forced")[0]["threads"] >= 1
+    assert stopped_in < 10
+    history = run_cli(config, "history", "--json")
+    [delivery] = json.loads(history.stdout.splitlines()[0])["deliveries"]
+    assert (delivery["status"], delivery["attempts"]) == ("pending", 1)
+
+
+def test_a_taken_metrics_port_is_a_config_error(tmp_path: Path, feed_server: FeedServer) -> None:
+    """When http.listen cannot be bound, run exits 2 naming the key."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    with SilentServer() as taken:
+        config = write_config(tmp_path, {"feed": url}, http={"listen": f"127.0.0.1:{taken.port}"})
+        result = run_cli(config, "run", timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "config error: http.listen: cannot listen on" in result.stderr

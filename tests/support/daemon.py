@@ -187,3 +187,38 @@ class NotifySocket:
         self._closed.set()
         self._thread.join(timeout=2)
         self._socket.close()
+
+
+class SilentServer:
+    """Accepts TCP connections and never says a word: a mail server that hangs."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen()
+        self._socket.settimeout(0.1)
+        self.port = int(self._socket.getsockname()[1])
+        self.connections: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections.append(connection)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._thread.join(timeout=2)
+        for connection in self.connections:
+            connection.close()
+        self._socket.close()
