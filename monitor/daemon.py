@@ -5,15 +5,16 @@ delivery job. A feed job that creates an event pulls the delivery job forward, s
 alert leaves within seconds rather than at the next delivery tick.
 
 Under systemd (`Type=notify`) the service says READY=1 once scheduling has started,
-pings WATCHDOG=1 from the event loop at half of `WATCHDOG_USEC`, and says RELOADING=1 /
-STOPPING=1 around reloads and shutdown. Outside systemd all of that is silent.
+pings WATCHDOG=1 from the event loop (every 5 s, or at half of `WATCHDOG_USEC` if that
+is shorter), and says RELOADING=1 / STOPPING=1 around reloads and shutdown. Outside
+systemd all of that is silent.
 
 SIGHUP, or a change of the config file on disk, reloads: the new config is validated
 first, and only a valid one is applied (feeds added, removed and rescheduled, rules
 recompiled, targets replaced); an invalid one is logged with its key and the running
-config stays. SIGTERM/SIGINT stop scheduling, let work in flight finish within a
-deadline (a delivery being sent is finished and recorded; claims not yet sent are
-released), and exit 0 within ten seconds.
+config stays. SIGTERM/SIGINT stop scheduling and claiming deliveries, let work in
+flight finish within a deadline (a send that completes is recorded), and exit 0 within
+ten seconds, even when a worker thread is stuck.
 """
 
 from __future__ import annotations
