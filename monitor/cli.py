@@ -136,7 +136,14 @@ def _parser() -> argparse.ArgumentParser:
     status_command = add(
         "status", _status, "show each feed's health and the deliveries not yet sent"
     )
-    status_command.add_argument("--json", action="store_true", help="one JSON document")
+    status_command.add_argument(
+        "--json", action="store_true", help="one JSON object per line: a row per configured feed"
+    )
+    status_command.add_argument(
+        "--deliveries",
+        action="store_true",
+        help="with --json: the outbox instead (a row per target, then pending and dead rows)",
+    )
     deliver = add(
         "deliver", _deliver, "send every pending or failed delivery now, ignoring backoff"
     )
@@ -451,7 +458,9 @@ def _history(args: argparse.Namespace, config: Config, store: Store) -> int:
 def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
     report = status.collect(config, store, utcnow(), redact=args.redactor)
     if args.json:
-        print(json.dumps(status.as_json(report), ensure_ascii=False, indent=2))
+        rows = status.delivery_rows(report) if args.deliveries else status.feed_rows(report)
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
     else:
         status.render(report, Console())
     return EXIT_OK

@@ -2,10 +2,10 @@
 
 `collect` gathers one `StatusReport` (each configured feed's health, last and next
 check, errors and backoff, the last item it gave; the deliveries still pending and the
-dead ones); `as_json` turns it into plain data and `render` into rich tables for a
-terminal. Everything shown goes through the redactor first: error texts from apprise
-can carry a target's URL, and a table may wrap a secret across lines where no
-stream-level filter would recognise it.
+dead ones); `feed_rows` and `delivery_rows` turn it into JSON lines, and `render` into
+rich tables for a terminal. Everything shown goes through the redactor first: error
+texts from apprise can carry a target's URL, and a table may wrap a secret across
+lines where no stream-level filter would recognise it.
 """
 
 from __future__ import annotations
@@ -160,46 +160,48 @@ def _deliveries(store: Store, rows: list[OutboxRow], redact: Redact) -> list[Del
 # -- JSON -------------------------------------------------------------------------
 
 
-def as_json(report: StatusReport) -> dict[str, Any]:
-    """The report as JSON-ready data; times are ISO 8601 in UTC, or null."""
-    return {
-        "generated_at": _iso(report.generated_at),
-        "feeds": [
-            {
-                "name": f.name,
-                "url": f.url,
-                "health": f.health,
-                "moved_to": f.moved_to,
-                "last_checked": _iso(f.last_checked),
-                "last_ok": _iso(f.last_ok),
-                "next_check": _iso(f.next_check),
-                "backoff_until": _iso(f.backoff_until),
-                "last_status": f.last_status,
-                "last_error": f.last_error,
-                "consecutive_failures": f.consecutive_failures,
-                "failing_since": _iso(f.failing_since),
-                "items_seen": f.items_seen,
-                "health_told": f.told,
-                "health_told_since": _iso(f.told_since),
-                "last_item": (
-                    {
-                        "title": f.last_item.title,
-                        "url": f.last_item.url,
-                        "seen_at": _iso(f.last_item.seen_at),
-                    }
-                    if f.last_item
-                    else None
-                ),
-            }
-            for f in report.feeds
-        ],
-        "deliveries": {
-            "counts": {s: report.counts.get(s, 0) for s in STATES},
-            "by_target": report.by_target,
-            "pending": [_delivery(r) for r in report.pending],
-            "dead": [_delivery(r) for r in report.dead],
-        },
-    }
+def feed_rows(report: StatusReport) -> list[dict[str, Any]]:
+    """One JSON-ready row per configured feed; times are ISO 8601 in UTC, or null."""
+    return [
+        {
+            "name": f.name,
+            "url": f.url,
+            "health": f.health,
+            "moved_to": f.moved_to,
+            "last_checked": _iso(f.last_checked),
+            "last_ok": _iso(f.last_ok),
+            "next_check": _iso(f.next_check),
+            "backoff_until": _iso(f.backoff_until),
+            "last_status": f.last_status,
+            "last_error": f.last_error,
+            "consecutive_failures": f.consecutive_failures,
+            "failing_since": _iso(f.failing_since),
+            "items_seen": f.items_seen,
+            "health_told": f.told,
+            "health_told_since": _iso(f.told_since),
+            "last_item": (
+                {
+                    "title": f.last_item.title,
+                    "url": f.last_item.url,
+                    "seen_at": _iso(f.last_item.seen_at),
+                }
+                if f.last_item
+                else None
+            ),
+        }
+        for f in report.feeds
+    ]
+
+
+def delivery_rows(report: StatusReport) -> list[dict[str, Any]]:
+    """The outbox as JSON-ready rows: one per target with its counts by status, then one
+    per delivery still pending or failed, then one per dead delivery."""
+    rows: list[dict[str, Any]] = [
+        {"type": "target", "target": target, "counts": {s: counts.get(s, 0) for s in STATES}}
+        for target, counts in report.by_target.items()
+    ]
+    rows += [{"type": "delivery", **_delivery(r)} for r in [*report.pending, *report.dead]]
+    return rows
 
 
 def _delivery(row: DeliveryStatus) -> dict[str, Any]:

@@ -96,19 +96,26 @@ def test_collect_reports_every_feed_state(scene: tuple[Config, Store]) -> None:
     assert report.pending[0].milestone == "unveiling"
 
 
-def test_json_is_one_document(scene: tuple[Config, Store]) -> None:
-    """`--json` data: ISO times, counts for every state, deliveries with their alert."""
+def test_json_rows(scene: tuple[Config, Store]) -> None:
+    """`--json` rows: ISO times and backoff per feed; per-target counts and stuck deliveries."""
     config, store = scene
-    data = json.loads(json.dumps(status.as_json(status.collect(config, store, NOW))))
-    failing = next(f for f in data["feeds"] if f["name"] == "failing")
+    report = status.collect(config, store, NOW)
+    feeds = json.loads(json.dumps(status.feed_rows(report)))
+    failing = next(f for f in feeds if f["name"] == "failing")
     assert failing["backoff_until"] == (NOW + timedelta(hours=1)).isoformat()
     assert failing["consecutive_failures"] == 1
-    healthy = next(f for f in data["feeds"] if f["name"] == "healthy")
+    healthy = next(f for f in feeds if f["name"] == "healthy")
     assert healthy["last_item"]["url"] == "https://x.example/h1"
-    counts = {"pending": 0, "failed": 1, "sent": 0, "dead": 1, "folded": 0}
-    assert data["deliveries"]["counts"] == counts
-    assert data["deliveries"]["by_target"] == {"desk": {"failed": 1}, "slack": {"dead": 1}}
-    assert data["deliveries"]["dead"][0]["title"] == "Monument unveiled in Kursk"
+    outbox = json.loads(json.dumps(status.delivery_rows(report)))
+    targets = {r["target"]: r["counts"] for r in outbox if r["type"] == "target"}
+    none = {"pending": 0, "failed": 0, "sent": 0, "dead": 0, "folded": 0}
+    assert targets == {"desk": {**none, "failed": 1}, "slack": {**none, "dead": 1}}
+    deliveries = [r for r in outbox if r["type"] == "delivery"]
+    assert [(d["target"], d["status"]) for d in deliveries] == [
+        ("desk", "failed"),
+        ("slack", "dead"),
+    ]
+    assert deliveries[1]["title"] == "Monument unveiled in Kursk"
 
 
 def test_table_shows_health_and_outbox(scene: tuple[Config, Store]) -> None:
@@ -150,10 +157,13 @@ def test_relative_times(moment: datetime | None, ago: str, until: str) -> None:
 
 
 def test_status_command_prints_json(tmp_path: Path) -> None:
-    """`monitor status --json` prints one JSON document naming every configured feed."""
+    """`monitor status --json` prints one JSON object per line, a row per configured feed."""
     config = write_config(tmp_path, FEEDS)
     result = run_cli(config, "status", "--json")
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert [f["name"] for f in data["feeds"]] == list(FEEDS)
-    assert {f["health"] for f in data["feeds"]} == {"new"}
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [f["name"] for f in rows] == list(FEEDS)
+    assert {f["health"] for f in rows} == {"new"}
+    for key in ("url", "last_checked", "last_ok", "last_error", "consecutive_failures"):
+        assert all(key in row for row in rows)
+    assert all("items_seen" in row and "next_check" in row for row in rows)
