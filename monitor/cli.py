@@ -8,28 +8,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
+from rich.console import Console
 
-from monitor.config import Config, config_path, load_config
-from monitor.daemon import Service
+from monitor import status
+from monitor.config import Config, config_path, load_config, parse_duration
+from monitor.daemon import RELOAD_CHECK, Service, serve, systemd_notifier, watchdog_period
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
 from monitor.match import classify_stream, explain
 from monitor.messages import milestone_label, render_test
+from monitor.metrics import Metrics
 from monitor.notify import AppriseSender, target_labels
 from monitor.outbox import DeliveryReport
 from monitor.pipeline import Pipeline, utcnow
+from monitor.redact import Redactor
 from monitor.render import FORMATS, Format, Renderer
 from monitor.replay import MilestoneGroup, replay
 from monitor.rules import Story
-from monitor.store import DEAD, FAILED, PENDING, Store
+from monitor.store import Store
 from monitor.worker import open_reader
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -40,15 +44,28 @@ Command = Callable[[argparse.Namespace, Config, Store], int]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # Everything any command prints passes the redactor: secrets never reach a terminal,
+    # a pipe or the journal, whichever code path printed them.
+    args.redactor = redactor = Redactor()
+    stdout, stderr = redactor.stream(sys.stdout), redactor.stream(sys.stderr)
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        return _main(args, redactor)
+
+
+def _main(args: argparse.Namespace, redactor: Redactor) -> int:
     quiet = args.command not in ("run", "once", "deliver", "digest") or getattr(
         args, "dry_run", False
     )
     # Query commands keep stdout for their output; the service commands log there.
     configure_logging(
-        args.log_level, stream=sys.stderr if quiet else sys.stdout, fmt=args.log_format
+        args.log_level,
+        stream=sys.stderr if quiet else sys.stdout,
+        fmt=args.log_format,
+        redactor=redactor,
     )
     try:
         config = load_config(config_path(args.config))
+        redactor.learn(config)
         if args.command in _WITHOUT_STORE:
             return _WITHOUT_STORE[args.command](args, config)
         store = Store.open(config.database_url())
@@ -86,7 +103,14 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    add("run", _run, "run the daemon: poll feeds on their schedules and deliver alerts")
+    run = add("run", _run, "run the daemon: poll feeds on their schedules and deliver alerts")
+    run.add_argument(
+        "--reload-check",
+        type=_duration,
+        default=RELOAD_CHECK,
+        metavar="DURATION",
+        help="how often to check the config file for changes (default 5s; 0 = only on SIGHUP)",
+    )
     once = add("once", _once, "run one full cycle (every feed, then delivery) and exit")
     once.add_argument("--force", action="store_true", help="also poll feeds in backoff")
     add("check-config", None, "validate the config and exit (2 when invalid)")
@@ -110,8 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     history = add("history", _history, "list alert events, newest first")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
     history.add_argument("--limit", type=int, default=None, help="at most this many events")
-    status = add("status", _status, "show each feed's health")
-    status.add_argument("--json", action="store_true", help="one JSON object per line")
+    status_command = add(
+        "status", _status, "show each feed's health and the deliveries not yet sent"
+    )
+    status_command.add_argument(
+        "--json", action="store_true", help="one JSON object per line: a row per configured feed"
+    )
+    status_command.add_argument(
+        "--deliveries",
+        action="store_true",
+        help="with --json: the outbox instead (a row per target, then pending and dead rows)",
+    )
     deliver = add(
         "deliver", _deliver, "send every pending or failed delivery now, ignoring backoff"
     )
@@ -232,8 +265,31 @@ def _check_config(config: Config) -> int:
     return EXIT_OK
 
 
+def _duration(text: str) -> timedelta:
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not isinstance(value, timedelta):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r}")
+    return value
+
+
 def _run(args: argparse.Namespace, config: Config, store: Store) -> int:
-    return asyncio.run(Service(config, store).run())
+    service = Service(
+        config,
+        store,
+        notifier=systemd_notifier(),
+        watchdog=watchdog_period(),
+        metrics=Metrics(store),
+        redactor=args.redactor,
+        reload_check=args.reload_check or None,
+    )
+    try:
+        return serve(service)
+    except ConfigError as exc:
+        print(f"monitor: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
@@ -405,62 +461,14 @@ def _history(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
-    store.sync_feeds([(f.name, f.url) for f in config.feeds])
-    rows = {row.name: row for row in store.feeds()}
-    for feed in config.feeds:
-        row = rows[feed.name]
-        record: dict[str, Any] = {
-            "name": feed.name,
-            "url": feed.url,
-            "moved_to": row.moved_to,
-            "gone": row.gone,
-            "last_checked": _iso(row.last_checked),
-            "last_ok": _iso(row.last_ok),
-            "last_status": row.last_status,
-            "last_error": row.last_error,
-            "consecutive_failures": row.consecutive_failures,
-            "items_seen": row.items_seen,
-            "next_check": _iso(row.next_check),
-        }
-        if args.json:
-            print(json.dumps(record, ensure_ascii=False))
-        else:
-            health = "GONE" if row.gone else "FAIL" if row.consecutive_failures else "ok"
-            if row.last_checked is None:
-                health = "new"
-            elif row.health == "silent" and health == "ok":
-                health = "QUIET"
-            print(
-                f"{health:5} {feed.name:30} seen={row.items_seen:<6} "
-                f"checked={record['last_checked'] or '-'} next={record['next_check'] or '-'}"
-            )
-            if row.last_error:
-                print(f"      error ({row.consecutive_failures}x): {row.last_error}")
-            if row.moved_to:
-                print(f"      moved permanently to {row.moved_to}")
-            if row.health:
-                print(f"      health targets told: {row.health} since {_iso(row.health_since)}")
-    if not args.json:
-        _print_outbox(store)
+    report = status.collect(config, store, utcnow(), redact=args.redactor)
+    if args.json:
+        rows = status.delivery_rows(report) if args.deliveries else status.feed_rows(report)
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        status.render(report, Console())
     return EXIT_OK
-
-
-def _print_outbox(store: Store) -> None:
-    """Per target: how many deliveries are in each status; then each dead or held one."""
-    table = store.delivery_table()
-    if not table:
-        print("deliveries: none")
-        return
-    print("deliveries:")
-    for target, counts in sorted(table.items()):
-        print(f"  {target}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    for row in store.outbox([DEAD, PENDING, FAILED]):
-        if row.status == DEAD:
-            print(f"  DEAD    {row.target} {row.kind} #{row.id} after {row.attempts} attempt(s)")
-            print(f"          {row.last_error or ''}")
-        elif row.hold is not None:
-            until = _iso(row.next_attempt_at)
-            print(f"  HELD    {row.target} {row.kind} #{row.id} ({row.hold}) until {until}")
 
 
 def _iso(moment: datetime | None) -> str | None:

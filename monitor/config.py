@@ -9,12 +9,14 @@ its old config when a reload fails this validation.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import apprise
@@ -24,6 +26,7 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -285,6 +288,42 @@ def mask_url(url: str) -> str:
     return str(plugin.url(privacy=True))
 
 
+class HttpSettings(_Section):
+    """The optional HTTP endpoint (/healthz, Prometheus /metrics), on loopback only."""
+
+    listen: str
+    """`host:port` with a loopback host: `127.0.0.1:9108`, `[::1]:9108`, `localhost:9108`."""
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, listen: str) -> str:
+        try:
+            parts = urlsplit(f"//{listen.strip()}")
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if not host or port is None or not 0 < port < 65536:
+            raise ValueError(f"not host:port: {listen!r} (e.g. 127.0.0.1:9108)")
+        if host != "localhost" and not _is_loopback(host):
+            raise ValueError(f"{host} is not a loopback address: metrics are served locally only")
+        return listen.strip()
+
+    @property
+    def host(self) -> str:
+        return str(urlsplit(f"//{self.listen}").hostname)
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(f"//{self.listen}").port or 0)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Config(_Section):
     """The whole, validated configuration. Immutable: a reload builds a new one."""
 
@@ -300,7 +339,10 @@ class Config(_Section):
     feeds: tuple[FeedConfig, ...] = Field(min_length=1)
     notify: tuple[TargetConfig, ...] = ()
     stories: tuple[Story, ...] = Field(min_length=1)
+    http: HttpSettings | None = None
+    """Off unless set: the /healthz and /metrics endpoint of `monitor run`."""
     path: Path = Field(default=DEFAULT_PATH, exclude=True)
+    _secrets: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("database")
     @classmethod
@@ -370,6 +412,11 @@ class Config(_Section):
             path = self.path.resolve().parent / path
         return url.set(database=str(path)).render_as_string(hide_password=False)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be printed: what `${VAR}` put into `notify` or `database`."""
+        return self._secrets
+
 
 def _reject_duplicates(section: str, names: list[str], field: str) -> None:
     seen: set[str] = set()
@@ -407,11 +454,21 @@ def parse_config(
         raise ConfigError("the config must be a mapping of sections (database, feeds, ...)")
     try:
         stories = compile_stories(raw.get("stories", []), key="stories")
-        return Config.model_validate({**raw, "stories": stories, "path": path})
+        config = Config.model_validate({**raw, "stories": stories, "path": path})
     except ConfigError as exc:
         raise exc.at(line=located.line_of(exc.key)) from None
     except ValidationError as exc:
         raise _first_error(exc, located) from None
+    config._secrets = tuple(
+        value
+        for key, values in located.substituted.items()
+        if key.split(".")[0].split("[")[0] in _SECRET_SECTIONS
+        for value in values
+    )
+    return config
+
+
+_SECRET_SECTIONS = {"notify", "database"}
 
 
 def _first_error(exc: ValidationError, located: Located) -> ConfigError:

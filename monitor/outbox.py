@@ -84,15 +84,23 @@ class Outbox:
         self.log = structlog.get_logger("monitor.outbox")
 
     async def deliver(
-        self, *, ignore_backoff: bool = False, kinds: Collection[str] | None = None
+        self,
+        *,
+        ignore_backoff: bool = False,
+        kinds: Collection[str] | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> DeliveryReport:
-        """Send every due delivery once (`ignore_backoff`: failed ones too, at once)."""
+        """Send every due delivery once (`ignore_backoff`: failed ones too, at once).
+
+        Once `stopping()` is true nothing more is claimed: a shutdown waits only for
+        the send in flight, which is finished and recorded.
+        """
         report = DeliveryReport()
         labels = set(target_labels(self.config))
         handled: set[int] = set()
         blocked: set[str] = set()
         while True:
-            while labels - blocked:
+            while labels - blocked and not (stopping and stopping()):
                 claims = await asyncio.to_thread(
                     self.store.claim_due,
                     self.clock(),
@@ -112,6 +120,8 @@ class Outbox:
                 if outcome in ("failed", "dead"):
                     blocked.add(claim.target)
             # Deaths in this run are told in this run, through the targets still working.
+            if stopping and stopping():
+                return report
             if not await asyncio.to_thread(self.warn_dead) or kinds is not None:
                 return report
 

@@ -50,6 +50,10 @@ class FeedReport:
     new: int = 0
     events: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    status: int | None = None
+    """The HTTP status of the fetch, when there was one."""
+    kind: str | None = None
+    """The error class of a failed fetch (`TransientFeedError`, `FeedGone`, ...)."""
 
 
 @dataclass(slots=True)
@@ -153,7 +157,7 @@ class Pipeline:
                 validators=(result.etag, result.last_modified) if result.status == 200 else None,
             )
             log.info("feed.checked", status=result.status, new=0, unchanged=True)
-            return FeedReport(feed.name, "unchanged")
+            return FeedReport(feed.name, "unchanged", status=result.status)
         read = await self.reader.read(result.body, result.url, result.content_type, feed.lang)
         classified = [Classified(entry, verdict or _IRRELEVANT) for entry, verdict in read]
         ingest_at = self.clock()
@@ -181,7 +185,9 @@ class Pipeline:
         )
         for story, milestone in outcome.events:
             log.info("event.created", story=story, milestone=milestone)
-        return FeedReport(feed.name, "ok", new=outcome.new, events=outcome.events)
+        return FeedReport(
+            feed.name, "ok", new=outcome.new, events=outcome.events, status=result.status
+        )
 
     async def _failed(self, feed: FeedConfig, state: Feed, exc: FeedError) -> FeedReport:
         failures = state.consecutive_failures + 1
@@ -213,7 +219,9 @@ class Pipeline:
             failures=failures,
             retry_in=None if gone else round(delay.total_seconds()),
         )
-        return FeedReport(feed.name, "failed", error=str(exc))
+        return FeedReport(
+            feed.name, "failed", error=str(exc), status=exc.status, kind=type(exc).__name__
+        )
 
     # -- delivery -------------------------------------------------------------
 
@@ -226,10 +234,20 @@ class Pipeline:
         await asyncio.to_thread(self.health.check, names)
 
     async def deliver(
-        self, *, ignore_backoff: bool = False, kinds: Collection[str] | None = None
+        self,
+        *,
+        ignore_backoff: bool = False,
+        kinds: Collection[str] | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> DeliveryReport:
-        """Send every due delivery once, recording each target's own result."""
-        return await self.outbox.deliver(ignore_backoff=ignore_backoff, kinds=kinds)
+        """Send every due delivery once, recording each target's own result.
+
+        Once `stopping()` is true no new delivery is claimed; the one in flight is
+        finished and recorded.
+        """
+        return await self.outbox.deliver(
+            ignore_backoff=ignore_backoff, kinds=kinds, stopping=stopping
+        )
 
     def story(self, story_id: str) -> Story | None:
         return self._stories.get(story_id)

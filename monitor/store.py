@@ -221,6 +221,15 @@ class EventView:
         return list(dict.fromkeys(s.outlet or s.feed for s in self.sources))
 
 
+@dataclass(frozen=True, slots=True)
+class LatestItem:
+    """The item a feed gave most recently."""
+
+    title: str
+    url: str | None
+    seen_at: datetime
+
+
 class Store:
     """Everything monitor remembers, behind one small API."""
 
@@ -1079,6 +1088,17 @@ class Store:
                 select(Delivery.status, func.count()).group_by(col(Delivery.status))
             ).all()
         return dict(rows)
+
+    def latest_items(self) -> dict[str, LatestItem]:
+        """Each feed's most recently stored item, by feed name."""
+        with self._read() as session:
+            newest = select(func.max(Item.id)).group_by(col(Item.feed_id)).scalar_subquery()
+            rows = session.exec(
+                select(Feed.name, Item.title, Item.url, Item.seen_at)
+                .join(Item, col(Item.feed_id) == col(Feed.id))
+                .where(col(Item.id).in_(newest))
+            ).all()
+        return {name: LatestItem(title, url, seen_at) for name, title, url, seen_at in rows}
 
 
 def _event_view(session: Session, row: Event) -> EventView:

@@ -31,6 +31,8 @@ class Located:
 
     value: Any
     lines: dict[str, int] = field(default_factory=dict)
+    substituted: dict[str, list[str]] = field(default_factory=dict)
+    """The environment values `${VAR}` put at each path: secrets, for the log redactor."""
 
     def line_of(self, key: str | None) -> int | None:
         """The line of `key`, or of its nearest ancestor that has one."""
@@ -67,7 +69,7 @@ def load_yaml(text: str, env: Mapping[str, str] | None = None) -> Located:
         raise ConfigError(f"YAML syntax error: {exc}") from None
     located = Located(value=None)
     if root is not None:
-        located.value = _Builder(env, located.lines).build(root, "")
+        located.value = _Builder(env, located.lines, located.substituted).build(root, "")
     return located
 
 
@@ -76,9 +78,12 @@ def _line(mark: yaml.Mark | None) -> int | None:
 
 
 class _Builder:
-    def __init__(self, env: Mapping[str, str], lines: dict[str, int]) -> None:
+    def __init__(
+        self, env: Mapping[str, str], lines: dict[str, int], substituted: dict[str, list[str]]
+    ) -> None:
         self.env = env
         self.lines = lines
+        self.substituted = substituted
         self.constructor = SafeConstructor()
 
     def build(self, node: yaml.Node, key: str) -> Any:
@@ -116,6 +121,7 @@ class _Builder:
             if escaped:
                 return match.group(0)[1:]
             if name in self.env:
+                self.substituted.setdefault(key, []).append(self.env[name])
                 return self.env[name]
             if default is not None:
                 return default

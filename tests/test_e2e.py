@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import run_cli, write_config
 from tests.support.events import STORY_NAME, alert_title, label
@@ -15,6 +16,12 @@ from tests.support.servers import AlertReceiver, FeedServer, MailSink
 def _once(config: Path) -> None:
     result = run_cli(config, "once")
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def _status_deliveries(config: Path) -> list[dict[str, Any]]:
+    result = run_cli(config, "status", "--json", "--deliveries")
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def _history(config: Path) -> list[dict[str, object]]:
@@ -162,10 +169,9 @@ def test_down_target_gets_three_alerts_after_deliver(
     _once(config)  # a down target fails the alerts, not the cycle
     assert receiver.messages() == []
 
-    status = run_cli(config, "status")
-    assert "desk: " in status.stdout
-    assert "failed=1" in status.stdout
-    assert "pending=2" in status.stdout
+    outbox = _status_deliveries(config)
+    [desk] = [r["counts"] for r in outbox if r["type"] == "target" and r["target"] == "desk"]
+    assert (desk["failed"], desk["pending"]) == (1, 2)
 
     still_down = run_cli(config, "deliver")
     assert still_down.returncode == 1
@@ -246,5 +252,7 @@ def test_deliver_leaves_quiet_hours_alone(
     assert result.returncode == 0, result.stderr
     assert "1 deliveries wait for quiet hours" in result.stdout
     assert receiver.messages() == []
-    status = run_cli(config, "status")
-    assert "HELD    night alert" in status.stdout
+    waiting = [r for r in _status_deliveries(config) if r["type"] == "delivery"]
+    assert [(d["target"], d["kind"], d["hold"], d["status"]) for d in waiting] == [
+        ("night", "alert", "quiet", "pending")
+    ]

@@ -196,6 +196,31 @@ def test_retry_delay(failures: int, retry_after: int | None, low: float, high: f
     assert low <= delay.total_seconds() <= high
 
 
+def test_stopping_delivery_releases_unsent_claims(  # type: ignore[no-untyped-def]
+    harness_for, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """Told to stop, delivery records the send in flight and leaves the rest untried."""
+    url = feed_server.serve("/a.xml", rss(FILLER))
+    targets = [{"url": f"{receiver.url}/one"}, {"url": f"{receiver.url}/two"}]
+    h = harness_for({"a": url}, targets)
+    run(h.cycle())
+    feed_server.serve("/a.xml", rss([UNVEILING_EN, *FILLER]))
+
+    async def stop_after_first_send() -> tuple[int, int]:
+        async with Fetcher(h.config.fetch, clock=h.clock) as fetcher:
+            pipeline = h._pipeline(fetcher)
+            await pipeline.run_cycle()
+            stopped = await pipeline.deliver(stopping=lambda: len(receiver.messages()) >= 1)
+            return stopped.sent, stopped.failed
+
+    assert run(stop_after_first_send()) == (1, 0)
+    waiting = h.store.outbox(["pending", "failed"])
+    assert [(row.status, row.attempts) for row in waiting] == [("pending", 0)]
+    assert run(h.deliver()) == (1, 0)
+    assert h.store.delivery_counts() == {"sent": 2}
+    assert len(receiver.messages()) == 2
+
+
 # -- feed health over many cycles -------------------------------------------------
 
 INTERVAL = timedelta(minutes=15)
