@@ -136,7 +136,9 @@ class Fetcher:
         host = urlsplit(url).hostname or ""
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self.settings.per_host))
         deadline = self.settings.timeout.total_seconds()
-        async with self._global, per_host:
+        # The host's slot first: feeds queued behind a slow host must not hold global
+        # slots that feeds on other hosts could use.
+        async with per_host, self._global:
             try:
                 async with asyncio.timeout(deadline):
                     return await self._follow(url, validators)

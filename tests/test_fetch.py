@@ -342,3 +342,25 @@ def test_concurrency_limits(
     results = asyncio.run(go())
     assert [r.body for r in results] == [FEED] * 8
     assert gauge.peak == expected
+
+
+def test_a_slow_host_does_not_hold_up_other_hosts(feed_server: FeedServer) -> None:
+    """Feeds queued behind one slow host leave the global slots to feeds on other hosts."""
+    gauge = _Gauge()
+    slow = [feed_server.serve(f"/slow{i}", b"", handler=gauge.handler()) for i in range(8)]
+    # Same server, another host name: its own per-host limit.
+    fast = feed_server.serve("/fast", FEED).replace("127.0.0.1", "localhost")
+    finished: list[str] = []
+
+    async def go() -> None:
+        async with Fetcher(FetchSettings(concurrency=4, per_host=2)) as fetcher:
+
+            async def one(url: str) -> None:
+                await fetcher.fetch(url)
+                finished.append(url)
+
+            await asyncio.gather(*(one(u) for u in [*slow, fast]))
+
+    asyncio.run(go())
+    assert finished[0] == fast
+    assert gauge.peak == 2
