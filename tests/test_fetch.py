@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+import httpx
 import pytest
 
 from monitor.config import PROJECT_URL, FetchSettings
@@ -364,3 +365,30 @@ def test_a_slow_host_does_not_hold_up_other_hosts(feed_server: FeedServer) -> No
     asyncio.run(go())
     assert finished[0] == fast
     assert gauge.peak == 2
+
+
+# -- the transport seam ------------------------------------------------------------
+
+
+def test_transport_is_a_seam() -> None:
+    """The Fetcher takes any httpx transport: MockTransport sees exactly what is sent."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/old":
+            return httpx.Response(308, headers={"Location": "/new"})
+        return httpx.Response(429, headers={"Retry-After": "90"})
+
+    async def go() -> None:
+        settings = FetchSettings(timeout=timedelta(seconds=5))
+        transport = httpx.MockTransport(handler)
+        async with Fetcher(settings, transport=transport, clock=lambda: NOW) as fetcher:
+            await fetcher.fetch("https://feeds.example/old", Validators('"v1"'))
+
+    with pytest.raises(RateLimited) as caught:
+        asyncio.run(go())
+    assert caught.value.retry_after == timedelta(seconds=90)
+    assert [str(r.url) for r in seen] == ["https://feeds.example/old", "https://feeds.example/new"]
+    assert all(r.headers["If-None-Match"] == '"v1"' for r in seen)
+    assert seen[0].headers["Accept-Encoding"] == "gzip, deflate"

@@ -15,6 +15,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 from aiosmtpd.controller import Controller
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
@@ -54,7 +55,7 @@ class FeedServer:
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
-        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.requests: list[tuple[str, httpx.Headers]] = []
         self._lock = threading.Lock()
         outer = self
 
@@ -69,7 +70,8 @@ class FeedServer:
 
             def do_GET(self) -> None:
                 with outer._lock:
-                    outer.requests.append((self.path, dict(self.headers.items())))
+                    # Header names are case-insensitive; clients differ in the case they send.
+                    outer.requests.append((self.path, httpx.Headers(self.headers.items())))
                     route = outer.routes.get(self.path)
                 if route is None:
                     self._reply(404, b"not found", {"Content-Type": "text/plain"})
