@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from monitor.rules import Hit, Milestone, Story, TermSet
-from monitor.textnorm import Layout, Origin, normalize
+from monitor.textnorm import Layout, Origin, fold, normalize
 
 __all__ = ["Verdict", "classify", "classify_stream", "explain", "normalize", "prefilter"]
 
@@ -301,10 +301,11 @@ def prefilter(title: str, summary: str, stories: Sequence[Story]) -> bool:
     """A cheap test, True for every text `classify` could call relevant.
 
     It looks only for each story's `prefilter` group (a required watch group, the one
-    cheapest to scan): a text without it fails that story's watch rule.
+    cheapest to rule out), and first only for that group's anchors, plain substrings
+    one of which any match must contain: a text without them fails the watch rule.
     """
-    text = f"{normalize(title)}\n{normalize(summary)}"
-    return any(s.prefilter is None or s.prefilter.search(text) for s in stories)
+    text = fold(f"{title}\n{summary}")
+    return any(s.prefilter is None or s.prefilter.may_occur(text) for s in stories)
 
 
 # --- explain -----------------------------------------------------------------------------

@@ -57,6 +57,16 @@ class TermSet:
     each: tuple[re.Pattern[str], ...] = field(repr=False, compare=False)
     by_first: Mapping[str, tuple[int, ...]] = field(repr=False, compare=False)
     """Which terms can start with a character; `""` lists those that can start anywhere."""
+    anchors: frozenset[str] | None = field(default=None, repr=False, compare=False)
+    """Plain substrings of which at least one is in every normalised text a term of the
+    set matches (None when a `re:` term makes that unknowable): a scan for them with
+    `in` is ten times cheaper than the pattern, so the prefilter asks them first."""
+
+    def may_occur(self, folded: str) -> bool:
+        """False only if no term can match: `folded` is `fold`ed, a superset test."""
+        if self.anchors is None:
+            return self.search(" ".join(folded.split()))
+        return any(anchor in folded for anchor in self.anchors)
 
     def search(self, text: str) -> bool:
         """True if any term occurs in `text` (normalised)."""
@@ -141,6 +151,7 @@ class _Term:
     body: str  # regular expression over normalised text, without the left word boundary
     bounded: bool  # the match starts at the start of a word
     first: frozenset[str] | None  # the characters a match can start with; None: any
+    anchors: frozenset[str] | None = None  # one of these is in every text it matches
 
     @property
     def source(self) -> str:
@@ -154,6 +165,25 @@ def _alternation(terms: Sequence[_Term]) -> str:
     if bounded:
         parts.insert(0, r"(?<!\w)(?:" + "|".join(bounded) + ")")
     return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+def _union_anchors(terms: Sequence[_Term]) -> frozenset[str] | None:
+    """Anchors for "any of `terms`": every term's anchors, or None if one has none."""
+    found: set[str] = set()
+    for t in terms:
+        if t.anchors is None:
+            return None
+        found |= t.anchors
+    # A text holding "korean" holds "korea": the shorter one alone is as good a test.
+    return frozenset(a for a in found if not any(b != a and b in a for b in found))
+
+
+def _best_anchors(options: Sequence[frozenset[str] | None]) -> frozenset[str] | None:
+    """Of several anchor sets that each hold for a phrase, the rarest: longest shortest."""
+    known = [a for a in options if a]
+    if not known:
+        return None
+    return max(known, key=lambda a: (min(map(len, a)), -len(a)))
 
 
 def _first_chars(terms: Sequence[_Term]) -> frozenset[str] | None:
@@ -247,12 +277,22 @@ def _term(text: str, where: str, lists: _Lists) -> _Term:
         gap = False
         if token.startswith("$"):
             inner = lists.get(token[1:], where)
-            elements.append(_Term(token, _alternation(inner), False, _first_chars(inner)))
+            elements.append(
+                _Term(
+                    token,
+                    _alternation(inner),
+                    False,
+                    _first_chars(inner),
+                    _union_anchors(inner),
+                )
+            )
         else:
             elements.append(_word(token, where))
     head = elements[0]
     body = head.body + "".join(j + e.source for j, e in zip(joins[1:], elements[1:], strict=True))
-    return _Term(text, body, head.bounded, head.first)
+    # Every word of a phrase is in any text it matches, so any one word's anchors do.
+    anchors = _best_anchors([e.anchors for e in elements])
+    return _Term(text, body, head.bounded, head.first, anchors)
 
 
 def _word(word: str, where: str) -> _Term:
@@ -266,7 +306,13 @@ def _word(word: str, where: str) -> _Term:
         right = rf"[{_HANGUL}]*(?!\w)"  # Korean particles: 기념비 → 기념비를
     else:
         right = r"(?!\w)"
-    return _Term(word, re.escape(core) + right, bounded=not infix, first=frozenset(core[0]))
+    return _Term(
+        word,
+        re.escape(core) + right,
+        bounded=not infix,
+        first=frozenset(core[0]),
+        anchors=frozenset([core]),
+    )
 
 
 def _regex_source(source: str, where: str) -> str:
@@ -297,7 +343,9 @@ def _term_set(path: str, terms: Sequence[_Term], where: str) -> TermSet:
         for c in t.first or ():
             by_first.setdefault(c, []).append(i)
     buckets = {c: tuple(sorted({*found, *anywhere})) for c, found in by_first.items()}
-    return TermSet(path, tuple(t.text for t in terms), pattern, each, buckets)
+    return TermSet(
+        path, tuple(t.text for t in terms), pattern, each, buckets, _union_anchors(terms)
+    )
 
 
 # --- validating the structure ------------------------------------------------------------
@@ -444,8 +492,20 @@ def _compile_story(raw: object, path: str) -> Story:
         watch=watch,
         modality=_optional_set(body, "modality", "modality", path, lists),
         order=_order(body.get("precedence"), milestones, f"{path}.precedence"),
-        prefilter=min(watch.groups, key=lambda g: len(g.by_first)),
+        prefilter=_cheapest(watch.groups),
     )
+
+
+def _cheapest(groups: Sequence[TermSet]) -> TermSet:
+    """The required group that is cheapest to rule out: anchored, with the fewest anchors
+    (each is one scan of the text), the longest shortest one breaking ties."""
+
+    def cost(group: TermSet) -> tuple[int, int, int]:
+        if group.anchors is None:
+            return (1, len(group.by_first), 0)
+        return (0, len(group.anchors), -min(map(len, group.anchors)))
+
+    return min(groups, key=cost)
 
 
 def compile_stories(raw: object, key: str = "stories") -> tuple[Story, ...]:

@@ -28,12 +28,17 @@ _TABLE = str.maketrans(
 _SPECIAL = re.compile("[ё" + _APOSTROPHES + _QUOTES + _INVISIBLE + "]")
 
 
-def normalize(text: str) -> str:
-    """Return `text` in the one form that rules and texts are compared in."""
+def fold(text: str) -> str:
+    """`normalize` but for the whitespace, which is left as it is (the cheap part first)."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     if _SPECIAL.search(folded):  # translate() costs more than the search that avoids it
         folded = folded.translate(_TABLE)
-    return " ".join(folded.split())
+    return folded
+
+
+def normalize(text: str) -> str:
+    """Return `text` in the one form that rules and texts are compared in."""
+    return " ".join(fold(text).split())
 
 
 def _normalize_piece(piece: str) -> str:

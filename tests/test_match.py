@@ -381,3 +381,25 @@ def test_prefilter_never_drops_a_relevant_text(default: tuple[Story, ...]) -> No
     assert len(relevant) > 300  # the generator must really exercise the property
     assert all(prefilter(*t, default) for t in relevant)
     assert not all(prefilter(*t, default) for t in texts)  # and it does filter
+
+
+@pytest.mark.parametrize(
+    ("terms", "text", "anchors"),
+    [
+        pytest.param(["памятник*"], "Памятнику", {"памятник"}, id="stem"),
+        pytest.param(
+            ["korean soldier*"], "Korean  soldiers", {"soldier"}, id="phrase-longest-word"
+        ),
+        pytest.param(["korea*", "koreans"], "Koreans", {"korea"}, id="redundant-dropped"),
+        pytest.param(["*기념관"], "전투위훈기념관을", {"기념관"}, id="infix"),
+        pytest.param(["re:k[uo]rsk"], "Korsk", None, id="regex-unanchored"),
+    ],
+)
+def test_prefilter_anchors(terms: list[str], text: str, anchors: set[str] | None) -> None:
+    """Each group knows plain substrings one of which any match contains (none for re:)."""
+    (story,) = compile_stories([{"id": "t", "name": "t", "watch": {"all": [terms]}}])
+    assert story.prefilter is not None
+    assert story.prefilter.anchors == (None if anchors is None else frozenset(anchors))
+    assert classify(text, "", (story,)).relevant
+    assert prefilter(text, "", (story,))
+    assert not prefilter("nothing to see", "", (story,))
