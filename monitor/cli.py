@@ -15,17 +15,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from rich.console import Console
 
-from monitor import status
 from monitor.config import Config, config_path, load_config, parse_duration
-from monitor.daemon import RELOAD_CHECK, Service, serve, systemd_notifier, watchdog_period
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
 from monitor.match import classify_stream, explain
 from monitor.messages import milestone_label, render_test
-from monitor.metrics import Metrics
 from monitor.notify import AppriseSender, target_labels
 from monitor.outbox import DeliveryReport
 from monitor.pipeline import Pipeline, utcnow
@@ -107,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--reload-check",
         type=_duration,
-        default=RELOAD_CHECK,
+        default=timedelta(seconds=5),
         metavar="DURATION",
         help="how often to check the config file for changes (default 5s; 0 = only on SIGHUP)",
     )
@@ -276,6 +272,11 @@ def _duration(text: str) -> timedelta:
 
 
 def _run(args: argparse.Namespace, config: Config, store: Store) -> int:
+    # The daemon's own libraries (APScheduler, prometheus_client) load only for `run`:
+    # every `monitor once` from cron would pay for them otherwise.
+    from monitor.daemon import Service, serve, systemd_notifier, watchdog_period  # noqa: PLC0415
+    from monitor.metrics import Metrics  # noqa: PLC0415
+
     service = Service(
         config,
         store,
@@ -461,6 +462,11 @@ def _history(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
+    # rich loads only for the one command that draws tables.
+    from rich.console import Console  # noqa: PLC0415
+
+    from monitor import status  # noqa: PLC0415
+
     report = status.collect(config, store, utcnow(), redact=args.redactor)
     if args.json:
         rows = status.delivery_rows(report) if args.deliveries else status.feed_rows(report)

@@ -166,19 +166,25 @@ class Renderer:
     """Renders each kind of message in each format, from defaults or overrides."""
 
     def __init__(self, overrides: Mapping[str, Mapping[str, str | None]] | None = None) -> None:
+        self._overrides = overrides or {}
         self._templates: dict[tuple[Kind, Part], Template] = {}
-        for kind in KINDS:
-            for part in PARTS:
-                source = (overrides or {}).get(kind, {}).get(part)
-                if source is None:
-                    source = default_source(kind, part)
-                self._templates[kind, part] = compile_template(kind, part, source)
 
     def render(self, kind: Kind, fmt: Format, context: Mapping[str, Any]) -> Message:
         """The message of `kind` for a target that takes `fmt`."""
-        title = _one_line(self._templates[kind, "title"].render(context))
-        body = self._templates[kind, fmt].render(context).strip() + "\n"
+        title = _one_line(self._template(kind, "title").render(context))
+        body = self._template(kind, fmt).render(context).strip() + "\n"
         return Message(title=title, body=body, format=fmt)
+
+    def _template(self, kind: Kind, part: Part) -> Template:
+        """Compiled on first use: a cycle that sends nothing compiles nothing. Overrides
+        were already compiled and tried when the config loaded, so none fails here."""
+        template = self._templates.get((kind, part))
+        if template is None:
+            source = self._overrides.get(kind, {}).get(part)
+            if source is None:
+                source = default_source(kind, part)
+            template = self._templates[kind, part] = compile_template(kind, part, source)
+        return template
 
 
 def _one_line(text: str) -> str:

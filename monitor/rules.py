@@ -22,6 +22,7 @@ Term syntax (after normalisation, see `monitor.textnorm`):
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,12 +50,14 @@ class TermSet:
     `terms` are the terms as written in the config, lists expanded, in order. `pattern`
     finds any of them; `each` holds one pattern per term, used only to say which term a
     match was (naming the alternatives in `pattern` would make it ten times slower).
+    They are compiled on first use: most sets never need them in a process, and
+    compiling them all was half of loading the config.
     """
 
     path: str
     terms: tuple[str, ...]
     pattern: re.Pattern[str] = field(repr=False, compare=False)
-    each: tuple[re.Pattern[str], ...] = field(repr=False, compare=False)
+    sources: tuple[str, ...] = field(repr=False, compare=False)
     by_first: Mapping[str, tuple[int, ...]] = field(repr=False, compare=False)
     """Which terms can start with a character; `""` lists those that can start anywhere."""
     anchors: frozenset[str] | None = field(default=None, repr=False, compare=False)
@@ -67,6 +70,11 @@ class TermSet:
         if self.anchors is None:
             return self.search(" ".join(folded.split()))
         return any(anchor in folded for anchor in self.anchors)
+
+    @functools.cached_property
+    def each(self) -> tuple[re.Pattern[str], ...]:
+        """One compiled pattern per term (valid: the alternation of them compiled)."""
+        return tuple(re.compile(source) for source in self.sources)
 
     def search(self, text: str) -> bool:
         """True if any term occurs in `text` (normalised)."""
@@ -334,7 +342,6 @@ def _term_set(path: str, terms: Sequence[_Term], where: str) -> TermSet:
         source = "(?=[" + "".join(re.escape(c) for c in sorted(first)) + "])" + source
     try:
         pattern = re.compile(source)
-        each = tuple(re.compile(t.source) for t in terms)
     except re.error as e:  # e.g. inline flags in a re: term
         raise ConfigError(f"invalid regular expression: {e}", key=where) from None
     anywhere = [i for i, t in enumerate(terms) if t.first is None]
@@ -344,7 +351,12 @@ def _term_set(path: str, terms: Sequence[_Term], where: str) -> TermSet:
             by_first.setdefault(c, []).append(i)
     buckets = {c: tuple(sorted({*found, *anywhere})) for c, found in by_first.items()}
     return TermSet(
-        path, tuple(t.text for t in terms), pattern, each, buckets, _union_anchors(terms)
+        path,
+        tuple(t.text for t in terms),
+        pattern,
+        tuple(t.source for t in terms),
+        buckets,
+        _union_anchors(terms),
     )
 
 
