@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -71,6 +72,9 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
     except StoreError as exc:
         print(f"monitor: database error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    # What is alive now (modules, the compiled rules, the engine) lives as long as the
+    # process: out of the collector's generations, no collection re-scans it.
+    gc.freeze()
     try:
         command: Command = args.handler
         return command(args, config, store)

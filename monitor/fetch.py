@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from monitor.errors import (
     RateLimited,
     TransientFeedError,
 )
+from monitor.payload import Payload, content_encoding
 
 Clock = Callable[[], datetime]
 
@@ -43,7 +43,7 @@ RETRY_AFTER_MAX = timedelta(days=1)
 """The longest wait a `Retry-After` may impose: a feed is never disabled for good."""
 _CHUNK = 64 * 1024
 _ACCEPT_ENCODING = "gzip, deflate"
-"""Only what `_Inflater` decodes with a bounded output; anything else is refused."""
+"""Only what `Payload.decode` inflates with a bounded output; anything else is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +54,17 @@ class Validators:
     last_modified: str | None = None
 
 
+NO_BODY = Payload()
+"""The payload of a 304."""
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
-    """A completed fetch: a body to parse, or `not_modified` for a 304."""
+    """A completed fetch: a payload to read, or `not_modified` for a 304."""
 
     url: str
     status: int
-    body: bytes = b""
+    payload: Payload = NO_BODY
     not_modified: bool = False
     etag: str | None = None
     last_modified: str | None = None
@@ -69,8 +73,14 @@ class FetchResult:
     """The new address when every redirect on the way was permanent (301/308)."""
 
     @property
+    def body(self) -> bytes:
+        """The decoded body (see `Payload.decode`)."""
+        return self.payload.decode()
+
+    @property
     def content_hash(self) -> str:
-        return hashlib.blake2b(self.body, digest_size=16).hexdigest()
+        """A digest of the body as sent: the same bytes again need no reading."""
+        return hashlib.blake2b(self.payload.data, digest_size=16).hexdigest()
 
 
 class Fetcher:
@@ -193,7 +203,7 @@ class Fetcher:
         return FetchResult(
             url=url,
             status=status,
-            body=b"" if not_modified else await self._read_capped(response),
+            payload=NO_BODY if not_modified else await self._read_capped(response),
             not_modified=not_modified,
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
@@ -201,17 +211,22 @@ class Fetcher:
             moved_to=moved_to,
         )
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def _read_capped(self, response: httpx.Response) -> Payload:
         cap = int(self.settings.max_bytes)
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise PermanentFeedError(f"body of {int(declared)} bytes exceeds the {cap}-byte cap")
-        inflater = _Inflater.for_encoding(response.headers.get("Content-Encoding", ""), cap)
-        # The raw stream is inflated here, a bounded step at a time: a gzip bomb never
-        # holds more than the cap in memory, however far it would expand.
+        encoding = content_encoding(response.headers.get("Content-Encoding", ""))
+        # The bytes as sent, under the cap; what they expand to is bounded by `decode`,
+        # a step at a time, so a gzip bomb never holds more than the cap in memory.
+        chunks: list[bytes] = []
+        size = 0
         async for raw in response.aiter_raw(_CHUNK):
-            inflater.feed(raw)
-        return inflater.finish()
+            size += len(raw)
+            if size > cap:
+                raise PermanentFeedError(f"body exceeds the {cap}-byte cap")
+            chunks.append(raw)
+        return Payload(b"".join(chunks), encoding, cap)
 
     def _status_error(self, status: int, retry_after: str | None) -> FeedError:
         if status == 410:
@@ -270,74 +285,3 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return min(max(when - now, timedelta(0)), RETRY_AFTER_MAX)
-
-
-class _Inflater:
-    """Decodes a body's Content-Encoding with its output bounded by `cap` at every step.
-
-    `zlib`'s `max_length` makes each call stop at the room left under the cap, so a
-    bomb costs at most `cap` bytes of memory however far it would expand.
-    """
-
-    _GZIP = zlib.MAX_WBITS | 16
-    _GZIP_MAGIC = b"\x1f\x8b"
-
-    def __init__(self, cap: int, wbits: int | None) -> None:
-        self.cap = cap
-        self.wbits = wbits
-        self.size = 0
-        self.chunks: list[bytes] = []
-        self._zlib = zlib.decompressobj(wbits) if wbits is not None else None
-        self._started = False
-
-    @classmethod
-    def for_encoding(cls, header: str, cap: int) -> _Inflater:
-        codings = [c.strip().lower() for c in header.split(",") if c.strip()]
-        codings = [c for c in codings if c != "identity"]
-        if not codings:
-            return cls(cap, None)
-        if codings in (["gzip"], ["x-gzip"]):
-            return cls(cap, cls._GZIP)
-        if codings == ["deflate"]:
-            return cls(cap, zlib.MAX_WBITS)
-        raise PermanentFeedError(f"unsupported Content-Encoding: {header}")
-
-    def feed(self, data: bytes) -> None:
-        if self._zlib is None:
-            self._keep(data)
-            return
-        first = not self._started and bool(data)
-        self._started = self._started or first
-        try:
-            self._inflate(data)
-        except zlib.error as exc:
-            if not (first and self.wbits == zlib.MAX_WBITS):
-                raise PermanentFeedError(f"cannot decode the compressed body: {exc}") from None
-            # "deflate" is meant to be zlib-wrapped, but some servers send it raw.
-            self.wbits = -zlib.MAX_WBITS
-            self._zlib = zlib.decompressobj(self.wbits)
-            self.feed(data)
-
-    def finish(self) -> bytes:
-        return b"".join(self.chunks)
-
-    def _inflate(self, data: bytes) -> None:
-        assert self._zlib is not None
-        while data:
-            out = self._zlib.decompress(data, self.cap - self.size + 1)
-            self._keep(out)
-            data = self._zlib.unconsumed_tail
-            if not self._zlib.eof:
-                continue
-            # A gzip body may be several members back to back; trailing junk is ignored.
-            data = self._zlib.unused_data
-            if self.wbits != self._GZIP or not data.startswith(self._GZIP_MAGIC):
-                return
-            self._zlib = zlib.decompressobj(self.wbits)
-
-    def _keep(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.cap:
-            raise PermanentFeedError(f"body exceeds the {self.cap}-byte cap")
-        if data:
-            self.chunks.append(data)

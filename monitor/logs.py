@@ -105,5 +105,5 @@ def configure_logging(
     root.handlers = [handler]
     root.setLevel(level.upper())
     # Library chatter below WARNING is noise in a service log.
-    for name in ("aiohttp", "apscheduler", "apprise"):
+    for name in ("httpx", "httpcore", "aiohttp", "apscheduler", "apprise"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -158,7 +158,7 @@ class Pipeline:
             )
             log.info("feed.checked", status=result.status, new=0, unchanged=True)
             return FeedReport(feed.name, "unchanged", status=result.status)
-        read = await self.reader.read(result.body, result.url, result.content_type, feed.lang)
+        read = await self.reader.read(result.payload, result.url, result.content_type, feed.lang)
         classified = [Classified(entry, verdict or _IRRELEVANT) for entry, verdict in read]
         ingest_at = self.clock()
         outcome = await asyncio.to_thread(

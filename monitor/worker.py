@@ -33,8 +33,11 @@ from monitor.entry import Entry
 from monitor.errors import FeedError, NotAFeed, PermanentFeedError, TransientFeedError
 from monitor.match import Verdict, classify, prefilter
 from monitor.parse import parse
+from monitor.payload import Payload
 from monitor.rules import Story
 
+Body = bytes | Payload
+"""A body to read: plain bytes, or a payload as the server sent it, decoded here."""
 Read = list[tuple[Entry, Verdict | None]]
 """Each entry of a feed with its verdict; None for an entry the prefilter turned away."""
 
@@ -50,20 +53,21 @@ _ERRORS: dict[str, type[FeedError]] = {
 
 
 def read_feed(
-    body: bytes,
+    body: Body,
     base_url: str,
     content_type: str | None,
     lang: str | None,
     stories: Sequence[Story],
 ) -> Read:
-    """Parse `body` and judge each entry: the CPU work of checking one feed.
+    """Decode and parse `body` and judge each entry: the CPU work of checking one feed.
 
     `lang` (the feed's configured language) is given to entries that declare none,
     when the feed itself declares none either.
     """
-    if not body.strip():
+    data = body.decode() if isinstance(body, Payload) else body
+    if not data.strip():
         raise NotAFeed("the server sent an empty body")
-    parsed = parse(body, base_url, content_type)
+    parsed = parse(data, base_url, content_type)
     lang = parsed.lang or lang
     read: Read = []
     for parsed_entry in parsed.entries:
@@ -81,7 +85,7 @@ class FeedReader(Protocol):
     """Turns a fetched body into judged entries."""
 
     async def read(
-        self, body: bytes, base_url: str, content_type: str | None, lang: str | None
+        self, body: Body, base_url: str, content_type: str | None, lang: str | None
     ) -> Read: ...
 
 
@@ -101,7 +105,7 @@ class InlineReader:
         return None
 
     async def read(
-        self, body: bytes, base_url: str, content_type: str | None, lang: str | None
+        self, body: Body, base_url: str, content_type: str | None, lang: str | None
     ) -> Read:
         return await asyncio.to_thread(read_feed, body, base_url, content_type, lang, self.stories)
 
@@ -114,7 +118,7 @@ def open_reader(parse_worker: bool, stories: Sequence[Story]) -> ReadWorker | In
 @dataclass(eq=False)
 class _Job:
     seq: int
-    args: tuple[bytes, str, str | None, str | None] = field(repr=False)
+    args: tuple[Body, str, str | None, str | None] = field(repr=False)
     frame: bytes = field(repr=False)
     done: asyncio.Future[Read] = field(repr=False)
 
@@ -144,6 +148,9 @@ class ReadWorker:
         self._inline_tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> ReadWorker:
+        # Start the child now: its imports then overlap the first fetches instead of
+        # holding up the first feed that needs reading.
+        await self._running()
         return self
 
     async def __aexit__(
@@ -155,7 +162,7 @@ class ReadWorker:
         await self.aclose()
 
     async def read(
-        self, body: bytes, base_url: str, content_type: str | None, lang: str | None
+        self, body: Body, base_url: str, content_type: str | None, lang: str | None
     ) -> Read:
         if self._failures >= _GIVE_UP_AFTER:
             return await self._inline.read(body, base_url, content_type, lang)
@@ -177,12 +184,15 @@ class ReadWorker:
         return await job.done
 
     async def aclose(self) -> None:
-        """Stop the child: it exits when its stdin closes."""
+        """Stop the child. It keeps nothing, so it is not waited for: a cycle that
+        read nothing must not wait for a child still importing its modules."""
         proc, pump = self._proc, self._pump
         self._proc = self._pump = None
         if pump is not None:
             pump.cancel()
         if proc is not None:
+            if proc.returncode is None:
+                proc.terminate()
             await _stop(proc)
         for job in self._pending.values():
             if not job.done.done():
@@ -348,7 +358,7 @@ def _unpack(packed: Packed) -> Read:
 
 
 def serve(
-    handle: Callable[[bytes, str, str | None, str | None, Sequence[Story]], Read] = read_feed,
+    handle: Callable[[Body, str, str | None, str | None, Sequence[Story]], Read] = read_feed,
     source: BinaryIO | None = None,
     sink: BinaryIO | None = None,
 ) -> None:

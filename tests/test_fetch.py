@@ -45,8 +45,9 @@ def fetch(url: str, validators: Validators | None = None, **overrides: Any) -> F
 
 
 def fetch_error(url: str, **overrides: Any) -> FeedError:
+    """The error of fetching `url`, or of decoding what it sent (the read stage's first step)."""
     with pytest.raises(FeedError) as caught:
-        fetch(url, **overrides)
+        fetch(url, **overrides).payload.decode()
     return caught.value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from monitor.config import Config, load_config
 from monitor.errors import FeedError, NotAFeed, PermanentFeedError
+from monitor.payload import Payload
 from monitor.worker import InlineReader, Read, ReadWorker, read_feed
 from tests.conftest import REPO, write_config
 from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, rss
@@ -48,7 +50,9 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-async def _read_all(worker: ReadWorker, bodies: Sequence[bytes]) -> list[Read | BaseException]:
+async def _read_all(
+    worker: ReadWorker, bodies: Sequence[bytes | Payload]
+) -> list[Read | BaseException]:
     async with worker:
         return await asyncio.gather(
             *(worker.read(body, "https://feeds.example/rss", None, "en") for body in bodies),
@@ -111,18 +115,20 @@ def test_child_that_cannot_start_falls_back_inline(config: Config) -> None:
     assert _summary(answer)[0][2] == "unveiling"
 
 
-def test_child_exits_when_closed(config: Config) -> None:
-    """Closing the worker ends the child process."""
+def test_child_starts_on_enter_and_ends_on_close(config: Config) -> None:
+    """Entering the worker starts the child at once; closing it ends the child."""
 
-    async def go() -> int | None:
-        worker = ReadWorker(config.stories)
-        await worker.read(GOOD, "https://feeds.example/rss", None, None)
-        proc = worker._proc
-        assert proc is not None
-        await worker.aclose()
-        return proc.returncode
+    async def go() -> tuple[bool, int | None]:
+        async with ReadWorker(config.stories) as worker:
+            proc = worker._proc
+            assert proc is not None
+            started = proc.returncode is None
+            await worker.read(GOOD, "https://feeds.example/rss", None, None)
+        return started, proc.returncode
 
-    assert run(go()) == 0
+    started, code = run(go())
+    assert started
+    assert code is not None  # it was stopped, not left running
 
 
 def test_inline_reader_reads(config: Config) -> None:
@@ -140,3 +146,14 @@ def test_a_child_failing_every_time_stops_being_used(config: Config) -> None:
     failures = [a for a in answers if isinstance(a, FeedError)]
     assert len(failures) == 6
     assert _summary(answers[-1])[0][2] == "unveiling"
+
+
+def test_child_decodes_compressed_payloads(config: Config) -> None:
+    """A gzip payload is inflated in the child; one that expands past its cap fails alone."""
+    good = Payload(gzip.compress(GOOD), "gzip", cap=len(GOOD))
+    bomb = Payload(gzip.compress(b"\0" * (4 * len(GOOD))), "gzip", cap=len(GOOD))
+    answers = run(_read_all(ReadWorker(config.stories), [good, bomb, good]))
+    assert _summary(answers[0]) == _summary(answers[2])
+    assert _summary(answers[0])[0][2] == "unveiling"
+    assert isinstance(answers[1], PermanentFeedError)
+    assert "cap" in str(answers[1])
