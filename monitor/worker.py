@@ -77,8 +77,25 @@ def read_feed(
         if prefilter(entry.title, entry.summary, stories):
             read.append((entry, classify(entry.title, entry.summary, stories)))
         else:
-            read.append((entry, None))
+            read.append((_lead_only(entry), None))
     return read
+
+
+LEAD_CHARS = 500
+"""How much of the summary is kept of an item no story's prefilter admits."""
+
+
+def _lead_only(entry: Entry) -> Entry:
+    """The entry with its summary cut to the lead, at a word boundary.
+
+    Full text is stored only for items the prefilter admits: the rest (nearly all of
+    them) need their title and lead for `replay` to re-judge them under edited rules,
+    and not the megabytes of body text every cycle would otherwise carry and store.
+    """
+    if len(entry.summary) <= LEAD_CHARS:
+        return entry
+    cut = entry.summary.rfind(" ", 0, LEAD_CHARS + 1)
+    return dataclasses.replace(entry, summary=entry.summary[: cut if cut > 0 else LEAD_CHARS])
 
 
 class FeedReader(Protocol):

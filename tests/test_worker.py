@@ -13,9 +13,9 @@ import pytest
 from monitor.config import Config, load_config
 from monitor.errors import FeedError, NotAFeed, PermanentFeedError
 from monitor.payload import Payload
-from monitor.worker import InlineReader, Read, ReadWorker, read_feed
+from monitor.worker import LEAD_CHARS, InlineReader, Read, ReadWorker, read_feed
 from tests.conftest import REPO, write_config
-from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, rss
+from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, Item, rss
 
 GOOD = rss([UNVEILING_EN, *FILLER]).encode()
 
@@ -157,3 +157,18 @@ def test_child_decodes_compressed_payloads(config: Config) -> None:
     assert _summary(answers[0])[0][2] == "unveiling"
     assert isinstance(answers[1], PermanentFeedError)
     assert "cap" in str(answers[1])
+
+
+def test_only_admitted_items_keep_their_full_summary(config: Config) -> None:
+    """An item no story could be about keeps its lead (cut between words); the story's
+    items keep everything, for the digest, clustering and the record."""
+    long_lead = " ".join(["word"] * 400)
+    relevant = Item(UNVEILING_EN.title, UNVEILING_EN.link, UNVEILING_EN.summary + " " + long_lead)
+    body = rss([Item("Markets rally", "https://x.example/m", long_lead), relevant]).encode()
+    (other, _), (story, verdict) = read_feed(body, "https://x.example/", None, "en", config.stories)
+    assert verdict is not None
+    assert verdict.story is not None
+    assert story.summary.endswith(long_lead)
+    assert len(other.summary) <= LEAD_CHARS
+    assert other.summary == long_lead[: len(other.summary)]
+    assert other.summary.endswith("word")
