@@ -95,19 +95,26 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def run(command: list[str], log: Path, env: dict[str, str] | None = None) -> Process:
-    """Run `command`, wait for it with wait4; its wall and CPU time and its memory."""
+def run(
+    command: list[str], log: Path, env: dict[str, str] | None = None, *, sample: bool = False
+) -> Process:
+    """Run `command`, wait for it with wait4: its wall and CPU time, its largest RSS, and
+    with `sample` the summed memory of its process tree. Sampling reads smaps_rollup
+    20 times a second, which takes CPU from the two cores the process runs on: timed
+    runs do not sample, and memory is measured in runs of their own."""
     with log.open("w") as out:
         started = time.perf_counter()
         child = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env or os.environ.copy()
         )
         memory = TreeMemory(child.pid)
-        memory.start()
+        if sample:
+            memory.start()
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
-        memory.done.set()
-        memory.join()
+        if sample:
+            memory.done.set()
+            memory.join()
     child.returncode = os.waitstatus_to_exitcode(status)
     return Process(
         seconds=seconds,
@@ -181,11 +188,19 @@ def one_run(out: Path, urls_file: Path, urls: list[str], reader_workers: int) ->
             "seconds": done.seconds,
             "cpu_seconds": done.cpu_seconds,
             "cycle_seconds": cycle["seconds"],
-            "peak_rss_mb": done.peak_rss_mb,
-            "tree_rss_mb": done.tree_rss_mb,
-            "tree_pss_mb": done.tree_pss_mb,
             "cycle": {k: cycle[k] for k in ("ok", "unchanged", "failed", "new")},
         }
+    # The same two cycles again, on a fresh database, for memory only.
+    fresh(work)
+    for phase in ("cold", "warm"):
+        done = run(once, out / f"monitor-{phase}-memory.log", sample=True)
+        if done.returncode != 0:
+            raise SystemExit(f"monitor once failed:\n{done.stdout[-3000:]}")
+        figures[f"monitor_{phase}"].update(
+            peak_rss_mb=done.peak_rss_mb,
+            tree_rss_mb=done.tree_rss_mb,
+            tree_pss_mb=done.tree_pss_mb,
+        )
 
     shelf = out / "reader"
     fresh(shelf)
@@ -285,8 +300,9 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], command: str) -
         f"- Command: `{command}`",
         f"- Load average before the runs: {args.load}",
         f"- Medians of {len(runs)} runs. Wall and CPU (user + system, the process and its"
-        " children) seconds of the whole process; RSS: the largest single process, then"
-        " the sum over the process tree (service + parse worker) as RSS / PSS.",
+        " children) seconds of the whole process, in runs that sample nothing; RSS, from"
+        " a second cold and warm run that samples memory every 50 ms: the largest single"
+        " process, then the sum over the process tree (service + parse worker) as RSS / PSS.",
         "",
         "| measure | wall s | CPU s | RSS MB | tree RSS / PSS MB | target |",
         "|---|---:|---:|---:|---:|---|",

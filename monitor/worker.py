@@ -32,7 +32,6 @@ import structlog
 from monitor.entry import Entry
 from monitor.errors import FeedError, NotAFeed, PermanentFeedError, TransientFeedError
 from monitor.match import Verdict, classify, prefilter
-from monitor.parse import parse
 from monitor.payload import Payload
 from monitor.rules import Story
 
@@ -67,6 +66,10 @@ def read_feed(
     data = body.decode() if isinstance(body, Payload) else body
     if not data.strip():
         raise NotAFeed("the server sent an empty body")
+    # Imported here: with the parse worker on, the service process never parses, and
+    # lxml is a tenth of its start-up.
+    from monitor.parse import parse  # noqa: PLC0415
+
     parsed = parse(data, base_url, content_type)
     lang = parsed.lang or lang
     read: Read = []
