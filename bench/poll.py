@@ -240,7 +240,7 @@ def machine() -> dict[str, str]:
                 memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     versions = {
         name: metadata.version(name)
-        for name in ("reader", "feedparser", "lxml", "aiohttp", "sqlalchemy")
+        for name in ("reader", "feedparser", "lxml", "httpx", "aiohttp", "sqlalchemy")
     }
     return {
         "cpu": f"{cpu} ({os.cpu_count()} cores)",
