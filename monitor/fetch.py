@@ -158,12 +158,10 @@ class Fetcher:
                     return await self._follow(url, validators)
             except TimeoutError:
                 raise TransientFeedError(f"timed out after {deadline:g}s") from None
-            except httpx.TimeoutException as exc:
-                raise TransientFeedError(f"timed out ({_cause(exc)})") from None
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 raise PermanentFeedError(f"invalid URL: {exc}") from None
             except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
-                raise TransientFeedError(_cause(exc)) from None
+                raise TransientFeedError(_describe(exc)) from None
 
     async def _follow(self, url: str, validators: Validators) -> FetchResult:
         headers = {}
@@ -255,17 +253,21 @@ def aiohttp_transport(settings: FetchSettings) -> httpx.AsyncBaseTransport:
     return AiohttpTransport(client=session)
 
 
-def _cause(exc: BaseException) -> str:
+def _describe(exc: BaseException) -> str:
     """What went wrong, in the words of the library that saw it first.
 
-    The aiohttp transport re-raises aiohttp's errors as httpx ones (a dropped
-    connection as `ConnectTimeout`, say); the original says what really happened.
+    The aiohttp transport re-raises aiohttp's errors as httpx ones, not always aptly
+    (a failed DNS lookup or a dropped connection as `ConnectTimeout`); the original
+    says what really happened, and only a real timeout is called one.
     """
     original = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
     text = str(original)
     if isinstance(original, aiohttp.ClientConnectorError):
         text = f"cannot connect: {original.os_error}"
-    return f"{type(original).__name__}: {text}" if text else type(original).__name__
+    described = f"{type(original).__name__}: {text}" if text else type(original).__name__
+    if isinstance(original, httpx.TimeoutException | aiohttp.ServerTimeoutError):
+        return f"timed out ({described})"
+    return described
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:

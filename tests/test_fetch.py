@@ -293,9 +293,11 @@ def test_dripping_server_hits_the_deadline(feed_server: FeedServer) -> None:
 
 
 def test_connection_refused_is_transient() -> None:
-    """Nothing listening is a transient error."""
+    """Nothing listening is a transient error, reported as what it is, not as a timeout."""
     error = fetch_error(f"http://127.0.0.1:{free_port()}/feed.xml")
     assert isinstance(error, TransientFeedError)
+    assert "cannot connect" in str(error)
+    assert "timed out" not in str(error)
 
 
 # -- concurrency ----------------------------------------------------------------
