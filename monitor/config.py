@@ -280,12 +280,18 @@ class TargetConfig(_Section):
 
 
 def mask_url(url: str) -> str:
-    """The apprise URL with its secrets (tokens, passwords) replaced by asterisks."""
+    """The apprise URL with its secrets (tokens, passwords) masked and no query string.
+
+    apprise masks the secrets it knows of, but not custom headers or payload fields
+    (`?+X-Api-Key=...`), and it spells out every default option: the query goes, so
+    the label (a target's name when it has none, stored with its deliveries) carries
+    neither a secret nor noise.
+    """
     plugin: Any = apprise.Apprise.instantiate(url)
     if plugin is None:
         scheme = url.split("://", 1)[0] if "://" in url else "?"
         return f"{scheme}://***"
-    return str(plugin.url(privacy=True))
+    return str(plugin.url(privacy=True)).split("?", 1)[0]
 
 
 class HttpSettings(_Section):
@@ -422,7 +428,8 @@ def _reject_duplicates(section: str, names: list[str], field: str) -> None:
     seen: set[str] = set()
     for i, name in enumerate(names):
         if name in seen:
-            raise ConfigError(f"duplicate {field} {name!r}", key=f"{section}[{i}].{field}")
+            hint = " (give each a distinct `name`)" if section == "notify" else ""
+            raise ConfigError(f"duplicate {field} {name!r}{hint}", key=f"{section}[{i}].{field}")
         seen.add(name)
 
 

@@ -332,3 +332,26 @@ def test_delivery_keys_have_working_defaults() -> None:
     assert str(target.quiet(config.digest.tz)) == "22:00-07:00 Asia/Seoul"
     assert (config.digest.time.hour, config.digest.time.minute) == (8, 30)
     assert config.health.failing_after == timedelta(hours=6)
+
+
+@pytest.mark.parametrize(
+    ("url", "label"),
+    [
+        pytest.param(
+            "json://user:pass@host.example/hook?+X-Api-Key=S3CR3T&-token=T0K3N",
+            "json://user:****@host.example/hook",
+            id="custom-header-and-field",
+        ),
+        pytest.param(
+            "mailtos://me:pw@smtp.example.org?to=desk@example.org",
+            "mailtos://me:****@smtp.example.org/desk%40example.org",
+            id="email",
+        ),
+    ],
+)
+def test_target_label_has_no_secret(url: str, label: str) -> None:
+    """A target's default label masks passwords and drops the query (custom headers)."""
+    config = _config(BASE.replace("json://127.0.0.1:9/alerts", url))
+    assert config.notify[0].label == label
+    assert "S3CR3T" not in label
+    assert "T0K3N" not in label
