@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,24 @@ def mail_sink() -> Iterator[MailSink]:
     sink = MailSink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def desk_for(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Build in-process desks (config, store, clock, outbox) that are closed afterwards."""
+    # Imported here: tests.support.desk builds its configs with this module's write_config.
+    from tests.support.desk import Desk  # noqa: PLC0415
+
+    made: list[Desk] = []
+
+    def build(targets: list[dict[str, Any]], **options: Any) -> Desk:
+        desk = Desk(tmp_path, targets, **options)
+        made.append(desk)
+        return desk
+
+    yield build
+    for desk in made:
+        desk.close()
 
 
 def shipped_stories() -> str:

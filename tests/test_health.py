@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,20 +63,6 @@ def test_silence_is_judged_against_the_feed_rhythm() -> None:
     assert rhythm(weekly) == timedelta(weeks=1)
     assert assess(row, weekly, NOW + timedelta(days=2), SETTINGS).state is None
     assert assess(row, weekly, NOW + timedelta(weeks=6), SETTINGS).state == SILENT
-
-
-@pytest.fixture
-def desk_for(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
-    made: list[Desk] = []
-
-    def build(targets: list[dict[str, Any]], **options: Any) -> Desk:
-        desk = Desk(tmp_path, targets, **options)
-        made.append(desk)
-        return desk
-
-    yield build
-    for desk in made:
-        desk.close()
 
 
 def fail(desk: Desk, name: str = "wire") -> None:

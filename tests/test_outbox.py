@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,20 +26,6 @@ def second() -> Iterator[AlertReceiver]:
     server = AlertReceiver().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def desk_for(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
-    made: list[Desk] = []
-
-    def build(targets: list[dict[str, Any]], **options: Any) -> Desk:
-        desk = Desk(tmp_path, targets, **options)
-        made.append(desk)
-        return desk
-
-    yield build
-    for desk in made:
-        desk.close()
 
 
 def test_each_target_is_retried_on_its_own(

@@ -50,6 +50,18 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, no access log, replies sent without Nagle's delay."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes: without this, Nagle and delayed ACKs add
+    # 40 ms to every keep-alive reply.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 class FeedServer:
     """Serves feeds from memory, with ETags and 304s; records every request."""
 
@@ -59,15 +71,7 @@ class FeedServer:
         self._lock = threading.Lock()
         outer = self
 
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out as two writes: without this, Nagle and delayed
-            # ACKs add 40 ms to every keep-alive reply.
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class _Handler(_QuietHandler):
             def do_GET(self) -> None:
                 with outer._lock:
                     # Header names are case-insensitive; clients differ in the case they send.
@@ -144,15 +148,7 @@ class AlertReceiver:
         self._lock = threading.Lock()
         outer = self
 
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out as two writes: without this, Nagle and delayed
-            # ACKs add 40 ms to every keep-alive reply.
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class _Handler(_QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 payload = json.loads(self.rfile.read(length))
