@@ -103,7 +103,7 @@ def render_test(renderer: Renderer, target: str, fmt: Format) -> Message:
     return renderer.render("notice", fmt, notice_context("test notification", body))
 
 
-def _source(source: SourceView, tz: tzinfo) -> dict[str, Any]:
+def _source(source: SourceView | UpdateView, tz: tzinfo) -> dict[str, Any]:
     return {
         "title": source.title,
         "outlet": source.outlet or source.feed,
@@ -114,11 +114,4 @@ def _source(source: SourceView, tz: tzinfo) -> dict[str, Any]:
 
 
 def _update(update: UpdateView, tz: tzinfo) -> dict[str, Any]:
-    return {
-        "title": update.title,
-        "outlet": update.outlet or update.feed,
-        "url": update.url,
-        "lang": update.lang,
-        "seen_at": local_time(update.seen_at, tz),
-        "more": update.more,
-    }
+    return {**_source(update, tz), "more": update.more}

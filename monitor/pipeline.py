@@ -26,7 +26,6 @@ from monitor.match import Verdict
 from monitor.notify import Sender, route
 from monitor.outbox import DeliveryReport, Outbox
 from monitor.render import Renderer
-from monitor.rules import Story
 from monitor.store import Classified, Store
 from monitor.tables import Feed
 from monitor.worker import FeedReader, InlineReader
@@ -86,7 +85,6 @@ class Pipeline:
         self.clock = clock
         self.rng = rng or random.Random()
         self.reader = reader or InlineReader(config.stories)
-        self._stories = {s.id: s for s in config.stories}
         self.log = structlog.get_logger("monitor.pipeline")
         # Feeds between fetch and store at once. Fetching outruns parsing, so without
         # this bound a cycle holds every fetched body in memory while it waits its turn.
@@ -248,6 +246,3 @@ class Pipeline:
         return await self.outbox.deliver(
             ignore_backoff=ignore_backoff, kinds=kinds, stopping=stopping
         )
-
-    def story(self, story_id: str) -> Story | None:
-        return self._stories.get(story_id)
