@@ -460,8 +460,9 @@ def parse_config(
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a mapping of sections (database, feeds, ...)")
     try:
-        stories = compile_stories(raw.get("stories", []), key="stories")
-        config = Config.model_validate({**raw, "stories": stories, "path": path})
+        stories = compile_stories(raw.get("stories", []), key="stories", cues=raw.get("cues"))
+        rest = {k: v for k, v in raw.items() if k != "cues"}
+        config = Config.model_validate({**rest, "stories": stories, "path": path})
     except ConfigError as exc:
         raise exc.at(line=located.line_of(exc.key)) from None
     except ValidationError as exc:

@@ -29,7 +29,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from monitor.rules import Hit, Milestone, Story, TermSet
+from monitor.rules import (
+    CANCELLING,
+    CUE_KINDS,
+    Case,
+    Hit,
+    Milestone,
+    Story,
+    TermSet,
+    scripts_of,
+)
 from monitor.textnorm import Layout, Origin, fold, normalize
 
 __all__ = ["Verdict", "classify", "classify_stream", "explain", "normalize", "prefilter"]
@@ -41,6 +50,12 @@ AFTER_WORDS = 8
 
 Wider than `BEFORE_WORDS`: "Unveiling of Kursk monument to North Korean troops set
 for May 9" puts the cue after a long noun phrase; 예정 and 계획 always come last."""
+NEGATION_AFTER_WORDS = 3
+"""Negation after an event word: Korean negates after the verb (정해지지 않았다)."""
+SPEECH_AFTER_WORDS = 2
+"""A word opening reported speech this close after an event word makes it a report."""
+BACKGROUND_WORDS = 2
+"""A background cue ("Earlier", "Напомним") counts among the first words of a sentence."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +88,24 @@ class _Doc:
     def __init__(self, title: str, summary: str) -> None:
         self._raw = (title, summary)
         self._head = normalize(title)
-        self.text = f"{self._head}\n{normalize(summary)}"
+        self._body = normalize(summary)
+        self.text = f"{self._head}\n{self._body}"
         self._layout: Layout | None = None
         self._origins: tuple[Origin, Origin] | None = None
+        self._hits: dict[str, list[Hit]] = {}
+        self.scripts = scripts_of(self.text)
+
+    def hits(self, group: TermSet) -> list[Hit]:
+        """`group.hits(text)`, found once per text: rules use some sets more than once."""
+        key = group.pattern.pattern
+        found = self._hits.get(key)
+        if found is None:
+            found = self._hits[key] = group.hits(self.text, self.scripts)
+        return found
+
+    def hits_in(self, group: TermSet, span: tuple[int, int]) -> list[Hit]:
+        """`group`'s hits that start within `span` of the text."""
+        return group.hits(self.text, self.scripts, span)
 
     @property
     def layout(self) -> Layout:
@@ -86,7 +116,7 @@ class _Doc:
     def quote(self, start: int, end: int) -> str:
         """The original wording of `text[start:end]`."""
         if self._origins is None:
-            self._origins = (Origin(self._raw[0]), Origin(self._raw[1]))
+            self._origins = (Origin(self._raw[0], self._head), Origin(self._raw[1], self._body))
         if start < len(self._head):
             return self._origins[0].quote(start, end)
         offset = len(self._head) + 1
@@ -95,21 +125,154 @@ class _Doc:
 
 # --- judging: one trace serves both `classify` and `explain` ---------------------------
 
+Blocker = tuple[str, TermSet, Hit]
+"""Why an event word does not count: (kind, the set that said so, its hit). Kinds are
+the cue kinds of `CUE_KINDS`, `unless`, and `other subject` (a `watch.none` clause)."""
+
+_WINDOWS: dict[str, tuple[int, int]] = {
+    "negation": (BEFORE_WORDS, NEGATION_AFTER_WORDS),
+    "undecided": (BEFORE_WORDS, AFTER_WORDS),
+    "future": (BEFORE_WORDS, AFTER_WORDS),
+}
+"""Words a cue of each kind may stand before and after an event word, in its clause.
+
+Speech is read right after the event word only (`SPEECH_AFTER_WORDS`)."""
+
+
+class _Scope:
+    """What one story's cues and exclusions say about the parts of one text.
+
+    Clauses that a `watch.none` term marks are about another subject; sentences that
+    open with a background cue ("Earlier, ...") recap. Hits there count for nothing.
+    Cue hits are found once per kind, on first use.
+    """
+
+    def __init__(self, doc: _Doc, story: Story) -> None:
+        self.doc = doc
+        self.story = story
+        text = doc.text
+        exclude = story.watch.exclude
+        self.excluded: dict[int, Hit] = {}
+        hits = doc.hits(exclude) if exclude is not None else []
+        if hits:
+            layout = doc.layout
+            for hit in hits:
+                self.excluded.setdefault(layout.clause(hit[0]), hit)
+        self._places: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self._near: dict[int, dict[str, list[Hit]]] = {}
+        self._refers: dict[int, bool] = {}
+        self.background: dict[int, Hit] = {}
+        openers = story.cues.of("background")
+        for hit in doc.hits(openers) if openers is not None else ():
+            layout = doc.layout
+            if layout.word(hit[0]) - layout.sentence_first_word(hit[0]) < BACKGROUND_WORDS:
+                self.background.setdefault(layout.sentence(hit[0]), hit)
+
+    def cues(self, kind: str, clause: int) -> list[Hit]:
+        """The cues of `kind` in `clause`, found when an event word there first asks.
+
+        Cues count only in the clause of an event word, so only those clauses are read
+        for them (speech, which may open a clause of its own, is read by `speech`).
+        """
+        found = self._near.get(clause)
+        if found is None:
+            found = self._near[clause] = {kind: [] for kind in CUE_KINDS}
+            scan = self.story.cues.scan
+            span = self.doc.layout.clause_span(clause)
+            for start, end, index in self.doc.hits_in(scan, span) if scan is not None else ():
+                if self.doc.layout.clause(start) == clause:
+                    kind_of, own = self.story.cues.kind_of[index]
+                    found[kind_of].append((start, end, own))
+        return found[kind]
+
+    def speech(self, hit: Hit) -> Hit | None:
+        """A word opening reported speech among the few words right after `hit`."""
+        said = self.story.cues.of("speech")
+        if said is None:
+            return None
+        layout = self.doc.layout
+        last = layout.word(hit[1] - 1)
+        for word in range(last + 1, min(last + 2 + SPEECH_AFTER_WORDS, len(layout.word_starts))):
+            start = layout.word_starts[word]
+            found = said.at(self.doc.text, start)
+            if found is not None:
+                return found
+        return None
+
+    def refers(self, sentence: int) -> bool:
+        """Whether `sentence` has a word that refers back ("it", "его")."""
+        if sentence not in self._refers:
+            refer = self.story.cues.of("refer")
+            span = self.doc.layout.sentence_span(sentence)
+            self._refers[sentence] = refer is not None and bool(self.doc.hits_in(refer, span))
+        return self._refers[sentence]
+
+    def place(self, hit: Hit) -> tuple[int, int, int]:
+        """The clause, first word and last word of a hit (measured once)."""
+        key = (hit[0], hit[1])
+        found = self._places.get(key)
+        if found is None:
+            layout = self.doc.layout
+            found = (layout.clause(hit[0]), layout.word(hit[0]), layout.word(hit[1] - 1))
+            self._places[key] = found
+        return found
+
+    def other_subject(self, pos: int) -> Blocker | None:
+        """The `watch.none` hit that puts the clause at `pos` about another subject."""
+        exclude = self.story.watch.exclude
+        if not self.excluded or exclude is None:
+            return None
+        hit = self.excluded.get(self.doc.layout.clause(pos))
+        return None if hit is None else ("other subject", exclude, hit)
+
+    def recalled(self, pos: int) -> Blocker | None:
+        """The cue that makes the sentence at `pos` background."""
+        cues = self.story.cues.of("background")
+        if not self.background or cues is None:
+            return None
+        hit = self.background.get(self.doc.layout.sentence(pos))
+        return None if hit is None else ("background", cues, hit)
+
+    def aside(self, pos: int) -> Blocker | None:
+        """Why the word at `pos` is about something else (another subject, background)."""
+        return self.other_subject(pos) or self.recalled(pos)
+
+    def counts(self, hit: Hit) -> bool:
+        """Whether a hit speaks of this story's subject (not aside)."""
+        return (not self.excluded and not self.background) or self.aside(hit[0]) is None
+
 
 @dataclass
 class _Event:
     group: TermSet
     hit: Hit
-    blocker: tuple[str, TermSet, Hit] | None  # ("modality" | "unless", its set, its hit)
+    blocker: Blocker | None
+
+
+@dataclass
+class _CaseTrace:
+    case: Case
+    events: list[_Event] = field(default_factory=list)
+    groups: list[tuple[TermSet, list[Hit]]] = field(default_factory=list)
+    about: list[Hit] = field(default_factory=list)
+    referred: bool = False  # `about` was named in the sentence before, and referred to
+    excluded: Hit | None = None
+    sentence: int | None = None  # the sentence where it holds, if it does
 
 
 @dataclass
 class _MilestoneTrace:
     milestone: Milestone
-    excluded: Hit | None = None
-    events: list[_Event] = field(default_factory=list)
-    groups: list[tuple[TermSet, list[Hit]]] = field(default_factory=list)
-    sentence: int | None = None  # the sentence where it holds, if it does
+    cases: list[_CaseTrace] = field(default_factory=list)
+
+    @property
+    def fired(self) -> _CaseTrace | None:
+        return next((c for c in self.cases if c.sentence is not None), None)
+
+    @property
+    def sentence(self) -> int | None:
+        fired = self.fired
+        return None if fired is None else fired.sentence
 
 
 @dataclass
@@ -117,12 +280,12 @@ class _StoryTrace:
     story: Story
     groups: list[tuple[TermSet, list[Hit]]] = field(default_factory=list)
     missing: TermSet | None = None
-    excluded: Hit | None = None
+    aside: Blocker | None = None  # the first mention of the subject is about something else
     milestones: list[_MilestoneTrace] = field(default_factory=list)
 
     @property
     def relevant(self) -> bool:
-        return self.missing is None and self.excluded is None
+        return self.missing is None and self.aside is None
 
     @property
     def fired(self) -> _MilestoneTrace | None:
@@ -134,95 +297,156 @@ def _trace_story(doc: _Doc, story: Story, full: bool) -> _StoryTrace:
     text = doc.text
     if not full:  # the cheap path that unrelated texts take
         for group in story.watch.groups:
-            if not group.search(text):
+            if not group.search(text, doc.scripts):
                 trace.missing = group
                 return trace
+    scope = _Scope(doc, story)
     for group in story.watch.groups:
-        hits = group.hits(text)
+        hits = doc.hits(group)
         trace.groups.append((group, hits))
-        if not hits and trace.missing is None:
-            trace.missing = group
-    trace.excluded = story.watch.exclude.first(text) if story.watch.exclude else None
+        if trace.missing is None and trace.aside is None and not any(map(scope.counts, hits)):
+            if hits:  # named, but only about another subject or in background
+                trace.aside = scope.aside(hits[0][0])
+            else:
+                trace.missing = group
+    if trace.aside is None and scope.excluded:
+        trace.aside = _lead_aside(scope, trace.groups)
     if not trace.relevant and not full:
         return trace
-    cues = story.modality.hits(text) if story.modality else []
     for milestone in story.order:
-        result = _trace_milestone(doc, milestone, story.modality, cues, full)
+        result = _trace_milestone(doc, scope, milestone, full)
         trace.milestones.append(result)
         if result.sentence is not None and not full:
             break
     return trace
 
 
-def _trace_milestone(
-    doc: _Doc, milestone: Milestone, modality: TermSet | None, cues: list[Hit], full: bool
-) -> _MilestoneTrace:
+def _lead_aside(scope: _Scope, groups: Sequence[tuple[TermSet, list[Hit]]]) -> Blocker | None:
+    """The other subject the text is about, judged by where it starts, or None.
+
+    The lead (the first sentence: the title, if there is one) is about another subject
+    when it has a clause `watch.none` marks and no term of the story outside such
+    clauses; and the first mention of what the story is about (its first watch group)
+    says whose it is. Either way, the story recalled after it is background: "Kim
+    inspected the museum in Pyongyang", then the Kursk plan, is about the museum.
+    """
+    layout = scope.doc.layout
+    lead = layout.sentence(next((i for i, c in enumerate(scope.doc.text) if c.strip()), 0))
+    in_lead = [h for _, hits in groups for h in hits if layout.sentence(h[0]) == lead]
+    if not any(map(scope.counts, in_lead)):
+        found = next(
+            (hit for clause, hit in scope.excluded.items() if layout.sentence(hit[0]) == lead),
+            None,
+        )
+        if found is not None:
+            return scope.other_subject(found[0])
+    subject = groups[0][1] if groups else []
+    mentions = [h for h in subject if scope.recalled(h[0]) is None]
+    return scope.other_subject(mentions[0][0]) if mentions else None
+
+
+def _trace_milestone(doc: _Doc, scope: _Scope, milestone: Milestone, full: bool) -> _MilestoneTrace:
     trace = _MilestoneTrace(milestone)
+    for case in milestone.cases:
+        result = _trace_case(doc, scope, case, full)
+        trace.cases.append(result)
+        if result.sentence is not None and not full:
+            break
+    return trace
+
+
+def _trace_case(doc: _Doc, scope: _Scope, case: Case, full: bool) -> _CaseTrace:
+    trace = _CaseTrace(case)
     text = doc.text
-    found = [(group, group.hits(text)) for group in milestone.event]
+    found = [(group, doc.hits(group)) for group in case.event]
     if not full and not all(hits for _, hits in found):
         return trace
     layout = doc.layout
-    unless = milestone.unless.hits(text) if milestone.unless else []
-    cancellers = _Cancellers(layout, modality, cues, milestone.unless, unless)
+    unless = doc.hits(case.unless) if case.unless else []
+    kinds = CANCELLING[case.tense]
+    free_hits: list[Hit] = []
     sentences: set[int] | None = None
     for group, hits in found:
         free: set[int] = set()
         for hit in hits:
-            blocker = cancellers.of(hit)
+            blocker = scope.aside(hit[0]) or _cancelled(hit, scope, kinds, case.unless, unless)
             trace.events.append(_Event(group, hit, blocker))
             if blocker is None:
                 free.add(layout.sentence(hit[0]))
+                free_hits.append(hit)
         sentences = free if sentences is None else sentences & free
-    for group in milestone.groups:
-        group_hits = group.hits(text)
+    if not sentences and not full:
+        return trace
+    clauses = {layout.clause(h[0]) for h in free_hits}
+    for group in case.near:
+        near_hits = [h for h in doc.hits(group) if scope.counts(h)]
+        trace.groups.append((group, near_hits))
+        if sentences is not None:
+            sentences &= {
+                layout.sentence(h[0]) for h in near_hits if layout.clause(h[0]) in clauses
+            }
+    for group in case.groups:
+        group_hits = [h for h in doc.hits(group) if scope.counts(h)]
         trace.groups.append((group, group_hits))
         if sentences is not None:
             sentences &= {layout.sentence(h[0]) for h in group_hits}
-    trace.excluded = milestone.exclude.first(text) if milestone.exclude else None
-    if sentences and trace.excluded is None:
+    if case.about is not None and sentences:
+        trace.about = [h for h in doc.hits(case.about) if scope.counts(h)]
+        named = {layout.sentence(h[0]) for h in trace.about}
+        here = sentences & named
+        back = {s for s in sentences - named if s - 1 in named and scope.refers(s)}
+        trace.referred = bool(back) and not here
+        sentences = here | back
+    if case.exclude is not None and sentences:
+        vetoes = doc.hits(case.exclude)
+        vetoed = {layout.sentence(h[0]) for h in vetoes}
+        trace.excluded = next((h for h in vetoes if layout.sentence(h[0]) in sentences), None)
+        sentences -= vetoed
+    if sentences:
         trace.sentence = min(sentences)
     return trace
 
 
-@dataclass(frozen=True)
-class _Cancellers:
-    """What can cancel an event word in one text: the story's cues, the milestone's `unless`."""
+def _cancelled(
+    hit: Hit, scope: _Scope, kinds: Sequence[str], unless: TermSet | None, unless_hits: list[Hit]
+) -> Blocker | None:
+    """What cancels the event word `hit`: a nearby cue of one of `kinds`, or `unless`."""
+    where = scope.place(hit)
+    for kind in kinds:
+        if kind == "speech":
+            cue = scope.speech(hit)
+        else:
+            before, after = _WINDOWS[kind]
+            cue = _cancelling(where, scope.cues(kind, where[0]), scope, before, after)
+        terms = scope.story.cues.of(kind)
+        if cue is not None and terms is not None:
+            return (kind, terms, cue)
+    other = _cancelling(where, unless_hits, scope, _CLAUSE, _CLAUSE)
+    if other is not None and unless is not None:
+        return ("unless", unless, other)
+    return None
 
-    layout: Layout
-    modality: TermSet | None
-    cues: list[Hit]
-    unless: TermSet | None
-    unless_hits: list[Hit]
 
-    def of(self, hit: Hit) -> tuple[str, TermSet, Hit] | None:
-        """What cancels `hit`, if anything: a nearby cue, or an `unless` term in its clause."""
-        cue = _cancelling(hit, self.cues, self.layout, BEFORE_WORDS, AFTER_WORDS)
-        if cue is not None and self.modality is not None:
-            return ("modality", self.modality, cue)
-        other = _cancelling(hit, self.unless_hits, self.layout, None, None)
-        if other is not None and self.unless is not None:
-            return ("unless", self.unless, other)
-        return None
+_CLAUSE = 1 << 30
+"""A window as wide as any clause."""
 
 
 def _cancelling(
-    hit: Hit, cues: list[Hit], layout: Layout, before: int | None, after: int | None
+    where: tuple[int, int, int], cues: list[Hit], scope: _Scope, before: int, after: int
 ) -> Hit | None:
-    """The first cue in `hit`'s clause within the word windows (None: the whole clause)."""
-    clause = layout.clause(hit[0])
-    first, last = layout.word(hit[0]), layout.word(hit[1] - 1)
+    """The first cue in the clause of a hit at `where`, within the word windows."""
+    clause, first, last = where
     for cue in cues:
-        if layout.clause(cue[0]) != clause:
+        cue_clause, cue_first, cue_last = scope.place(cue)
+        if cue_clause != clause:
             continue
-        cue_first, cue_last = layout.word(cue[0]), layout.word(cue[1] - 1)
         if cue_last < first:
             gap, limit = first - cue_last - 1, before
         elif cue_first > last:
             gap, limit = cue_first - last - 1, after
         else:
             return cue  # the cue is inside the event word (공개한다) or overlaps it
-        if limit is None or gap <= limit:
+        if gap <= limit:
             return cue
     return None
 
@@ -231,31 +455,45 @@ def _cancelling(
 
 
 def _quotes(doc: _Doc, hits: Iterable[Hit]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(doc.quote(h[0], h[1]) for h in hits))
+    """The distinct wordings of `hits`, each quoted once (a story's word recurs a lot)."""
+    first: dict[str, Hit] = {}
+    for hit in hits:
+        first.setdefault(doc.text[hit[0] : hit[1]], hit)
+    return tuple(dict.fromkeys(doc.quote(h[0], h[1]) for h in first.values()))
 
 
 def _verdict(doc: _Doc, trace: _StoryTrace) -> Verdict:
     terms = {group.path: _quotes(doc, hits) for group, hits in trace.groups}
     fired = trace.fired
-    if fired is None:
+    case = fired.fired if fired is not None else None
+    if fired is None or case is None or case.sentence is None:
         return Verdict(trace.story.id, None, MappingProxyType(terms), _why_no_milestone(doc, trace))
     layout = doc.layout
-    for group in fired.milestone.event:
-        here = [
+    here = case.sentence
+    for group in case.case.event:
+        said = [
             e.hit
-            for e in fired.events
-            if e.group is group
-            and e.blocker is None
-            and layout.sentence(e.hit[0]) == fired.sentence
+            for e in case.events
+            if e.group is group and e.blocker is None and layout.sentence(e.hit[0]) == here
         ]
-        terms[group.path] = _quotes(doc, here)
-    for group, hits in fired.groups:
-        here = [h for h in hits if layout.sentence(h[0]) == fired.sentence]
-        terms[group.path] = _quotes(doc, here)
-    said = [terms[g.path][0] for g in fired.milestone.event]
-    others = [q[0] for g, _ in fired.groups if (q := terms[g.path])]
+        terms[group.path] = _quotes(doc, said)
+    for group, hits in case.groups:
+        terms[group.path] = _quotes(doc, [h for h in hits if layout.sentence(h[0]) == here])
+    if case.case.about is not None:
+        where = here - 1 if case.referred else here
+        terms[case.case.about.path] = _quotes(
+            doc, [h for h in case.about if layout.sentence(h[0]) == where]
+        )
+    said_words = [terms[g.path][0] for g in case.case.event]
+    others = [q[0] for g, _ in case.groups if (q := terms[g.path])]
+    if case.case.about is not None and terms[case.case.about.path]:
+        others.append(terms[case.case.about.path][0])
     beside = f" with {_list(others)}" if others else ""
-    why = f"{fired.milestone.label}: {_list(list(dict.fromkeys(said)))}{beside} in one sentence."
+    referred = " (named in the sentence before)" if case.referred else ""
+    why = (
+        f"{fired.milestone.label}: {_list(list(dict.fromkeys(said_words)))}{beside}"
+        f" in one sentence{referred}."
+    )
     return Verdict(trace.story.id, fired.milestone.key, MappingProxyType(terms), why)
 
 
@@ -264,21 +502,25 @@ def _list(words: Sequence[str]) -> str:
 
 
 def _why_no_milestone(doc: _Doc, trace: _StoryTrace) -> str:
-    for m in trace.milestones:
-        for event in m.events:
-            if event.blocker is not None:
-                said = doc.quote(event.hit[0], event.hit[1])
-                cue = doc.quote(event.blocker[2][0], event.blocker[2][1])
-                return f"About the story, no milestone: “{said}” is cancelled by “{cue}”."
-    if any(m.events for m in trace.milestones):
+    events = [e for m in trace.milestones for c in m.cases for e in c.events]
+    for event in events:
+        if event.blocker is not None:
+            said = doc.quote(event.hit[0], event.hit[1])
+            kind, _, cue = event.blocker
+            by = doc.quote(cue[0], cue[1])
+            return f"About the story, no milestone: “{said}” is cancelled by {kind} “{by}”."
+    if events:
         return "About the story, no milestone: the event words lack their context."
     return "About the story, no milestone words."
 
 
 def _why_not(doc: _Doc, traces: Sequence[_StoryTrace]) -> str:
     for trace in traces:
-        if trace.excluded is not None:
-            term = doc.quote(trace.excluded[0], trace.excluded[1])
+        if trace.aside is not None:
+            kind, _, hit = trace.aside
+            term = doc.quote(hit[0], hit[1])
+            if kind == "background":
+                return f"Not relevant: {trace.story.id} is only recalled, after “{term}”."
             return f"Not relevant: excluded from {trace.story.id} by “{term}”."
     if traces and traces[0].missing is not None:
         return f"Not relevant: nothing from {traces[0].missing.path} of {traces[0].story.id}."
@@ -317,11 +559,25 @@ def explain(title: str, summary: str, stories: Sequence[Story]) -> str:
     lines = [f"text: {doc.text!r}"]
     for story in stories:
         trace = _trace_story(doc, story, full=True)
+        scope = _Scope(doc, story)
         lines.append(f"story {story.id}:")
         lines.extend(_explain_groups(doc, trace.groups, "  "))
-        if trace.excluded is not None:
-            term = story.watch.exclude.terms[trace.excluded[2]] if story.watch.exclude else "?"
-            lines.append(f"  watch.none: “{doc.quote(*trace.excluded[:2])}” ({term}) excludes it")
+        exclude = story.watch.exclude
+        for clause, hit in scope.excluded.items():
+            term = exclude.terms[hit[2]] if exclude else "?"
+            lines.append(
+                f"  watch.none: “{doc.quote(*hit[:2])}” ({term}) puts clause {clause} "
+                "about another subject"
+            )
+        background = story.cues.of("background")
+        for sentence, hit in scope.background.items():
+            term = background.terms[hit[2]] if background else "?"
+            lines.append(
+                f"  cues.background: “{doc.quote(*hit[:2])}” ({term}) makes sentence "
+                f"{sentence} background"
+            )
+        if trace.aside is not None:
+            lines.append("  the first mention of the story's subject is about something else")
         if not trace.relevant:
             lines.append("  → not about this story")
             continue
@@ -347,26 +603,45 @@ def _explain_groups(
 def _explain_milestone(doc: _Doc, m: _MilestoneTrace, won: bool) -> list[str]:
     head = "HOLDS" if won else ("holds, but an earlier one won" if m.sentence is not None else "no")
     lines = [f"  milestone {m.milestone.key} ({m.milestone.label}): {head}"]
-    for group in m.milestone.event:
-        events = [e for e in m.events if e.group is group]
+    for case in m.cases:
+        indent = "    "
+        if len(m.cases) > 1:
+            mark = "holds" if case.sentence is not None else "no"
+            lines.append(f"    {case.case.path} (tense {case.case.tense}): {mark}")
+            indent = "      "
+        lines.extend(_explain_case(doc, case, indent))
+    return lines
+
+
+def _explain_case(doc: _Doc, case: _CaseTrace, indent: str) -> list[str]:
+    lines = []
+    layout = doc.layout
+    for group in case.case.event:
+        events = [e for e in case.events if e.group is group]
         if not events:
-            lines.append(f"    {group.path}: no match")
+            lines.append(f"{indent}{group.path}: no match")
         for e in events:
             said = f"“{doc.quote(e.hit[0], e.hit[1])}” ({group.terms[e.hit[2]]})"
-            where = f"sentence {doc.layout.sentence(e.hit[0])}"
             if e.blocker is None:
-                lines.append(f"    {group.path}: {said} in {where}")
+                where = f"sentence {layout.sentence(e.hit[0])}, clause {layout.clause(e.hit[0])}"
+                lines.append(f"{indent}{group.path}: {said} in {where}")
             else:
                 kind, terms, cue = e.blocker
                 by = f"“{doc.quote(cue[0], cue[1])}” ({terms.terms[cue[2]]})"
-                lines.append(f"    {group.path}: {said} cancelled by {kind} {by}")
-    for group, hits in m.groups:
+                lines.append(f"{indent}{group.path}: {said} cancelled by {kind} {by}")
+    for group, hits in case.groups:
         found = ", ".join(
-            f"“{doc.quote(h[0], h[1])}” in sentence {doc.layout.sentence(h[0])}" for h in hits
+            f"“{doc.quote(h[0], h[1])}” in sentence {layout.sentence(h[0])}" for h in hits
         )
-        lines.append(f"    {group.path}: {found or 'no match'}")
-    if m.excluded is not None and m.milestone.exclude is not None:
-        lines.append(f"    {m.milestone.exclude.path}: “{doc.quote(*m.excluded[:2])}” excludes it")
+        lines.append(f"{indent}{group.path}: {found or 'no match'}")
+    if case.case.about is not None and case.events:
+        found = ", ".join(
+            f"“{doc.quote(h[0], h[1])}” in sentence {layout.sentence(h[0])}" for h in case.about
+        )
+        note = " (referred to in the sentence after)" if case.referred else ""
+        lines.append(f"{indent}{case.case.about.path}: {found or 'no match'}{note}")
+    if case.excluded is not None and case.case.exclude is not None:
+        lines.append(f"{indent}{case.case.exclude.path}: “{doc.quote(*case.excluded[:2])}” excludes it")
     return lines
 
 

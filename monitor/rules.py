@@ -26,6 +26,11 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from types import MappingProxyType
+from typing import Literal
+
+import yaml
 
 from monitor.errors import ConfigError
 from monitor.textnorm import normalize
@@ -34,7 +39,10 @@ GAP_WORDS = 4
 _HANGUL = "\uac00-\ud7a3"
 # Between the words of a phrase: spaces, hyphens, quotes; never clause punctuation.
 _JOIN = r"[^\w.!?;:,()\[\]\n|]+"
-_GAP = rf"(?:{_JOIN}[\w']+){{0,{GAP_WORDS}}}"
+# What a gap never reaches across: a word that joins two things. "in Kursk with
+# monuments and street names" holds no "in ... street".
+_JOINERS = "and|or|but|with|и|или|а|но|либо|та|і|й|або|але|чи"
+_GAP = rf"(?:{_JOIN}(?!(?:{_JOINERS})(?!\w))[\w']+){{0,{GAP_WORDS}}}"
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
@@ -65,6 +73,10 @@ class TermSet:
     set matches (None when a `re:` term makes that unknowable): a scan for them with
     `in` is ten times cheaper than the pattern, so the prefilter asks them first."""
 
+    parts: tuple[_Term, ...] = field(default=(), repr=False, compare=False)
+    """The compiled terms, from which `hits` builds the alternation of the terms that
+    can start in a text's alphabets (see `SCRIPTS`), on first use."""
+
     def may_occur(self, folded: str) -> bool:
         """False only if no term can match: `folded` is `fold`ed, a superset test."""
         if self.anchors is None:
@@ -76,18 +88,45 @@ class TermSet:
         """One compiled pattern per term (valid: the alternation of them compiled)."""
         return tuple(re.compile(source) for source in self.sources)
 
-    def search(self, text: str) -> bool:
-        """True if any term occurs in `text` (normalised)."""
-        return self.pattern.search(text) is not None
+    def search(self, text: str, scripts: str | None = None) -> bool:
+        """True if any term occurs in `text` (normalised); `scripts` as for `hits`."""
+        pattern = self.pattern if scripts is None else self._for(scripts)
+        return pattern.search(text) is not None
 
     def first(self, text: str) -> Hit | None:
         """The leftmost occurrence in `text`, or None."""
         m = self.pattern.search(text)
         return None if m is None else (m.start(), m.end(), self._which(text, m))
 
-    def hits(self, text: str) -> list[Hit]:
-        """Every non-overlapping occurrence in `text`, leftmost first."""
-        return [(m.start(), m.end(), self._which(text, m)) for m in self.pattern.finditer(text)]
+    def hits(
+        self, text: str, scripts: str | None = None, span: tuple[int, int] | None = None
+    ) -> list[Hit]:
+        """Every non-overlapping occurrence in `text`, leftmost first.
+
+        `scripts` (see `scripts_of`) names the alphabets the text is written in: only
+        the terms that can start in one of them are looked for. `span` limits the search
+        to matches that start and end within it.
+        """
+        pattern = self.pattern if scripts is None else self._for(scripts)
+        found = pattern.finditer(text) if span is None else pattern.finditer(text, *span)
+        return [(m.start(), m.end(), self._which(text, m)) for m in found]
+
+    def at(self, text: str, pos: int) -> Hit | None:
+        """The occurrence that starts at `pos`, if one does."""
+        m = self.pattern.match(text, pos)
+        return None if m is None else (m.start(), m.end(), self._which(text, m))
+
+    def _for(self, scripts: str) -> re.Pattern[str]:
+        found = self._patterns.get(scripts)
+        if found is None:
+            kept = [t for t in self.parts if _can_start_in(t, scripts)]
+            found = re.compile(_source(kept)) if kept else _NEVER
+            self._patterns[scripts] = found
+        return found
+
+    @functools.cached_property
+    def _patterns(self) -> dict[str, re.Pattern[str]]:
+        return {}
 
     def _which(self, text: str, found: re.Match[str]) -> int:
         start, end = found.span()
@@ -104,32 +143,81 @@ class TermSet:
 
 @dataclass(frozen=True)
 class Watch:
-    """Which texts are about the story: every group matches and no exclusion does."""
+    """Which texts are about the story.
+
+    Every group matches outside the clauses that an `exclude` term marks as being about
+    another subject, and the first clause that mentions the first group (what the story
+    is about) is not one of them.
+    """
 
     groups: tuple[TermSet, ...]
     exclude: TermSet | None
 
 
-@dataclass(frozen=True)
-class Milestone:
-    """One milestone of a story.
+Tense = Literal["past", "any"]
+CUE_KINDS = ("negation", "undecided", "future", "speech", "background", "refer")
+"""The kinds of language cue, in the order `explain` names a cancelling one."""
+CANCELLING: Mapping[Tense, tuple[str, ...]] = MappingProxyType(
+    {"past": ("negation", "undecided", "future", "speech"), "any": ("negation", "undecided", "speech")}
+)
+"""Which cue kinds cancel an event word, by the tense a milestone case asks for."""
 
-    It is reported when every group of `event` has a term that no modality cue or
-    `unless` term cancels, in one sentence that also holds a term of every group in
-    `groups`, and no `exclude` term occurs anywhere in the text.
+
+@dataclass(frozen=True)
+class Cues:
+    """The language cues a story reads with: one compiled set per kind (None: no words).
+
+    `scan` holds the words of the kinds read near an event word (negation, undecided,
+    future) in one set, so that a clause is searched for them once; `kind_of[i]` says
+    which kind the `i`-th of them is and its index in that kind's own set (the one
+    `explain` names). Where a word of one kind starts a longer word of another, the
+    kind listed first in `CUE_KINDS` is found.
     """
 
-    key: str
-    label: str
+    sets: Mapping[str, TermSet | None] = field(default_factory=dict)
+    scan: TermSet | None = None
+    kind_of: tuple[tuple[str, int], ...] = ()
+
+    def of(self, kind: str) -> TermSet | None:
+        """The compiled words of `kind` (see `CUE_KINDS`), or None."""
+        return self.sets.get(kind)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One way a milestone can hold (a milestone has one, or several under `when`).
+
+    It holds in a sentence where every `event` group has a term that nothing cancels,
+    a term of each `with` group stands in the clause of an event word, a term of each
+    of `groups` stands in the sentence, `about` is named in the sentence (or in the one
+    before, when this one refers back to it: "it", "его"), and no `exclude` term stands.
+    An event word is cancelled by a cue of a kind `CANCELLING[tense]` lists near it in
+    its clause, by an `unless` term in its clause, in a clause about another subject
+    (`watch.none`) or in a sentence of background ("Earlier, ...").
+    """
+
+    path: str
     event: tuple[TermSet, ...]
+    near: tuple[TermSet, ...] = ()
     groups: tuple[TermSet, ...] = ()
+    about: TermSet | None = None
+    tense: Tense = "past"
     unless: TermSet | None = None
     exclude: TermSet | None = None
 
 
 @dataclass(frozen=True)
+class Milestone:
+    """One milestone of a story: it is reported when any of its cases holds."""
+
+    key: str
+    label: str
+    cases: tuple[Case, ...]
+
+
+@dataclass(frozen=True)
 class Story:
-    """A compiled story: its watch rule, modality cues and milestones.
+    """A compiled story: its watch rule, language cues and milestones.
 
     `milestones` keep config order; `order` is the order they are tried in (first match
     wins), from `precedence` or else latest-declared first. `prefilter` is the required
@@ -141,7 +229,7 @@ class Story:
     name: str
     milestones: tuple[Milestone, ...]
     watch: Watch
-    modality: TermSet | None = None
+    cues: Cues = Cues()
     order: tuple[Milestone, ...] = ()
     prefilter: TermSet | None = None
 
@@ -160,19 +248,69 @@ class _Term:
     bounded: bool  # the match starts at the start of a word
     first: frozenset[str] | None  # the characters a match can start with; None: any
     anchors: frozenset[str] | None = None  # one of these is in every text it matches
+    variants: tuple[str, ...] = ()
+    """For a phrase that starts with a list: its source once per term of that list, so
+    that an alternation can share their beginnings with other terms (see `_Trie`)."""
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """`source`, or its `variants`: the branches this term adds to an alternation."""
+        return self.variants or (self.source,)
 
     @property
     def source(self) -> str:
-        return (r"(?<!\w)" if self.bounded else "") + self.body
+        if not self.bounded:
+            return self.body
+        if _LITERAL_HEAD.match(self.body):
+            # The word boundary checked after the first character, not before it: a
+            # pattern that starts with a literal is searched for as one, several times
+            # faster than testing a lookbehind at every position of the text.
+            return self.body[0] + r"(?<!\w.)" + self.body[1:]
+        return r"(?<!\w)" + self.body
+
+
+_LITERAL_HEAD = re.compile(r"\w(?![*+?{])", re.UNICODE)
 
 
 def _alternation(terms: Sequence[_Term]) -> str:
-    """One regular expression for any of `terms`, the shared word boundary factored out."""
-    parts = [t.source for t in terms if not t.bounded]
-    bounded = [t.body for t in terms if t.bounded]
-    if bounded:
-        parts.insert(0, r"(?<!\w)(?:" + "|".join(bounded) + ")")
-    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+    """One regular expression for any of `terms`, their literal beginnings shared as a trie.
+
+    The regex engine tries the branches of an alternation one after another at each
+    position; branches that start with the same letters, factored into one, are tried
+    once: "памятник*|памятн* знак*|пам'ятник*" becomes "пам(?:ятн(?:ик...|...)|'ятник...)".
+    """
+    root = _Trie()
+    for term in terms:
+        for source in term.sources:
+            root.add(source)
+    return root.source()
+
+
+_TOKEN = re.compile(r"\(\?<!\\w\.\)|\\\W|[^\\.^$*+?{}\[\]|()](?![*+?{])")
+"""One literal step of a source: the boundary check `(?<!\w.)`, an escaped character,
+or a plain character that no quantifier follows."""
+
+
+class _Trie:
+    """Sources of terms keyed by their literal beginnings (see `_alternation`)."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Trie] = {}
+        self.ends: list[str] = []  # what follows the shared beginning, for terms that stop here
+
+    def add(self, source: str) -> None:
+        node, pos = self, 0
+        while (step := _TOKEN.match(source, pos)) is not None:
+            node = node.children.setdefault(step.group(), _Trie())
+            pos = step.end()
+        if source[pos:] not in node.ends:
+            node.ends.append(source[pos:])
+
+    def source(self) -> str:
+        branches = self.ends + [key + child.source() for key, child in self.children.items()]
+        if len(branches) == 1:
+            return branches[0]
+        return "(?:" + "|".join(branches) + ")"
 
 
 def _union_anchors(terms: Sequence[_Term]) -> frozenset[str] | None:
@@ -268,12 +406,14 @@ def _term_text(item: object, where: str) -> str:
 
 def _term(text: str, where: str, lists: _Lists) -> _Term:
     if text.startswith("re:"):
-        return _Term(text, _regex_source(text[3:], where), bounded=False, first=None)
+        source = _regex_source(text[3:], where)
+        return _Term(text, source, bounded=False, first=_regex_first(text[3:]))
     tokens = normalize(text).split(" ")
     if tokens[0] == "..." or tokens[-1] == "...":
         raise ConfigError("'...' goes between two words", key=where)
     elements: list[_Term] = []
     joins: list[str] = []  # joins[i] goes before elements[i]
+    heads: tuple[str, ...] = ()  # the sources of the list the phrase starts with
     gap = False
     for token in tokens:
         if token == "...":
@@ -285,6 +425,8 @@ def _term(text: str, where: str, lists: _Lists) -> _Term:
         gap = False
         if token.startswith("$"):
             inner = lists.get(token[1:], where)
+            if not elements:
+                heads = tuple(source for t in inner for source in t.sources)
             elements.append(
                 _Term(
                     token,
@@ -297,10 +439,11 @@ def _term(text: str, where: str, lists: _Lists) -> _Term:
         else:
             elements.append(_word(token, where))
     head = elements[0]
-    body = head.body + "".join(j + e.source for j, e in zip(joins[1:], elements[1:], strict=True))
+    rest = "".join(j + e.source for j, e in zip(joins[1:], elements[1:], strict=True))
     # Every word of a phrase is in any text it matches, so any one word's anchors do.
     anchors = _best_anchors([e.anchors for e in elements])
-    return _Term(text, body, head.bounded, head.first, anchors)
+    variants = tuple(h + rest for h in heads) if rest else heads
+    return _Term(text, head.body + rest, head.bounded, head.first, anchors, variants)
 
 
 def _word(word: str, where: str) -> _Term:
@@ -323,6 +466,40 @@ def _word(word: str, where: str) -> _Term:
     )
 
 
+def _regex_first(source: str) -> frozenset[str] | None:
+    """The characters a `re:` term's matches start with, when it starts with a literal.
+
+    Knowing them lets the set skip every other position (see `_term_set`); a term that
+    starts with anything else (a class, a group, a lookaround) can start anywhere.
+    """
+    literal = re.match(r"[^\\.^$*+?{}\[\]|()]", source)
+    if literal is None or (len(source) > 1 and source[1] in "*?{") or _top_level_or(source):
+        return None
+    char = literal.group()
+    return frozenset({char.lower(), char.upper()})
+
+
+def _top_level_or(source: str) -> bool:
+    """Whether `source` has a `|` outside every group and class."""
+    depth, escaped, in_class = 0, False, False
+    for char in source:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return True
+    return False
+
+
 def _regex_source(source: str, where: str) -> str:
     try:
         compiled = re.compile(source)
@@ -332,14 +509,45 @@ def _regex_source(source: str, where: str) -> str:
         raise ConfigError("use (?:...) for groups in a re: term", key=where)
     if compiled.match(""):
         raise ConfigError("this regular expression matches empty text", key=where)
+    if source == source.lower():
+        return source  # the text is lowercase already; unwrapped, it joins a trie
     return f"(?i:{source})"
 
 
-def _term_set(path: str, terms: Sequence[_Term], where: str) -> TermSet:
+SCRIPTS = {"l": "a-z", "c": "\u0400-\u04ff", "h": "\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3"}
+"""Alphabets whose words a set can skip in a text without them: Latin, Cyrillic, Hangul."""
+_SCRIPT_OF = {key: re.compile(f"[{chars}]") for key, chars in SCRIPTS.items()}
+
+
+def scripts_of(text: str) -> str:
+    """The keys of `SCRIPTS` whose alphabets `text` has letters of, e.g. "lc"."""
+    return "".join(key for key, found in _SCRIPT_OF.items() if found.search(text))
+
+
+def _source(terms: Sequence[_Term]) -> str:
     source = _alternation(terms)
     first = _first_chars(terms)
     if first:  # lets the regex engine skip every position that cannot start a match
         source = "(?=[" + "".join(re.escape(c) for c in sorted(first)) + "])" + source
+    return source
+
+
+def _can_start_in(term: _Term, scripts: str) -> bool:
+    """Whether a match of `term` can start with a letter of `scripts` (or anything else)."""
+    if term.first is None:
+        return True
+    for char in term.first:
+        known = [key for key, pattern in _SCRIPT_OF.items() if pattern.match(char)]
+        if not known or known[0] in scripts:
+            return True
+    return False
+
+
+_NEVER = re.compile("(?!)")
+
+
+def _term_set(path: str, terms: Sequence[_Term], where: str) -> TermSet:
+    source = _source(terms)
     try:
         pattern = re.compile(source)
     except re.error as e:  # e.g. inline flags in a re: term
@@ -357,6 +565,7 @@ def _term_set(path: str, terms: Sequence[_Term], where: str) -> TermSet:
         tuple(t.source for t in terms),
         buckets,
         _union_anchors(terms),
+        tuple(terms),
     )
 
 
@@ -383,20 +592,22 @@ def _text(raw: dict[str, object], key: str, path: str, default: str | None = Non
     return value.strip()
 
 
-def _groups(raw: dict[str, object], base: str, path: str, lists: _Lists) -> list[TermSet]:
+def _groups(raw: Mapping[str, object], base: str, path: str, lists: _Lists) -> list[TermSet]:
     """The required groups of a rule: each item of `all`, then `any` as one more group."""
     groups: list[TermSet] = []
     if "all" in raw:
-        items = raw["all"]
-        where = f"{path}.all"
-        if not isinstance(items, list) or not items:
-            raise ConfigError("'all' is a list of groups: [a, b], any: [...] or $list", key=where)
-        for i, item in enumerate(items):
-            groups.append(_group(item, f"{base}.all[{i}]", f"{where}[{i}]", lists))
+        groups += _group_list(raw["all"], f"{base}.all", f"{path}.all", lists, "all")
     if "any" in raw:
         terms = _terms(raw["any"], f"{path}.any", lists)
         groups.append(_term_set(f"{base}.any", terms, f"{path}.any"))
     return groups
+
+
+def _group_list(items: object, base: str, where: str, lists: _Lists, key: str) -> list[TermSet]:
+    """A list of groups, as `all` and `with` hold them."""
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"'{key}' is a list of groups: [a, b], any: [...] or $list", key=where)
+    return [_group(item, f"{base}[{i}]", f"{where}[{i}]", lists) for i, item in enumerate(items)]
 
 
 def _group(item: object, base: str, where: str, lists: _Lists) -> TermSet:
@@ -407,7 +618,7 @@ def _group(item: object, base: str, where: str, lists: _Lists) -> TermSet:
         return _term_set(base, _terms(body["any"], f"{where}.any", lists), where)
     if isinstance(item, str) and not item.strip().startswith("$"):
         raise ConfigError(
-            "each item under 'all' is a group: [a, b], any: [a, b] or $list", key=where
+            "each item under 'all' or 'with' is a group: [a, b], any: [a, b] or $list", key=where
         )
     return _term_set(base, _terms(item, where, lists), where)
 
@@ -428,26 +639,89 @@ def _compile_watch(raw: object, path: str, lists: _Lists) -> Watch:
     return Watch(tuple(groups), _optional_set(body, "none", "watch.none", path, lists))
 
 
+_CASE_KEYS = ["event", "with", "all", "any", "about", "tense", "unless", "none"]
+_SHARED_KEYS = ["about", "tense", "unless", "none"]
+"""Keys a milestone with `when` cases may set once for all of them."""
+
+
 def _compile_milestone(key: object, raw: object, path: str, lists: _Lists) -> Milestone:
     if not isinstance(key, str) or not _NAME.match(key):
         raise ConfigError("milestone names use lowercase letters, digits and _", key=path)
-    body = _mapping(raw, path, ["label", "event", "all", "any", "unless", "none"])
+    body = _mapping(raw, path, ["label", "when", *_CASE_KEYS])
     base = f"milestones.{key}"
-    if "event" not in body:
+    label = _text(body, "label", path, default=key.replace("_", " ").capitalize())
+    if "when" not in body:
+        return Milestone(key, label, (_compile_case(_Keys(body, path), base, lists),))
+    for own in _CASE_KEYS:
+        if own in body and own not in _SHARED_KEYS:
+            raise ConfigError(
+                f"with 'when', '{own}' goes inside each case of 'when'", key=f"{path}.{own}"
+            )
+    cases_raw = body["when"]
+    if not isinstance(cases_raw, list) or not cases_raw:
+        raise ConfigError(
+            "'when' is a list of cases, each with its own 'event'", key=f"{path}.when"
+        )
+    shared = _Keys(body, path)
+    cases = []
+    for i, case_raw in enumerate(cases_raw):
+        where = f"{path}.when[{i}]"
+        own = _Keys(_mapping(case_raw, where, _CASE_KEYS), where, shared)
+        cases.append(_compile_case(own, f"{base}.when[{i}]", lists))
+    return Milestone(key, label, tuple(cases))
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """A case's keys, falling back to the milestone's shared ones; knows where each is."""
+
+    raw: Mapping[str, object]
+    path: str
+    shared: _Keys | None = None
+
+    def has(self, key: str) -> bool:
+        return key in self.raw or (self.shared is not None and self.shared.has(key))
+
+    def get(self, key: str) -> tuple[object, str]:
+        """The value of `key` and the config path it was written at."""
+        if key in self.raw or self.shared is None:
+            return self.raw.get(key), f"{self.path}.{key}"
+        return self.shared.get(key)
+
+
+def _compile_case(keys: _Keys, base: str, lists: _Lists) -> Case:
+    path = keys.path
+    if not keys.has("event"):
         raise ConfigError("missing 'event': the words that say it happened", key=f"{path}.event")
-    if isinstance(body["event"], dict):  # several event groups: event: {all: [...]}
-        inner = _mapping(body["event"], f"{path}.event", ["all", "any"])
-        event = _groups(inner, f"{base}.event", f"{path}.event", lists)
+    raw_event, where = keys.get("event")
+    if isinstance(raw_event, dict):  # several event groups: event: {all: [...]}
+        inner = _mapping(raw_event, where, ["all", "any"])
+        event = _groups(inner, f"{base}.event", where, lists)
     else:
-        event_terms = _terms(body["event"], f"{path}.event", lists)
-        event = [_term_set(f"{base}.event", event_terms, f"{path}.event")]
-    return Milestone(
-        key=key,
-        label=_text(body, "label", path, default=key.replace("_", " ").capitalize()),
+        event = [_term_set(f"{base}.event", _terms(raw_event, where, lists), where)]
+    near: list[TermSet] = []
+    if keys.has("with"):
+        raw_with, where = keys.get("with")
+        near = _group_list(raw_with, f"{base}.with", where, lists, "with")
+    tense, where = keys.get("tense")
+    if tense not in (None, "past", "any"):
+        raise ConfigError("tense is 'past' (it happened) or 'any' (will, plans to, proposed)", where)
+
+    def optional(key: str) -> TermSet | None:
+        if not keys.has(key):
+            return None
+        raw, at = keys.get(key)
+        return _term_set(f"{base}.{key}", _terms(raw, at, lists), at)
+
+    return Case(
+        path=base,
         event=tuple(event),
-        groups=tuple(_groups(body, base, path, lists)),
-        unless=_optional_set(body, "unless", f"{base}.unless", path, lists),
-        exclude=_optional_set(body, "none", f"{base}.none", path, lists),
+        near=tuple(near),
+        groups=tuple(_groups(keys.raw, base, path, lists)),
+        about=optional("about"),
+        tense="any" if tense == "any" else "past",
+        unless=optional("unless"),
+        exclude=optional("none"),
     )
 
 
@@ -475,10 +749,16 @@ def _order(raw: object, milestones: Sequence[Milestone], path: str) -> tuple[Mil
     return tuple(order)
 
 
-_STORY_KEYS = ["id", "name", "lists", "watch", "modality", "milestones", "precedence"]
+_STORY_KEYS = ["id", "name", "lists", "watch", "cues", "milestones", "precedence"]
 
 
-def _compile_story(raw: object, path: str) -> Story:
+def _compile_story(raw: object, path: str, shared: Mapping[str, tuple[_Term, ...]]) -> Story:
+    if isinstance(raw, dict) and "modality" in raw:
+        raise ConfigError(
+            "'modality' is now the shared language cues: drop it, or put story-specific "
+            "cue words under 'cues' (docs/rules.md, Language cues)",
+            key=f"{path}.modality",
+        )
     body = _mapping(raw, path, _STORY_KEYS)
     story_id = _text(body, "id", path)
     if not _ID.match(story_id):
@@ -497,15 +777,73 @@ def _compile_story(raw: object, path: str) -> Story:
     milestones = tuple(
         _compile_milestone(k, v, f"{path}.milestones.{k}", lists) for k, v in raw_milestones.items()
     )
+    own = _cue_terms(body.get("cues"), f"{path}.cues", lists) if "cues" in body else {}
     return Story(
         id=story_id,
         name=_text(body, "name", path),
         milestones=milestones,
         watch=watch,
-        modality=_optional_set(body, "modality", "modality", path, lists),
+        cues=_compile_cues({**shared, **own}, f"{path}.cues"),
         order=_order(body.get("precedence"), milestones, f"{path}.precedence"),
         prefilter=_cheapest(watch.groups),
     )
+
+
+# --- language cues -------------------------------------------------------------------------
+
+
+@functools.cache
+def builtin_cues() -> Mapping[str, tuple[str, ...]]:
+    """The cue words shipped with monitor (monitor/cues.yaml), by kind."""
+    text = resources.files("monitor").joinpath("cues.yaml").read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    return MappingProxyType({kind: tuple(str(w) for w in raw[kind]) for kind in CUE_KINDS})
+
+
+def _cue_terms(raw: object, path: str, lists: _Lists) -> dict[str, tuple[_Term, ...]]:
+    """Cue lists by kind as written under a `cues` key (a mapping of kind to terms)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping of cue lists: {', '.join(CUE_KINDS)}", key=path)
+    body = _mapping(raw, path, CUE_KINDS)
+    out: dict[str, tuple[_Term, ...]] = {}
+    for kind, words in body.items():
+        if words in (None, []):
+            out[kind] = ()  # an empty list switches a kind off
+        else:
+            out[kind] = _terms(words, f"{path}.{kind}", lists)
+    return out
+
+
+def shared_cues(raw: object, key: str = "cues") -> Mapping[str, tuple[_Term, ...]]:
+    """The cue lists every story reads with: the built-in words plus a config's `cues`."""
+    none = _Lists({}, key)
+    found = {
+        kind: _terms(list(words), f"(built-in cues).{kind}", none)
+        for kind, words in builtin_cues().items()
+    }
+    if raw is not None:
+        for kind, terms in _cue_terms(raw, key, none).items():
+            found[kind] = found[kind] + terms
+    return MappingProxyType(found)
+
+
+_NEAR_KINDS = ("negation", "undecided", "future")
+"""The kinds read in an event word's clause (`Cues.scan`); the others have their own places."""
+
+
+def _compile_cues(terms: Mapping[str, tuple[_Term, ...]], path: str) -> Cues:
+    sets = {
+        kind: _term_set(f"cues.{kind}", terms[kind], f"{path}.{kind}") if terms.get(kind) else None
+        for kind in CUE_KINDS
+    }
+    every = [
+        (kind, i, term)
+        for kind in CUE_KINDS
+        if kind in _NEAR_KINDS
+        for i, term in enumerate(terms.get(kind, ()))
+    ]
+    scan = _term_set("cues", [t for _, _, t in every], path) if every else None
+    return Cues(MappingProxyType(sets), scan, tuple((kind, i) for kind, i, _ in every))
 
 
 def _cheapest(groups: Sequence[TermSet]) -> TermSet:
@@ -520,13 +858,20 @@ def _cheapest(groups: Sequence[TermSet]) -> TermSet:
     return min(groups, key=cost)
 
 
-def compile_stories(raw: object, key: str = "stories") -> tuple[Story, ...]:
-    """Validate and compile the raw `stories` list as loaded from YAML."""
+def compile_stories(
+    raw: object, key: str = "stories", cues: object = None, cues_key: str = "cues"
+) -> tuple[Story, ...]:
+    """Validate and compile the raw `stories` list as loaded from YAML.
+
+    `cues` is the config's top-level `cues` mapping (words added to the built-in
+    language cues for every story); a story's own `cues` replace a kind for that story.
+    """
+    shared = shared_cues(cues, cues_key)
     if not isinstance(raw, list) or not raw:
         raise ConfigError("expected a list of stories (at least one)", key=key)
     stories: list[Story] = []
     for i, item in enumerate(raw):
-        story = _compile_story(item, f"{key}[{i}]")
+        story = _compile_story(item, f"{key}[{i}]", shared)
         for j, other in enumerate(stories):
             if other.id == story.id:
                 raise ConfigError(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from dataclasses import dataclass
 
 _APOSTROPHES = "\u2018\u2019\u201a\u201b\u02bc\u02b9\u2032\u0060\u00b4\uff07"
@@ -84,9 +85,10 @@ _INVISIBLE_CHARS = re.compile("[" + _INVISIBLE + "]")
 class Origin:
     """Quotes a span of `normalize(text)` as `text` wrote it."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, normal: str | None = None) -> None:
+        """`normal` is `normalize(text)` when the caller has it already."""
         self.text = text
-        self.normal = normalize(text)
+        self.normal = normalize(text) if normal is None else normal
         folded = text.casefold()
         # Common case: NFKC already, casefolding keeps the length, nothing to drop. Then
         # characters map one to one inside each whitespace-separated token.
@@ -97,12 +99,9 @@ class Origin:
             and len(folded) == len(text)
             and not _INVISIBLE_CHARS.search(text)
         ):
-            raw, normal, position = [], [], 0
-            for m in _NONSPACE.finditer(text):
-                raw.append(m.start())
-                normal.append(position)
-                position += m.end() - m.start() + 1
-            self._tokens = (tuple(normal), tuple(raw))
+            spans = [m.span() for m in _NONSPACE.finditer(text)]
+            lengths = accumulate((end - start + 1 for start, end in spans), initial=0)
+            self._tokens = (tuple(lengths)[: len(spans)], tuple(start for start, _ in spans))
         else:
             mapped, starts, ends = normalize_mapped(text)
             if mapped == self.normal:
@@ -124,14 +123,18 @@ class Origin:
 
 # Clause ends that always hold: sentence ends, colons, brackets, dashes, line breaks.
 _HARD_BREAK = r"[.!?;:()\[\]\n|—–]| - "
-_BREAK = re.compile(rf"{_HARD_BREAK}|,")
+# A relative word opens an island even without a comma before it: in "revealed the
+# design of the monument that will stand in Kursk", "will" belongs to the monument, not
+# to "revealed". (After a comma the comma itself opens the island, see below.)
+_RELATIVE = (
+    r"which|that|who|whom|whose|котор\w*|где|куда"
+    r"|як(?:ий|а|е|і|ого|ої|ому|ій|им|ими|их|ою|у)|де|куди"
+)
+_BREAK = re.compile(rf"{_HARD_BREAK}|,|(?<=[^,\s] )(?=(?:{_RELATIVE})(?!\w))")
 # A comma before one of these opens an island: a relative or parenthetical clause
 # whose cues stay inside it. "A monument, which will stand in the park, was unveiled"
 # is one clause (a monument ... was unveiled) plus an island (which will stand ...).
-_ISLAND_WORDS = re.compile(
-    r"(?:which|who|whom|whose|where|as|котор\w*|где|куда|как|чей|чья|чье|чьи"
-    r"|як\w*|де|куди|чий|чия|чиє|чиї)\Z"
-)
+_ISLAND_WORDS = re.compile(rf"(?:{_RELATIVE}|as|как|чей|чья|чье|чьи|чий|чия|чиє|чиї)\Z")
 # A comma before one of these starts a new clause: "..., and a second one will follow".
 _CONJUNCTIONS = re.compile(
     r"(?:and|but|while|whereas|although|though|so|а|но|и|однако|хотя|причем|зато"
@@ -148,6 +151,11 @@ def _clauses(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     starts, ids = [0], [0]
     main, fresh = 0, 1
     for m in _BREAK.finditer(text):
+        if not m.group():  # a relative word without a comma: an island of its own
+            ids.append(fresh)
+            fresh += 1
+            starts.append(m.start())
+            continue
         if m.group() == ",":
             word = _WORD.search(text, m.end())
             first = word.group() if word else ""
@@ -197,3 +205,23 @@ class Layout:
     def sentence(self, pos: int) -> int:
         """Index of the sentence that contains character `pos`."""
         return bisect_right(self.sentence_breaks, pos)
+
+    def clause_span(self, clause: int) -> tuple[int, int]:
+        """From the first character of a clause's first segment to the end of its last."""
+        first = self.segment_clauses.index(clause)
+        last = len(self.segment_clauses) - 1 - self.segment_clauses[::-1].index(clause)
+        end = self.segment_starts[last + 1] if last + 1 < len(self.segment_starts) else None
+        return self.segment_starts[first], end if end is not None else 1 << 62
+
+    def sentence_span(self, sentence: int) -> tuple[int, int]:
+        """From the break before a sentence to the break after it."""
+        start = self.sentence_breaks[sentence - 1] if sentence else 0
+        if sentence < len(self.sentence_breaks):
+            return start, self.sentence_breaks[sentence] + 1
+        return start, 1 << 62
+
+    def sentence_first_word(self, pos: int) -> int:
+        """Index of the first word of the sentence that contains character `pos`."""
+        number = self.sentence(pos)
+        start = self.sentence_breaks[number - 1] if number else 0
+        return bisect_left(self.word_starts, start)
