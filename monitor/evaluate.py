@@ -150,9 +150,13 @@ def read_rows(path: Path, stories: Sequence[Story]) -> tuple[list[Row], list[str
         if not line.strip():
             continue
         try:
-            rows.append(_row(number, line, labels, foreign))
+            row, unknown_story = _row(number, line, labels)
         except ValueError as exc:
             problems.append(f"{path}:{number}: {exc}")
+            continue
+        rows.append(row)
+        if unknown_story is not None:
+            foreign[unknown_story] = None
     if problems:
         hidden = len(problems) - SHOWN_PROBLEMS
         shown = problems[:SHOWN_PROBLEMS] + ([f"... and {hidden} more"] if hidden > 0 else [])
@@ -173,8 +177,9 @@ def _labels(stories: Sequence[Story]) -> dict[str | None, tuple[str, ...]]:
 
 
 def _row(
-    number: int, line: str, labels: Mapping[str | None, Sequence[str]], foreign: dict[str, None]
-) -> Row:
+    number: int, line: str, labels: Mapping[str | None, Sequence[str]]
+) -> tuple[Row, str | None]:
+    """The row of one line, and its `story` when that names no story of the config."""
     try:
         item = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -185,12 +190,10 @@ def _row(
     bad = [key for key, value in texts.items() if value is not None and not isinstance(value, str)]
     if bad or not any(texts.values()):
         raise ValueError(f"needs text in {' and '.join(bad or ['title or summary'])}")
-    story = item.get("story")
-    if story is not None and not isinstance(story, str):
+    named = item.get("story")
+    if named is not None and not isinstance(named, str):
         raise ValueError("'story' is a story id")
-    if story is not None and story not in labels:
-        foreign[story] = None
-        story = None
+    story = named if named in labels else None
     label = item.get("label")
     allowed = labels[story]
     if not isinstance(label, str) or label not in allowed:
@@ -200,7 +203,7 @@ def _row(
             f"{'unknown' if 'label' in item else 'missing'} label{_quoted(label)}{tip}"
         )
     ident = item.get("id")
-    return Row(
+    row = Row(
         line=number,
         id=None if ident is None else str(ident),
         title=texts["title"] or "",
@@ -208,6 +211,7 @@ def _row(
         label=label,
         story=story,
     )
+    return row, named if named != story else None
 
 
 def _quoted(label: object) -> str:
