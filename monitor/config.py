@@ -2,8 +2,9 @@
 
 Everything that can be wrong with a config is found here, at load time, and reported
 as a `ConfigError` naming the key and its line: unknown keys, bad durations, invalid
-apprise URLs, missing environment variables, invalid rules. A running service keeps
-its old config when a reload fails this validation.
+apprise URLs, missing environment variables, invalid rules, rules that judge one of a
+story's `examples` wrong. A running service keeps its old config when a reload fails
+this validation.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor import hours
 from monitor.errors import ConfigError
+from monitor.evaluate import check_examples
 from monitor.render import KINDS, PARTS, Format, compile_template
 from monitor.rules import Story, compile_stories
 from monitor.yamlsrc import Located, join_key, load_yaml
@@ -462,6 +464,7 @@ def parse_config(
     try:
         stories = compile_stories(raw.get("stories", []), key="stories")
         config = Config.model_validate({**raw, "stories": stories, "path": path})
+        check_examples(config.stories)  # last: the rules are sound, now do they judge right?
     except ConfigError as exc:
         raise exc.at(line=located.line_of(exc.key)) from None
     except ValidationError as exc:

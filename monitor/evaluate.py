@@ -1,4 +1,4 @@
-"""Judge labelled texts with the story rules: the engine of `monitor eval`.
+"""Judge labelled texts with the story rules: `monitor eval` and the stories' `examples`.
 
 A label says what a text is to a story: one of its milestone keys, `other_update`
 (about the story, no milestone) or `irrelevant` (not about it). A verdict is read as a
@@ -23,13 +23,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.errors import LabelsError
+from monitor.errors import ConfigError, LabelsError
 from monitor.match import Verdict, classify, prefilter
-from monitor.rules import Story
+from monitor.rules import NOT_MILESTONES, Story
 
-OTHER_UPDATE = "other_update"
-IRRELEVANT = "irrelevant"
-NOT_MILESTONES = (OTHER_UPDATE, IRRELEVANT)
+OTHER_UPDATE, IRRELEVANT = NOT_MILESTONES
 SHOWN_PROBLEMS = 10
 """Bad lines listed before the rest are only counted."""
 
@@ -47,6 +45,29 @@ def described(verdict: Verdict, story: str | None = None) -> str:
     if verdict.story is not None and story is not None and verdict.story != story:
         return f"{verdict.milestone or OTHER_UPDATE} of story {verdict.story}"
     return outcome(verdict, story)
+
+
+# --- examples: run once when the config loads ------------------------------------------
+
+
+def check_examples(stories: Sequence[Story]) -> None:
+    """Raise `ConfigError` at the first example whose verdict is not what it expects.
+
+    Each example is judged against every story, as a feed item would be: an example of
+    a milestone fails when an earlier story takes the text.
+    """
+    failed: list[tuple[str, str]] = []
+    for story in stories:
+        for example in story.examples:
+            verdict = classify(example.title, example.summary, stories)
+            if outcome(verdict, story.id) != example.expect:
+                got = f"expected {example.expect}, got {described(verdict, story.id)}"
+                failed.append((example.path, f"{got} ({verdict.why})"))
+    if failed:
+        (path, message), more = failed[0], len(failed) - 1
+        if more:
+            message += f"; {more} more example{'s fail' if more > 1 else ' fails'} too"
+        raise ConfigError(message, key=path)
 
 
 # --- scoring -----------------------------------------------------------------------------

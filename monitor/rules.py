@@ -128,6 +128,24 @@ class Milestone:
 
 
 @dataclass(frozen=True)
+class Example:
+    """A text and what the story's author says it is: a test of the rules, run at load.
+
+    `expect` is a milestone key of the story, `other_update` (about the story, no
+    milestone) or `irrelevant` (not about this story); `path` names it in errors.
+    """
+
+    path: str
+    title: str
+    summary: str
+    expect: str
+
+
+NOT_MILESTONES = ("other_update", "irrelevant")
+"""What a text can be to a story besides a milestone: about it with none, or not about it."""
+
+
+@dataclass(frozen=True)
 class Story:
     """A compiled story: its watch rule, modality cues and milestones.
 
@@ -144,6 +162,8 @@ class Story:
     modality: TermSet | None = None
     order: tuple[Milestone, ...] = ()
     prefilter: TermSet | None = None
+    examples: tuple[Example, ...] = field(default=(), repr=False, compare=False)
+    """Texts with the verdict they must get; `monitor.config` runs them at load."""
 
     def milestone(self, key: str) -> Milestone | None:
         """The milestone called `key`, or None."""
@@ -475,7 +495,7 @@ def _order(raw: object, milestones: Sequence[Milestone], path: str) -> tuple[Mil
     return tuple(order)
 
 
-_STORY_KEYS = ["id", "name", "lists", "watch", "modality", "milestones", "precedence"]
+_STORY_KEYS = ["id", "name", "lists", "watch", "modality", "milestones", "precedence", "examples"]
 
 
 def _compile_story(raw: object, path: str) -> Story:
@@ -505,7 +525,27 @@ def _compile_story(raw: object, path: str) -> Story:
         modality=_optional_set(body, "modality", "modality", path, lists),
         order=_order(body.get("precedence"), milestones, f"{path}.precedence"),
         prefilter=_cheapest(watch.groups),
+        examples=_examples(body.get("examples", []), f"{path}.examples", milestones),
     )
+
+
+def _examples(raw: object, path: str, milestones: Sequence[Milestone]) -> tuple[Example, ...]:
+    """The story's `examples`, checked for shape here; what they expect is run later."""
+    if not isinstance(raw, list):
+        raise ConfigError("expected a list of {title, summary, expect} mappings", key=path)
+    allowed = [*(m.key for m in milestones), *NOT_MILESTONES]
+    examples = []
+    for i, item in enumerate(raw):
+        where = f"{path}[{i}]"
+        body = _mapping(item, where, ["title", "summary", "expect"])
+        expect = _text(body, "expect", where)
+        if expect not in allowed:
+            hint = difflib.get_close_matches(expect, allowed, n=1)
+            tip = f"; did you mean '{hint[0]}'?" if hint else f" (expect: {', '.join(allowed)})"
+            raise ConfigError(f"unknown milestone '{expect}'{tip}", key=f"{where}.expect")
+        summary = _text(body, "summary", where) if "summary" in body else ""
+        examples.append(Example(where, _text(body, "title", where), summary, expect))
+    return tuple(examples)
 
 
 def _cheapest(groups: Sequence[TermSet]) -> TermSet:

@@ -1,8 +1,7 @@
 """`monitor eval`: labelled JSON lines in, the confusion matrix, the scores and every error out.
 
-These tests judge with a small story of their own (a harbour bridge, and a harbour
-tunnel to take its look-alikes), never with the shipped rules: tests/test_eval.py holds
-those to their bar.
+These tests judge with stories of their own (tests/support/harbour.py), never with the
+shipped rules: tests/test_eval.py holds those to their bar.
 """
 
 from __future__ import annotations
@@ -18,34 +17,9 @@ from monitor.evaluate import Bar, Scores, evaluate, outcome, read_rows, render, 
 from monitor.match import Verdict
 from monitor.rules import Story, compile_stories
 from tests.conftest import run_cli, write_config
+from tests.support.harbour import harbour_stories
 
-STORIES = """\
-stories:
-  - id: harbour-bridge
-    name: The new harbour bridge
-    watch:
-      all:
-        - [bridge*, мост*]
-        - [harbour*, гаван*]
-    modality: [will, to be, not yet, будет]
-    milestones:
-      design_shown:
-        event: [presented, shown, unveiled]
-        all: [[design*, sketch*]]
-      opening:
-        label: Bridge opened
-        event: [opened, открыли]
-        unless: [design*]
-  - id: harbour-tunnel
-    name: The harbour tunnel
-    watch:
-      all:
-        - [tunnel*]
-        - [harbour*]
-    milestones:
-      opening:
-        event: [opened]
-"""
+STORIES = harbour_stories()
 
 # (id, title, label, story): 3 wrong (a miss, a near miss, one the bridge story takes).
 ROWS = [
