@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from monitor.cli import main
 from monitor.errors import LabelsError
 from monitor.evaluate import Bar, Scores, evaluate, outcome, read_rows, render, score
 from monitor.match import Verdict
@@ -295,38 +296,47 @@ def test_eval_command_json_and_bar(
     assert done.stderr == expected_stderr
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        pytest.param(None, "cannot read {path}: No such file or directory", id="missing"),
-        pytest.param(
-            b"\xff\xfe title", "cannot read {path}: 'utf-8' codec can't decode", id="bytes"
-        ),
-        pytest.param(b"\n\n", "no labelled lines in {path}", id="empty"),
-        pytest.param(
-            b'{"title": "x", "label": "nope"}\n', "{path}:1: unknown label", id="bad-line"
-        ),
-    ],
-)
-def test_eval_command_unusable_input_exits_2(
-    config: Path, tmp_path: Path, content: bytes | None, message: str
+UNUSABLE = [
+    pytest.param(None, "cannot read {path}: No such file or directory", id="missing"),
+    pytest.param(b"\xff\xfe title", "cannot read {path}: 'utf-8' codec can't decode", id="bytes"),
+    pytest.param(b"\n\n", "no labelled lines in {path}", id="empty"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), UNUSABLE)
+def test_unusable_files_are_one_problem(
+    tmp_path: Path, content: bytes | None, message: str
 ) -> None:
-    """An unreadable, empty or bad file is one line on stderr and exit 2, never a traceback."""
+    """A file that cannot be read, or holds no line, is one problem naming the file."""
     path = tmp_path / "rows.jsonl"
     if content is not None:
         path.write_bytes(content)
+    with pytest.raises(LabelsError) as caught:
+        read_rows(path, _stories())
+    (problem,) = caught.value.problems
+    assert problem.startswith(message.format(path=path))
+
+
+def test_eval_command_bad_input_exits_2(config: Path, tmp_path: Path) -> None:
+    """Bad input is one line on stderr per bad line and exit 2, never a traceback."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"title": "x", "label": "nope"}\n', encoding="utf-8")
     done = run_cli(config, "eval", str(path))
-    assert done.returncode == 2
-    assert done.stdout == ""
-    assert done.stderr.startswith("monitor: " + message.format(path=path))
-    assert len(done.stderr.splitlines()) == 1
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"monitor: {path}:1: unknown label 'nope' "
+        "(labels: design_shown, opening, other_update, irrelevant)\n"
+    )
 
 
-def test_eval_command_refuses_a_bar_outside_0_to_1(config: Path, labelled: Path) -> None:
+def test_eval_command_refuses_a_bar_outside_0_to_1(
+    config: Path, labelled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A least score must be a number from 0 to 1."""
-    done = run_cli(config, "eval", str(labelled), "--min-recall", "90")
-    assert done.returncode == 2
-    assert "not a number from 0 to 1: '90'" in done.stderr
+    with pytest.raises(SystemExit) as exited:
+        main(["--config", str(config), "eval", str(labelled), "--min-recall", "90"])
+    assert exited.value.code == 2
+    assert "not a number from 0 to 1: '90'" in capsys.readouterr().err
 
 
 def test_eval_command_bench(config: Path, labelled: Path) -> None:
