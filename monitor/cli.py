@@ -130,12 +130,15 @@ def _parser() -> argparse.ArgumentParser:
         "score the config's stories on labelled JSON lines (title, summary, label, optional "
         "story and id): confusion matrix, precision, recall, relevance F1, every error",
     )
-    scoring.add_argument("file", type=Path, help="the labelled JSON lines")
-    for option, what in [("precision", "milestone precision"), ("recall", "milestone recall")]:
+    scoring.add_argument("file", type=Path, metavar="FILE", help="the labelled JSON lines")
+    for option, what in [
+        ("precision", "milestone precision"),
+        ("recall", "milestone recall"),
+        ("f1", "relevance F1"),
+    ]:
         scoring.add_argument(
             f"--min-{option}", type=_fraction, metavar="X", help=f"exit 1 if {what} is below X"
         )
-    scoring.add_argument("--min-f1", type=_fraction, metavar="X", help="... relevance F1")
     scoring.add_argument(
         "--max-near-misses",
         type=int,
