@@ -65,8 +65,11 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
         redactor=redactor,
     )
     try:
-        config = load_config(config_path(args.config))
+        rules_tool = args.command in _RULE_TOOLS
+        config = load_config(config_path(args.config), examples=not rules_tool)
         redactor.learn(config)
+        if rules_tool:
+            _warn_of_examples(config)
         if args.command in _WITHOUT_STORE:
             return _WITHOUT_STORE[args.command](args, config)
         store = Store.open(config.database_url())
@@ -223,6 +226,13 @@ def _eval(args: argparse.Namespace, config: Config) -> int:
         print(f"monitor: below the bar: {'; '.join(shortfalls)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _warn_of_examples(config: Config) -> None:
+    try:
+        evaluate.check_examples(config.stories)
+    except ConfigError as exc:
+        print(f"monitor: warning: {exc} (the service refuses this config)", file=sys.stderr)
 
 
 def _fraction(text: str) -> float:
@@ -550,6 +560,10 @@ def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
+
+# The tools that show what the rules do run even when the rules judge an example wrong
+# (that is when they are needed): they warn, where check-config and the service refuse.
+_RULE_TOOLS = ("classify", "eval", "explain", "replay")
 
 _WITHOUT_STORE: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "check-config": lambda args, config: _check_config(config),

@@ -442,7 +442,9 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path, env: Mapping[str, str] | None = None, *, examples: bool = True
+) -> Config:
     """Read and validate the config at `path`; raise `ConfigError` naming the key."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -450,13 +452,21 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    return parse_config(text, path, env)
+    return parse_config(text, path, env, examples=examples)
 
 
 def parse_config(
-    text: str, path: Path = DEFAULT_PATH, env: Mapping[str, str] | None = None
+    text: str,
+    path: Path = DEFAULT_PATH,
+    env: Mapping[str, str] | None = None,
+    *,
+    examples: bool = True,
 ) -> Config:
-    """Validate config text; `path` anchors relative paths and names the file."""
+    """Validate config text; `path` anchors relative paths and names the file.
+
+    `examples=False` leaves the stories' examples unjudged (their shape is still checked):
+    for the tools that show what the rules do, needed most when an example fails.
+    """
     located = load_yaml(text, env)
     raw = located.value
     if not isinstance(raw, dict):
@@ -464,7 +474,8 @@ def parse_config(
     try:
         stories = compile_stories(raw.get("stories", []), key="stories")
         config = Config.model_validate({**raw, "stories": stories, "path": path})
-        check_examples(config.stories)  # last: the rules are sound, now do they judge right?
+        if examples:  # last: the rules are sound, now do they judge right?
+            check_examples(config.stories)
     except ConfigError as exc:
         raise exc.at(line=located.line_of(exc.key)) from None
     except ValidationError as exc:

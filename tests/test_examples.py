@@ -209,6 +209,20 @@ def test_check_config_refuses_a_broken_example(tmp_path: Path) -> None:
     assert run_cli(path, "check-config").returncode == 0
 
 
+def test_the_rule_tools_run_and_warn_when_an_example_fails(tmp_path: Path) -> None:
+    """explain still explains (it is how to see why an example fails), with a warning."""
+    bridge = PASSING.replace("expect: other_update", "expect: opening")
+    path = write_config(tmp_path, {"a": "http://127.0.0.1:1/a.xml"}, stories=_stories(bridge))
+    done = run_cli(path, "explain", "Harbour bridge will be opened in May")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("“opened” is cancelled by “will”.\n")
+    assert done.stderr == (
+        "monitor: warning: stories[0].examples[1]: expected opening, got other_update "
+        "(About the story, no milestone: “opened” is cancelled by “will”.) "
+        "(the service refuses this config)\n"
+    )
+
+
 @pytest.mark.slow
 def test_a_reload_that_breaks_an_example_keeps_the_running_config(
     tmp_path: Path, feed_server: FeedServer
