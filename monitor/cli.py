@@ -1,7 +1,8 @@
 """The `monitor` command line.
 
 Exit codes: 0 success; 1 the command ran but something it had to do failed (a test
-notification, an undelivered alert); 2 the config or the database is unusable.
+notification, an undelivered alert, scores below the bar); 2 the config, the database
+or the input is unusable.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import contextlib
 import gc
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import structlog
 
+from monitor import evaluate
 from monitor.config import Config, config_path, load_config, parse_duration
-from monitor.errors import ConfigError, StoreError
+from monitor.errors import ConfigError, LabelsError, StoreError
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
 from monitor.match import classify_stream, explain
@@ -61,8 +65,11 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
         redactor=redactor,
     )
     try:
-        config = load_config(config_path(args.config))
+        rules_tool = args.command in _RULE_TOOLS
+        config = load_config(config_path(args.config), examples=not rules_tool)
         redactor.learn(config)
+        if rules_tool:
+            _warn_of_examples(config)
         if args.command in _WITHOUT_STORE:
             return _WITHOUT_STORE[args.command](args, config)
         store = Store.open(config.database_url())
@@ -120,6 +127,31 @@ def _parser() -> argparse.ArgumentParser:
         "classify JSON lines from stdin (title, summary, optional id and url) with the "
         "config's stories; one JSON line out per line in",
     )
+    scoring = add(
+        "eval",
+        None,
+        "score the config's stories on labelled JSON lines (title, summary, label, optional "
+        "story and id): confusion matrix, precision, recall, relevance F1, every error",
+    )
+    scoring.add_argument("file", type=Path, metavar="FILE", help="the labelled JSON lines")
+    for option, what in [
+        ("precision", "milestone precision"),
+        ("recall", "milestone recall"),
+        ("f1", "relevance F1"),
+    ]:
+        scoring.add_argument(
+            f"--min-{option}", type=_fraction, metavar="X", help=f"exit 1 if {what} is below X"
+        )
+    scoring.add_argument(
+        "--max-near-misses",
+        type=int,
+        metavar="N",
+        help="exit 1 on more near misses given a milestone",
+    )
+    scoring.add_argument("--json", action="store_true", help="the scores as one JSON object")
+    scoring.add_argument(
+        "--bench", action="store_true", help="instead: µs per item of classify and prefilter"
+    )
     explain = add("explain", None, "say, for a person, why a headline matches or does not")
     explain.add_argument("title", help="the headline")
     explain.add_argument("summary", nargs="?", default="", help="the summary or lead, if any")
@@ -167,6 +199,50 @@ def _classify(args: argparse.Namespace, config: Config) -> int:
     for result in classify_stream(sys.stdin, config.stories):
         print(json.dumps(result, ensure_ascii=False), flush=True)
     return EXIT_OK
+
+
+def _eval(args: argparse.Namespace, config: Config) -> int:
+    try:
+        rows, foreign = evaluate.read_rows(args.file, config.stories)
+    except LabelsError as exc:
+        for problem in exc.problems:
+            print(f"monitor: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.bench:
+        started = time.perf_counter()
+        load_config(config.path)
+        print(f"{'loading the config':28} {(time.perf_counter() - started) * 1e3:8.1f} ms")
+        for name, micros in evaluate.bench(rows, config.stories):
+            print(f"{name:28} {micros:8.1f} µs per item")
+        return EXIT_OK
+    report = evaluate.evaluate(rows, config.stories, str(args.file), foreign)
+    bar = evaluate.Bar(args.min_precision, args.min_recall, args.min_f1, args.max_near_misses)
+    shortfalls = bar.shortfalls(report.scores)
+    if args.json:
+        print(json.dumps(evaluate.as_json(report, shortfalls), ensure_ascii=False))
+    else:
+        print(evaluate.render(report))
+    if shortfalls:
+        print(f"monitor: below the bar: {'; '.join(shortfalls)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _warn_of_examples(config: Config) -> None:
+    try:
+        evaluate.check_examples(config.stories)
+    except ConfigError as exc:
+        print(f"monitor: warning: {exc} (the service refuses this config)", file=sys.stderr)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"not a number from 0 to 1: {text!r}")
+    return value
 
 
 def _explain(args: argparse.Namespace, config: Config) -> int:
@@ -485,9 +561,14 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+# The tools that show what the rules do run even when the rules judge an example wrong
+# (that is when they are needed): they warn, where check-config and the service refuse.
+_RULE_TOOLS = ("classify", "eval", "explain", "replay")
+
 _WITHOUT_STORE: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "check-config": lambda args, config: _check_config(config),
     "classify": _classify,
+    "eval": _eval,
     "explain": _explain,
 }
 

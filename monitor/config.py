@@ -2,8 +2,9 @@
 
 Everything that can be wrong with a config is found here, at load time, and reported
 as a `ConfigError` naming the key and its line: unknown keys, bad durations, invalid
-apprise URLs, missing environment variables, invalid rules. A running service keeps
-its old config when a reload fails this validation.
+apprise URLs, missing environment variables, invalid rules, rules that judge one of a
+story's `examples` wrong. A running service keeps its old config when a reload fails
+this validation.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor import hours
 from monitor.errors import ConfigError
+from monitor.evaluate import check_examples
 from monitor.render import KINDS, PARTS, Format, compile_template
 from monitor.rules import Story, compile_stories
 from monitor.yamlsrc import Located, join_key, load_yaml
@@ -440,7 +442,9 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path, env: Mapping[str, str] | None = None, *, examples: bool = True
+) -> Config:
     """Read and validate the config at `path`; raise `ConfigError` naming the key."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -448,13 +452,21 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    return parse_config(text, path, env)
+    return parse_config(text, path, env, examples=examples)
 
 
 def parse_config(
-    text: str, path: Path = DEFAULT_PATH, env: Mapping[str, str] | None = None
+    text: str,
+    path: Path = DEFAULT_PATH,
+    env: Mapping[str, str] | None = None,
+    *,
+    examples: bool = True,
 ) -> Config:
-    """Validate config text; `path` anchors relative paths and names the file."""
+    """Validate config text; `path` anchors relative paths and names the file.
+
+    `examples=False` leaves the stories' examples unjudged (their shape is still checked):
+    for the tools that show what the rules do, needed most when an example fails.
+    """
     located = load_yaml(text, env)
     raw = located.value
     if not isinstance(raw, dict):
@@ -463,6 +475,8 @@ def parse_config(
         stories = compile_stories(raw.get("stories", []), key="stories", cues=raw.get("cues"))
         rest = {k: v for k, v in raw.items() if k != "cues"}
         config = Config.model_validate({**rest, "stories": stories, "path": path})
+        if examples:  # last: the rules are sound, now do they judge right?
+            check_examples(config.stories)
     except ConfigError as exc:
         raise exc.at(line=located.line_of(exc.key)) from None
     except ValidationError as exc:

@@ -3,6 +3,7 @@
     MonitorError
     ├── ConfigError            the config file is unusable (names the key and line)
     ├── StoreError             the database is unreachable or its schema is wrong
+    ├── LabelsError            a labelled file for `monitor eval` is unreadable or has bad lines
     └── FeedError              one feed could not be read (recorded and backed off per feed)
         ├── TransientFeedError     worth retrying: timeouts, 5xx, connection resets
         │   └── RateLimited         the server asked us to wait (429/503 with Retry-After)
@@ -45,6 +46,14 @@ class ConfigError(MonitorError):
 
 class StoreError(MonitorError):
     """The database cannot be opened, migrated or written."""
+
+
+class LabelsError(MonitorError):
+    """A labelled JSON-lines file cannot be scored; `problems` says why, a line each."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = problems
+        super().__init__(problems[0] if problems else "bad labelled file")
 
 
 class FeedError(MonitorError):

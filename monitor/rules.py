@@ -216,6 +216,24 @@ class Milestone:
 
 
 @dataclass(frozen=True)
+class Example:
+    """A text and what the story's author says it is: a test of the rules, run at load.
+
+    `expect` is a milestone key of the story, `other_update` (about the story, no
+    milestone) or `irrelevant` (not about this story); `path` names it in errors.
+    """
+
+    path: str
+    title: str
+    summary: str
+    expect: str
+
+
+NOT_MILESTONES = ("other_update", "irrelevant")
+"""What a text can be to a story besides a milestone: about it with none, or not about it."""
+
+
+@dataclass(frozen=True)
 class Story:
     """A compiled story: its watch rule, language cues and milestones.
 
@@ -232,6 +250,8 @@ class Story:
     cues: Cues = Cues()
     order: tuple[Milestone, ...] = ()
     prefilter: TermSet | None = None
+    examples: tuple[Example, ...] = field(default=(), repr=False, compare=False)
+    """Texts with the verdict they must get; `monitor.config` runs them at load."""
 
     def milestone(self, key: str) -> Milestone | None:
         """The milestone called `key`, or None."""
@@ -749,7 +769,7 @@ def _order(raw: object, milestones: Sequence[Milestone], path: str) -> tuple[Mil
     return tuple(order)
 
 
-_STORY_KEYS = ["id", "name", "lists", "watch", "cues", "milestones", "precedence"]
+_STORY_KEYS = ["id", "name", "lists", "watch", "cues", "milestones", "precedence", "examples"]
 
 
 def _compile_story(raw: object, path: str, shared: Mapping[str, tuple[_Term, ...]]) -> Story:
@@ -786,6 +806,7 @@ def _compile_story(raw: object, path: str, shared: Mapping[str, tuple[_Term, ...
         cues=_compile_cues({**shared, **own}, f"{path}.cues"),
         order=_order(body.get("precedence"), milestones, f"{path}.precedence"),
         prefilter=_cheapest(watch.groups),
+        examples=_examples(body.get("examples", []), f"{path}.examples", milestones),
     )
 
 
@@ -844,6 +865,25 @@ def _compile_cues(terms: Mapping[str, tuple[_Term, ...]], path: str) -> Cues:
     ]
     scan = _term_set("cues", [t for _, _, t in every], path) if every else None
     return Cues(MappingProxyType(sets), scan, tuple((kind, i) for kind, i, _ in every))
+
+
+def _examples(raw: object, path: str, milestones: Sequence[Milestone]) -> tuple[Example, ...]:
+    """The story's `examples`, checked for shape here; what they expect is run later."""
+    if not isinstance(raw, list):
+        raise ConfigError("expected a list of {title, summary, expect} mappings", key=path)
+    allowed = [*(m.key for m in milestones), *NOT_MILESTONES]
+    examples = []
+    for i, item in enumerate(raw):
+        where = f"{path}[{i}]"
+        body = _mapping(item, where, ["title", "summary", "expect"])
+        expect = _text(body, "expect", where)
+        if expect not in allowed:
+            hint = difflib.get_close_matches(expect, allowed, n=1)
+            tip = f"; did you mean '{hint[0]}'?" if hint else f" (expect: {', '.join(allowed)})"
+            raise ConfigError(f"unknown milestone '{expect}'{tip}", key=f"{where}.expect")
+        summary = _text(body, "summary", where) if "summary" in body else ""
+        examples.append(Example(where, _text(body, "title", where), summary, expect))
+    return tuple(examples)
 
 
 def _cheapest(groups: Sequence[TermSet]) -> TermSet:
