@@ -150,7 +150,6 @@ class _Scope:
     def __init__(self, doc: _Doc, story: Story) -> None:
         self.doc = doc
         self.story = story
-        text = doc.text
         exclude = story.watch.exclude
         self.excluded: dict[int, Hit] = {}
         hits = doc.hits(exclude) if exclude is not None else []
@@ -357,7 +356,6 @@ def _trace_milestone(doc: _Doc, scope: _Scope, milestone: Milestone, full: bool)
 
 def _trace_case(doc: _Doc, scope: _Scope, case: Case, full: bool) -> _CaseTrace:
     trace = _CaseTrace(case)
-    text = doc.text
     found = [(group, doc.hits(group)) for group in case.event]
     if not full and not all(hits for _, hits in found):
         return trace
@@ -641,7 +639,9 @@ def _explain_case(doc: _Doc, case: _CaseTrace, indent: str) -> list[str]:
         note = " (referred to in the sentence after)" if case.referred else ""
         lines.append(f"{indent}{case.case.about.path}: {found or 'no match'}{note}")
     if case.excluded is not None and case.case.exclude is not None:
-        lines.append(f"{indent}{case.case.exclude.path}: “{doc.quote(*case.excluded[:2])}” excludes it")
+        lines.append(
+            f"{indent}{case.case.exclude.path}: “{doc.quote(*case.excluded[:2])}” excludes it"
+        )
     return lines
 
 

@@ -158,7 +158,10 @@ Tense = Literal["past", "any"]
 CUE_KINDS = ("negation", "undecided", "future", "speech", "background", "refer")
 """The kinds of language cue, in the order `explain` names a cancelling one."""
 CANCELLING: Mapping[Tense, tuple[str, ...]] = MappingProxyType(
-    {"past": ("negation", "undecided", "future", "speech"), "any": ("negation", "undecided", "speech")}
+    {
+        "past": ("negation", "undecided", "future", "speech"),
+        "any": ("negation", "undecided", "speech"),
+    }
 )
 """Which cue kinds cancel an event word, by the tense a milestone case asks for."""
 
@@ -307,8 +310,8 @@ def _alternation(terms: Sequence[_Term]) -> str:
 
 
 _TOKEN = re.compile(r"\(\?<!\\w\.\)|\\\W|[^\\.^$*+?{}\[\]|()](?![*+?{])")
-"""One literal step of a source: the boundary check `(?<!\w.)`, an escaped character,
-or a plain character that no quantifier follows."""
+"""One literal step of a source: the boundary check after a first letter, an escaped
+character, or a plain character that no quantifier follows."""
 
 
 class _Trie:
@@ -627,10 +630,12 @@ def _group_list(items: object, base: str, where: str, lists: _Lists, key: str) -
     """A list of groups, as `all` and `with` hold them."""
     if not isinstance(items, list) or not items:
         raise ConfigError(f"'{key}' is a list of groups: [a, b], any: [...] or $list", key=where)
-    return [_group(item, f"{base}[{i}]", f"{where}[{i}]", lists) for i, item in enumerate(items)]
+    return [
+        _group(item, f"{base}[{i}]", f"{where}[{i}]", lists, key) for i, item in enumerate(items)
+    ]
 
 
-def _group(item: object, base: str, where: str, lists: _Lists) -> TermSet:
+def _group(item: object, base: str, where: str, lists: _Lists, key: str) -> TermSet:
     if isinstance(item, dict):
         body = _mapping(item, where, ["any"])
         if "any" not in body:
@@ -638,7 +643,7 @@ def _group(item: object, base: str, where: str, lists: _Lists) -> TermSet:
         return _term_set(base, _terms(body["any"], f"{where}.any", lists), where)
     if isinstance(item, str) and not item.strip().startswith("$"):
         raise ConfigError(
-            "each item under 'all' or 'with' is a group: [a, b], any: [a, b] or $list", key=where
+            f"each item under '{key}' is a group: [a, b], any: [a, b] or $list", key=where
         )
     return _term_set(base, _terms(item, where, lists), where)
 
@@ -672,10 +677,11 @@ def _compile_milestone(key: object, raw: object, path: str, lists: _Lists) -> Mi
     label = _text(body, "label", path, default=key.replace("_", " ").capitalize())
     if "when" not in body:
         return Milestone(key, label, (_compile_case(_Keys(body, path), base, lists),))
-    for own in _CASE_KEYS:
-        if own in body and own not in _SHARED_KEYS:
+    for key_name in _CASE_KEYS:
+        if key_name in body and key_name not in _SHARED_KEYS:
             raise ConfigError(
-                f"with 'when', '{own}' goes inside each case of 'when'", key=f"{path}.{own}"
+                f"with 'when', '{key_name}' goes inside each case of 'when'",
+                key=f"{path}.{key_name}",
             )
     cases_raw = body["when"]
     if not isinstance(cases_raw, list) or not cases_raw:
@@ -725,7 +731,9 @@ def _compile_case(keys: _Keys, base: str, lists: _Lists) -> Case:
         near = _group_list(raw_with, f"{base}.with", where, lists, "with")
     tense, where = keys.get("tense")
     if tense not in (None, "past", "any"):
-        raise ConfigError("tense is 'past' (it happened) or 'any' (will, plans to, proposed)", where)
+        raise ConfigError(
+            "tense is 'past' (it happened) or 'any' (will, plans to, proposed)", where
+        )
 
     def optional(key: str) -> TermSet | None:
         if not keys.has(key):
@@ -864,7 +872,7 @@ def _compile_cues(terms: Mapping[str, tuple[_Term, ...]], path: str) -> Cues:
         for i, term in enumerate(terms.get(kind, ()))
     ]
     scan = _term_set("cues", [t for _, _, t in every], path) if every else None
-    return Cues(MappingProxyType(sets), scan, tuple((kind, i) for kind, i, _ in every))
+    return Cues(sets, scan, tuple((kind, i) for kind, i, _ in every))
 
 
 def _examples(raw: object, path: str, milestones: Sequence[Milestone]) -> tuple[Example, ...]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
-from itertools import accumulate
 from dataclasses import dataclass
+from itertools import accumulate
 
 _APOSTROPHES = "\u2018\u2019\u201a\u201b\u02bc\u02b9\u2032\u0060\u00b4\uff07"
 _QUOTES = "\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a\u2033\u300c\u300d\uff02"

@@ -30,7 +30,7 @@ ENGINE: dict[str, Any] = {
     "id": "engine",
     "name": "Engine test",
     "watch": {"all": [["monument*"], ["kursk*"]], "none": ["museum*"]},
-    "modality": ["will", "not", "set for"],
+    "cues": {"future": ["will", "set for"], "negation": ["not"]},
     "precedence": ["unveiling", "design_reveal"],
     "milestones": {
         "design_reveal": {"event": ["unveiled", "shown"], "all": [["design"]]},
@@ -163,6 +163,82 @@ def test_engine(title: str, expected: str, why: str, engine: tuple[Story, ...]) 
     assert label(title, "", engine) == expected, why
 
 
+SEMANTICS: dict[str, Any] = {
+    "id": "semantics",
+    "name": "Per-milestone semantics",
+    "lists": {"monument": ["monument*"], "place": ["in ... square", "in ... park"]},
+    "watch": {"all": ["$monument", ["kursk*"]], "none": ["museum in moscow", "partisan*"]},
+    "precedence": ["unveiling", "design_reveal", "site_selection"],
+    "milestones": {
+        "site_selection": {
+            "about": "$monument",
+            "when": [
+                {"event": ["chosen", "approved"], "all": [["site", "$place"]]},
+                {"event": ["placed", "stand", "erected"], "with": ["$place"], "tense": "any"},
+            ],
+        },
+        "design_reveal": {
+            "about": "$monument",
+            "event": ["revealed", "shown"],
+            "with": [["sketch", "model"]],
+        },
+        "unveiling": {"about": "$monument", "event": ["unveiled"]},
+    },
+}
+
+SEMANTICS_CASES = [
+    ("The Kursk monument site was chosen", "site_selection", "decision, past"),
+    ("The Kursk monument site will be chosen", "other_update", "decision, future"),
+    ("The Kursk monument will be placed in the central square", "site_selection", "any tense"),
+    ("The Kursk monument is planned to stand in Victory Park", "site_selection", "plan, named"),
+    ("The Kursk monument will be erected in the region", "other_update", "no place named"),
+    ("The Kursk monument will not be placed in the square", "other_update", "negation"),
+    ("The Kursk monument has not yet been placed in a square", "other_update", "not yet"),
+    ("Kursk monument: unclear whether it will stand in the square", "other_update", "undecided"),
+    ("Kursk monument: the place to stand is still being studied in the park", "other_update", "still"),
+    ("The Kursk monument sketch was revealed", "design_reveal", "reveal"),
+    ("The sculptor revealed that the Kursk monument sketch is not ready", "other_update", "speech"),
+    ("The sculptor revealed the sketch of the Kursk monument that will stand", "design_reveal", "rel"),
+    ("The sketch is ready, and the Kursk monument was shown", "other_update", "object apart"),
+    ("The Kursk monument model was shown at the Kursk museum", "design_reveal", "museum word ok"),
+    ("Kursk monument\nEarlier, the Kursk monument was unveiled.", "other_update", "background"),
+    ("\nEarlier, the Kursk monument was unveiled.", "irrelevant", "only recalled"),
+    ("Kursk monument news", "other_update", "no event"),
+    ("Kursk monument news\nA council proposed it; it will stand in the square", "other_update", "x"),
+    ("Kursk plans a monument\nIt will stand in the square.", "site_selection", "refers back"),
+    ("Kursk plans a monument\nMayor will stand in the square.", "other_update", "no reference"),
+    ("The museum in Moscow opened. The Kursk monument was unveiled.", "irrelevant", "lead aside"),
+    ("The Kursk monument was unveiled. A museum in Moscow opened.", "unveiling", "aside later"),
+    ("Kursk partisan monument unveiled", "irrelevant", "first mention aside"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "why"), SEMANTICS_CASES, ids=[c[2] for c in SEMANTICS_CASES]
+)
+def test_milestone_semantics(text: str, expected: str, why: str) -> None:
+    """Cases with their tense, cue kinds, `with`, `about` and scoped exclusions hold as documented."""
+    title, _, summary = text.partition("\n")
+    assert label(title, summary, compile_stories([SEMANTICS])) == expected, why
+
+
+def test_explain_names_the_cue_kind_and_the_other_subject() -> None:
+    """explain says which kind of cue cancelled an event word and which clause is aside."""
+    stories = compile_stories([SEMANTICS])
+    text = explain("The Kursk monument has not yet been placed in the square", "", stories)
+    assert "cancelled by negation “not” (not)" in text
+    assert "milestones.site_selection.when[1] (tense any): no" in text
+    aside = explain("", "The museum in Moscow opened. The Kursk monument was unveiled.", stories)
+    assert "watch.none: “museum in Moscow” (museum in moscow) puts clause 1" in aside
+    assert aside.splitlines()[-1].startswith("verdict: Not relevant: excluded")
+    said = explain("The sculptor revealed that the Kursk monument sketch is not ready", "", stories)
+    assert "cancelled by speech “that” (that)" in said
+    recalled = classify("Kursk monument", "Earlier, the Kursk monument was unveiled.", stories)
+    assert recalled.why == (
+        "About the story, no milestone: “unveiled” is cancelled by background “Earlier”."
+    )
+
+
 def test_first_story_that_matches_wins(engine: tuple[Story, ...]) -> None:
     """With two matching stories the first in config order wins; an excluded one is skipped."""
     other = {**ENGINE, "id": "second", "watch": {"all": [["monument*"]]}}
@@ -267,7 +343,7 @@ def test_verdict_quotes_terms_as_written_under_rule_paths(default: tuple[Story, 
     assert verdict.terms["watch.all[1]"] == ("КНДР",)
     assert "Курську" in verdict.terms["watch.all[2]"]
     assert verdict.terms["milestones.unveiling.event.all[0]"] == ("відкрили",)
-    assert verdict.terms["milestones.unveiling.all[0]"] == ("Пам’ятник",)
+    assert verdict.terms["milestones.unveiling.about"] == ("Пам’ятник",)
     assert verdict.why == "Monument unveiled: “відкрили” with “Пам’ятник” in one sentence."
     assert hash(verdict) == hash(
         classify("У Курську відкрили Пам’ятник військовим КНДР", "", default)
@@ -292,7 +368,7 @@ def test_explain_shows_groups_cues_and_verdict(default: tuple[Story, ...]) -> No
     """explain lists each group's terms, the cue that cancelled an event word, and the verdict."""
     text = explain("Unveiling of Kursk monument to North Korean troops set for May 9", "", default)
     assert "watch.all[0]: “monument” (monument*)" in text
-    assert "cancelled by modality “set for” (set for)" in text
+    assert "cancelled by future “set for” (set for)" in text
     assert text.splitlines()[-1].startswith("verdict: About the story, no milestone")
 
 
@@ -301,7 +377,7 @@ def test_explain_shows_the_exclusion(default: tuple[Story, ...]) -> None:
     text = explain(
         "", "Kim visited the Kursk memorial museum site for North Korean soldiers", default
     )
-    assert "watch.none: “museum” (museum*) excludes it" in text
+    assert "watch.none: “memorial museum” (memorial museum*) puts clause 1" in text
     assert text.splitlines()[-1].startswith("verdict: Not relevant")
 
 
@@ -359,7 +435,7 @@ def _generated(stories: tuple[Story, ...], count: int) -> list[tuple[str, str]]:
 
     story = stories[0]
     required = [words(g) for g in story.watch.groups]
-    extra = words(story.watch.exclude) + words(story.modality)
+    extra = words(story.watch.exclude) + words(story.cues.of("future"))
     filler = ["the", "в", "와", "said", "заявил", "on", "May", "9", ",", ".", "«", "’"]
     texts = []
     for _ in range(count):
