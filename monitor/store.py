@@ -30,7 +30,7 @@ from monitor import cluster
 from monitor.entry import Entry
 from monitor.errors import StoreError
 from monitor.match import Verdict
-from monitor.tables import Delivery, Event, Feed, Item, Migration
+from monitor.tables import ClusterBand, Delivery, Event, Feed, Item, Migration
 
 _FEED = cast(Table, Feed.__table__)  # type: ignore[attr-defined]
 _ITEM = cast(Table, Item.__table__)  # type: ignore[attr-defined]
@@ -49,6 +49,23 @@ _FIRST_BY_URL = (
     .where(_ITEM.c.url.in_(bindparam("urls", expanding=True)), _ITEM.c.duplicate_of.is_(None))
     .group_by(_ITEM.c.url)
 )
+_BAND = cast(Table, ClusterBand.__table__)  # type: ignore[attr-defined]
+_CANDIDATES = (
+    select(_ITEM.c.id, _ITEM.c.cluster_id, _ITEM.c.signature)
+    .where(
+        _ITEM.c.id.in_(
+            select(_BAND.c.item_id).where(
+                _BAND.c.story == bindparam("story"),
+                _BAND.c.key.in_(bindparam("keys", expanding=True)),
+                _BAND.c.seen_at >= bindparam("since"),
+                _BAND.c.item_id != bindparam("item_id"),
+            )
+        ),
+        _ITEM.c.signature.is_not(None),
+    )
+    .order_by(_ITEM.c.id)
+)
+_INSERT_BAND = _BAND.insert()
 _MARK_COPY = (
     update(_ITEM).where(_ITEM.c.id == bindparam("item_id")).values(duplicate_of=bindparam("first"))
 )
@@ -396,11 +413,13 @@ class Store:
             def silent(entry: Entry) -> bool:
                 return baseline or _published_before(entry, alert_after)
 
-            # Only relevant items are fingerprinted (clustering is for them alone), once.
-            prints = {
-                c.entry.key: cluster.fingerprint(c.entry.text) for c in items if c.verdict.relevant
+            # Only relevant items are signed (clustering is for them alone), once.
+            signatures = {
+                c.entry.key: cluster.signature(c.entry.title, c.entry.summary)
+                for c in items
+                if c.verdict.relevant
             }
-            new_ids = self._insert_items(db, feed_id, items, prints, now=now, silent=silent)
+            new_ids = self._insert_items(db, feed_id, items, signatures, now=now, silent=silent)
             fresh = [c for c in items if c.entry.key in new_ids]
             result.new = len(fresh)
             copies = self._copies(db, fresh, new_ids)
@@ -414,7 +433,7 @@ class Store:
                     session,
                     classified,
                     item_id,
-                    prints[classified.entry.key],
+                    signatures[classified.entry.key],
                     silent=silent(classified.entry),
                     now=now,
                     route=route,
@@ -440,7 +459,7 @@ class Store:
         db: Connection,
         feed_id: int,
         items: Sequence[Classified],
-        prints: dict[str, int],
+        signatures: dict[str, cluster.Signature | None],
         *,
         now: datetime,
         silent: Callable[[Entry], bool],
@@ -463,9 +482,7 @@ class Store:
                 "story": verdict.story,
                 "milestone": verdict.milestone,
                 "terms": _terms_json(verdict) if verdict.story else None,
-                "fingerprint": cluster.to_signed(prints[entry.key])
-                if entry.key in prints
-                else None,
+                "signature": cluster.pack(sig) if (sig := signatures.get(entry.key)) else None,
                 "silent": silent(entry),
             }
         if not rows:
@@ -504,7 +521,7 @@ class Store:
         session: Session,
         classified: Classified,
         item_id: int,
-        fingerprint: int,
+        signature: cluster.Signature | None,
         *,
         silent: bool,
         now: datetime,
@@ -514,9 +531,8 @@ class Store:
         """Cluster a relevant item and, for a milestone, create or join its event."""
         entry, verdict = classified.entry, classified.verdict
         assert verdict.story is not None
-        changes: dict[str, Any] = {
-            "cluster_id": self._cluster_of(session, item_id, verdict.story, fingerprint, now),
-        }
+        cluster_id = self._cluster_of(session.connection(), item_id, verdict.story, signature, now)
+        changes: dict[str, Any] = {"cluster_id": cluster_id}
         if verdict.milestone is not None:
             event_id, created = self._event_for(
                 session,
@@ -538,26 +554,36 @@ class Store:
         session.execute(update(Item).where(col(Item.id) == item_id).values(**changes))
 
     def _cluster_of(
-        self, session: Session, item_id: int, story: str, mine: int, now: datetime
+        self,
+        db: Connection,
+        item_id: int,
+        story: str,
+        signature: cluster.Signature | None,
+        now: datetime,
     ) -> int:
-        """The cluster (its first item's id) of near-duplicate reports (identity level 3)."""
-        statement = (
-            select(Item.id, Item.fingerprint, Item.cluster_id)
-            .where(
-                Item.story == story,
-                col(Item.seen_at) >= now - _CLUSTER_WINDOW,
-                col(Item.fingerprint).is_not(None),
-                col(Item.cluster_id).is_not(None),
-                Item.id != item_id,
-            )
-            .order_by(col(Item.id))
+        """The cluster (its first item's id) of near-duplicate reports (identity level 3).
+
+        Candidates share a band with the item (an indexed lookup); the most similar one
+        at or above `cluster.THRESHOLD` gives its cluster, else the item starts one. The
+        item's own bands are recorded for the items that come after it.
+        """
+        if signature is None:
+            return item_id
+        keys = cluster.band_keys(signature)
+        candidates = db.execute(
+            _CANDIDATES,
+            {"story": story, "keys": keys, "since": now - _CLUSTER_WINDOW, "item_id": item_id},
+        ).all()
+        best, found = 0.0, item_id
+        for other_id, other_cluster, packed in candidates:  # oldest first: it wins a tie
+            similarity = cluster.similarity(signature, cluster.unpack(packed))
+            if similarity >= cluster.THRESHOLD and similarity > best:
+                best, found = similarity, other_cluster or other_id
+        db.execute(
+            _INSERT_BAND,
+            [{"story": story, "key": key, "item_id": item_id, "seen_at": now} for key in keys],
         )
-        for other_id, other_print, other_cluster in session.exec(statement).all():
-            if other_print is None or other_id is None:
-                continue
-            if cluster.near(mine, cluster.to_unsigned(other_print)):
-                return other_cluster or other_id
-        return item_id
+        return found
 
     def _event_for(
         self,
@@ -1267,7 +1293,37 @@ def _delivery_routing(session: Session) -> None:
     _add_missing_columns(session, "feed", ["health", "health_since"])
 
 
+def _minhash_clusters(session: Session) -> None:
+    """MinHash signatures and their band index replace the SimHash scan. Relevant items
+    of the clustering window are signed and indexed, so a rewrite of an item seen before
+    the upgrade still joins its cluster."""
+    _add_missing_columns(session, "item", ["signature"])
+    db = session.connection()
+    SQLModel.metadata.create_all(db, tables=[_BAND])
+    recent = db.execute(
+        _ITEM.select().where(
+            _ITEM.c.story.is_not(None),
+            _ITEM.c.duplicate_of.is_(None),
+            _ITEM.c.signature.is_(None),
+            _ITEM.c.seen_at >= datetime.now(UTC) - _CLUSTER_WINDOW,
+        )
+    ).all()
+    for item in recent:
+        signature = cluster.signature(item.title, item.summary)
+        if signature is None:
+            continue
+        db.execute(
+            update(_ITEM).where(_ITEM.c.id == item.id).values(signature=cluster.pack(signature))
+        )
+        bands = [
+            {"story": item.story, "key": key, "item_id": item.id, "seen_at": item.seen_at}
+            for key in cluster.band_keys(signature)
+        ]
+        db.execute(_INSERT_BAND, bands)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Session], None]]] = [
     ("0001_initial", _initial_schema),
     ("0002_delivery_routing", _delivery_routing),
+    ("0003_minhash_clusters", _minhash_clusters),
 ]

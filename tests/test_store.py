@@ -312,3 +312,71 @@ def test_arrivals_by_feed_agree_with_arrivals(store: Store) -> None:
     assert together == {name: store.arrivals(name, since) for name in ("a", "b", "quiet")}
     assert together["a"] == [NOW - timedelta(hours=20), NOW - timedelta(hours=10)]
     assert together["quiet"] == []
+
+
+WIRE = (
+    "The Kursk city administration proposed a plot near Victory Park for the memorial to "
+    "Korean People's Army servicemen who fought in the region, the city's architecture "
+    "council said on Tuesday after a closed meeting."
+)
+REWRITE = WIRE.replace("proposed", "has proposed").replace("servicemen", "soldiers")
+
+
+def _clusters(store: Store) -> dict[str, int]:
+    with store._read() as session:
+        rows = session.execute(text("select key, cluster_id from item where story is not null"))
+        return dict(rows.all())
+
+
+def _bands(store: Store) -> int:
+    with store._read() as session:
+        return int(session.execute(text("select count(*) from cluster_band")).scalar_one())
+
+
+def test_rewrites_are_found_through_the_band_index(store: Store) -> None:
+    """A rewrite joins the cluster of its wire story among many others of the story."""
+    baseline(store, "wire", "agency")
+    others = [
+        Classified(
+            entry(f"o{i}", f"Kursk monument news {i}", summary=f"Item {i} of {i * 7}"), UPDATE
+        )
+        for i in range(30)
+    ]
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE), *others])
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=REWRITE), UPDATE)])
+    clusters = _clusters(store)
+    assert clusters["r"] == clusters["w"]
+    assert len({clusters[f"o{i}"] for i in range(30)} | {clusters["w"]}) == 31
+    assert _bands(store) == 32 * 32  # every relevant item's bands, for those to come
+
+
+def test_a_report_older_than_the_window_starts_a_new_cluster(store: Store) -> None:
+    """Only reports seen in the last 30 days are candidates: a month-old copy is news again."""
+    baseline(store, "wire", "agency")
+    ingest(
+        store,
+        "wire",
+        [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)],
+        now=NOW - timedelta(days=31),
+    )
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=REWRITE), UPDATE)])
+    clusters = _clusters(store)
+    assert clusters["r"] != clusters["w"]
+
+
+def test_an_upgraded_database_indexes_its_recent_reports(store: Store) -> None:
+    """0003_minhash_clusters signs the window's relevant items: their rewrites still join."""
+    now = datetime.now(UTC)  # the migration looks back from the present
+    baseline(store, "wire", "agency")
+    report = entry("w", "Site proposed", summary=WIRE, published=now)
+    ingest(store, "wire", [Classified(report, UPDATE)], now - timedelta(days=2))
+    with store._write() as session:  # as a database from before the migration was
+        session.execute(text("drop table cluster_band"))
+        session.execute(text("alter table item drop column signature"))
+        session.execute(text("delete from migration where name = '0003_minhash_clusters'"))
+    store.migrate()
+    assert _bands(store) == 32
+    rewrite = entry("r", "Site proposed", summary=REWRITE, published=now)
+    ingest(store, "agency", [Classified(rewrite, UPDATE)], now)
+    clusters = _clusters(store)
+    assert clusters["r"] == clusters["w"]
