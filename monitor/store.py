@@ -70,8 +70,9 @@ _MARK_COPY = (
     update(_ITEM).where(_ITEM.c.id == bindparam("item_id")).values(duplicate_of=bindparam("first"))
 )
 
-Router = Callable[[str, str], Sequence[str]]
-"""(story, milestone) → the labels of the targets that receive its alert."""
+Router = Callable[[str, str | None], Sequence[str]]
+"""(story, milestone) → the labels of the targets that receive its alert; (story, None)
+→ those that receive updates (the first report of each new development)."""
 
 PENDING, FAILED, SENT, DEAD = "pending", "failed", "sent", "dead"
 FOLDED = "folded"
@@ -97,6 +98,8 @@ class IngestResult:
     relevant: int = 0
     events: list[tuple[str, str]] = field(default_factory=list)
     attached: int = 0
+    updates: int = 0
+    """New developments (clusters) that are no milestone, announced to update targets."""
     deliveries: int = 0
 
 
@@ -115,6 +118,7 @@ class Claim:
     story: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    item_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +214,25 @@ class DeliveryView:
     sent_at: datetime | None
 
 
+class _Reports:
+    """What a view with reports (`sources`, first report first) says about them."""
+
+    __slots__ = ()
+    sources: list[SourceView]
+
+    @property
+    def languages(self) -> list[str]:
+        """The distinct languages of the reports, in order of first appearance."""
+        return list(dict.fromkeys(s.lang.split("-")[0] for s in self.sources if s.lang))
+
+    @property
+    def outlets(self) -> list[str]:
+        """The distinct outlets (or feeds, when the outlet is unknown) that reported it."""
+        return list(dict.fromkeys(s.outlet or s.feed for s in self.sources))
+
+
 @dataclass(frozen=True, slots=True)
-class EventView:
+class EventView(_Reports):
     """An event with its reports (first report first) and its deliveries."""
 
     id: int
@@ -227,15 +248,27 @@ class EventView:
     terms: dict[str, list[str]] = field(default_factory=dict)
     """The terms that matched in the first report, by rule."""
 
-    @property
-    def languages(self) -> list[str]:
-        """The distinct languages of the reports, in order of first appearance."""
-        return list(dict.fromkeys(s.lang.split("-")[0] for s in self.sources if s.lang))
+
+@dataclass(frozen=True, slots=True)
+class UpdateAlertView(_Reports):
+    """A new development that is no milestone, announced as an update: its first
+    report (`id` is that item's), the rewrites that joined its cluster, its deliveries."""
+
+    id: int
+    story: str
+    title: str
+    url: str | None
+    outlet: str | None
+    created_at: datetime
+    silent: bool
+    sources: list[SourceView]
+    deliveries: list[DeliveryView]
+    terms: dict[str, list[str]] = field(default_factory=dict)
 
     @property
-    def outlets(self) -> list[str]:
-        """The distinct outlets (or feeds, when the outlet is unknown) that reported it."""
-        return list(dict.fromkeys(s.outlet or s.feed for s in self.sources))
+    def milestone(self) -> None:
+        """An update reports no milestone (the same reading as `EventView.milestone`)."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,12 +561,25 @@ class Store:
         route: Router,
         result: IngestResult,
     ) -> None:
-        """Cluster a relevant item and, for a milestone, create or join its event."""
+        """Cluster a relevant item; a milestone creates or joins its event, and the first
+        report of a new development (a new cluster) that is no milestone is an update."""
         entry, verdict = classified.entry, classified.verdict
         assert verdict.story is not None
         cluster_id = self._cluster_of(session.connection(), item_id, verdict.story, signature, now)
         changes: dict[str, Any] = {"cluster_id": cluster_id}
-        if verdict.milestone is not None:
+        if verdict.milestone is None:
+            if cluster_id == item_id and not silent:
+                result.updates += 1
+                result.deliveries += self._enqueue_for(
+                    session,
+                    route(verdict.story, None),
+                    now,
+                    kind="update",
+                    dedup_key=f"update:{item_id}",
+                    item_id=item_id,
+                    title=_headline(entry),
+                )
+        else:
             event_id, created = self._event_for(
                 session,
                 verdict.story,
@@ -546,8 +592,13 @@ class Store:
             changes["event_id"] = event_id
             if created and not silent:
                 result.events.append((verdict.story, verdict.milestone))
-                result.deliveries += self._enqueue_alert(
-                    session, event_id, route(verdict.story, verdict.milestone), now
+                result.deliveries += self._enqueue_for(
+                    session,
+                    route(verdict.story, verdict.milestone),
+                    now,
+                    kind="alert",
+                    dedup_key=f"event:{event_id}",
+                    event_id=event_id,
                 )
             elif not created:
                 result.attached += 1
@@ -604,7 +655,7 @@ class Store:
                 milestone=milestone,
                 created_at=now,
                 first_item_id=item_id,
-                title=entry.title or entry.summary[:200],
+                title=_headline(entry),
                 url=entry.url,
                 outlet=entry.outlet,
                 silent=silent,
@@ -621,20 +672,12 @@ class Store:
         assert existing is not None
         return existing, False
 
-    def _enqueue_alert(
-        self, session: Session, event_id: int, targets: Sequence[str], now: datetime
+    def _enqueue_for(
+        self, session: Session, targets: Sequence[str], now: datetime, **fields: Any
     ) -> int:
+        """One delivery row per target for an alert or an update; how many."""
         for target in targets:
-            session.add(
-                Delivery(
-                    kind="alert",
-                    dedup_key=f"event:{event_id}",
-                    event_id=event_id,
-                    target=target,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-            )
+            session.add(Delivery(target=target, created_at=now, next_attempt_at=now, **fields))
         return len(targets)
 
     # -- outbox ---------------------------------------------------------------
@@ -700,6 +743,7 @@ class Store:
                         story=row.story,
                         since=row.since,
                         until=row.until,
+                        item_id=row.item_id,
                     )
                 )
         return claims
@@ -794,15 +838,16 @@ class Store:
             )
             return open_summary.id
 
-    def folded(self, summary_id: int) -> list[int]:
-        """The event ids of the alerts a summary carries, oldest first."""
+    def folded(self, summary_id: int) -> list[tuple[int | None, int | None]]:
+        """What a summary carries, oldest first: (event id, None) for an alert, (None,
+        item id) for an update."""
         with self._read() as session:
             rows = session.exec(
-                select(Delivery.event_id)
-                .where(Delivery.folded_into == summary_id, col(Delivery.event_id).is_not(None))
+                select(Delivery.event_id, Delivery.item_id)
+                .where(Delivery.folded_into == summary_id)
                 .order_by(col(Delivery.id))
             ).all()
-        return [r for r in rows if r is not None]
+        return [(event_id, item_id) for event_id, item_id in rows]
 
     def sent_times(self, target: str, since: datetime) -> list[datetime]:
         """When messages to `target` were sent after `since`, oldest first (one per send)."""
@@ -1078,6 +1123,43 @@ class Store:
                 statement = statement.limit(limit)
             return [_event_view(session, row) for row in session.exec(statement).all()]
 
+    def update_alert(self, item_id: int) -> UpdateAlertView:
+        """The update announcing the development that item `item_id` first reported."""
+        with self._read() as session:
+            found = session.exec(
+                select(Item, Feed.name)
+                .join(Feed, col(Feed.id) == col(Item.feed_id))
+                .where(Item.id == item_id)
+            ).one_or_none()
+            if found is None:
+                raise StoreError(f"no item {item_id}")
+            return _update_view(session, *found)
+
+    def update_alerts(self, limit: int | None = None) -> list[UpdateAlertView]:
+        """The updates announced (queued for some target), newest first."""
+        announced = (
+            select(Delivery.item_id).where(Delivery.kind == "update").distinct().scalar_subquery()
+        )
+        statement = (
+            select(Item, Feed.name)
+            .join(Feed, col(Feed.id) == col(Item.feed_id))
+            .where(col(Item.id).in_(announced))
+            .order_by(col(Item.seen_at).desc(), col(Item.id).desc())
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        with self._read() as session:
+            return [_update_view(session, item, feed) for item, feed in session.exec(statement)]
+
+    def history(self, limit: int | None = None) -> list[EventView | UpdateAlertView]:
+        """Milestone events and announced updates together, newest first."""
+        merged: list[EventView | UpdateAlertView] = [
+            *self.events(limit),
+            *self.update_alerts(limit),
+        ]
+        merged.sort(key=lambda view: view.created_at, reverse=True)
+        return merged[:limit] if limit is not None else merged
+
     def undelivered(self, targets: Collection[str], now: datetime | None = None) -> int:
         """How many deliveries to `targets` are still pending or failed.
 
@@ -1147,7 +1229,7 @@ def _event_view(session: Session, row: Event) -> EventView:
             seen_urls.add(item.url)
         sources.append(_source_view(item, feed_name))
     deliveries = [
-        DeliveryView(d.target, d.status, d.attempts, d.last_error, d.sent_at)
+        _delivery_view(d)
         for d in session.exec(
             select(Delivery).where(Delivery.event_id == row.id).order_by(col(Delivery.id))
         ).all()
@@ -1165,6 +1247,38 @@ def _event_view(session: Session, row: Event) -> EventView:
         deliveries=deliveries,
         terms=terms,
     )
+
+
+def _update_view(session: Session, item: Item, feed_name: str) -> UpdateAlertView:
+    assert item.id is not None
+    assert item.story is not None
+    members = session.exec(
+        select(Item, Feed.name)
+        .join(Feed, col(Feed.id) == col(Item.feed_id))
+        .where(Item.cluster_id == (item.cluster_id or item.id), Item.id != item.id)
+        .order_by(col(Item.seen_at), col(Item.id))
+    ).all()
+    deliveries = session.exec(
+        select(Delivery)
+        .where(Delivery.item_id == item.id, Delivery.kind == "update")
+        .order_by(col(Delivery.id))
+    ).all()
+    return UpdateAlertView(
+        id=item.id,
+        story=item.story,
+        title=_headline_of(item.title, item.summary),
+        url=item.url,
+        outlet=item.outlet,
+        created_at=_utc(item.seen_at),
+        silent=item.silent,
+        sources=[_source_view(item, feed_name), *(_source_view(i, f) for i, f in members)],
+        deliveries=[_delivery_view(d) for d in deliveries],
+        terms=json.loads(item.terms) if item.terms else {},
+    )
+
+
+def _delivery_view(row: Delivery) -> DeliveryView:
+    return DeliveryView(row.target, row.status, row.attempts, row.last_error, row.sent_at)
 
 
 def _source_view(item: Item, feed_name: str) -> SourceView:
@@ -1213,6 +1327,15 @@ def _aware(moment: object) -> datetime | None:
         moment = datetime.fromisoformat(moment)
     assert isinstance(moment, datetime)
     return _utc(moment)
+
+
+def _headline(entry: Entry) -> str:
+    return _headline_of(entry.title, entry.summary)
+
+
+def _headline_of(title: str, summary: str) -> str:
+    """What names a report when it has no title: the start of its summary."""
+    return title or summary[:200]
 
 
 def _terms_json(verdict: Verdict) -> str:
@@ -1294,10 +1417,11 @@ def _delivery_routing(session: Session) -> None:
 
 
 def _minhash_clusters(session: Session) -> None:
-    """MinHash signatures and their band index replace the SimHash scan. Relevant items
-    of the clustering window are signed and indexed, so a rewrite of an item seen before
-    the upgrade still joins its cluster."""
+    """MinHash signatures and their band index replace the SimHash scan; deliveries can
+    carry an update. Relevant items of the clustering window are signed and indexed, so
+    a rewrite of an item seen before the upgrade still joins its cluster."""
     _add_missing_columns(session, "item", ["signature"])
+    _add_missing_columns(session, "delivery", ["item_id"])
     db = session.connection()
     SQLModel.metadata.create_all(db, tables=[_BAND])
     recent = db.execute(

@@ -143,6 +143,9 @@ class Delivery(SQLModel, table=True):
     """For a digest: its story and the period it covers."""
     reported: bool = False
     """For a dead row: a warning about it has been queued (or there was no one to tell)."""
+    item_id: int | None = None
+    """For an update: the item it announces, the first report of a new development.
+    (No foreign key: a database that gains the column by migration could not add one.)"""
 
 
 class Migration(SQLModel, table=True):
