@@ -214,11 +214,22 @@ class DeliveryView:
     sent_at: datetime | None
 
 
-class _Reports:
-    """What a view with reports (`sources`, first report first) says about them."""
+@dataclass(frozen=True, slots=True)
+class _Reported:
+    """Something reported: its first report's headline and link, all its reports (first
+    report first), and the deliveries announcing it."""
 
-    __slots__ = ()
+    id: int
+    story: str
+    title: str
+    url: str | None
+    outlet: str | None
+    created_at: datetime
+    silent: bool
     sources: list[SourceView]
+    deliveries: list[DeliveryView]
+    terms: dict[str, list[str]] = field(default_factory=dict)
+    """The terms that matched in the first report, by rule."""
 
     @property
     def languages(self) -> list[str]:
@@ -231,39 +242,17 @@ class _Reports:
         return list(dict.fromkeys(s.outlet or s.feed for s in self.sources))
 
 
-@dataclass(frozen=True, slots=True)
-class EventView(_Reports):
-    """An event with its reports (first report first) and its deliveries."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventView(_Reported):
+    """A milestone event (`id` is the event's) with its reports and its deliveries."""
 
-    id: int
-    story: str
     milestone: str
-    title: str
-    url: str | None
-    outlet: str | None
-    created_at: datetime
-    silent: bool
-    sources: list[SourceView]
-    deliveries: list[DeliveryView]
-    terms: dict[str, list[str]] = field(default_factory=dict)
-    """The terms that matched in the first report, by rule."""
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateAlertView(_Reports):
+class UpdateAlertView(_Reported):
     """A new development that is no milestone, announced as an update: its first
     report (`id` is that item's), the rewrites that joined its cluster, its deliveries."""
-
-    id: int
-    story: str
-    title: str
-    url: str | None
-    outlet: str | None
-    created_at: datetime
-    silent: bool
-    sources: list[SourceView]
-    deliveries: list[DeliveryView]
-    terms: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def milestone(self) -> None:

@@ -64,63 +64,59 @@ def _json_lines(config: Path, *args: str) -> list[dict[str, Any]]:
 
 
 def test_updates_reach_opted_in_targets_once_per_development(
-    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver, second: AlertReceiver
 ) -> None:
     """A new development is one update; its rewrite nothing; a milestone only its alert."""
-    alerts_only = AlertReceiver().start()
-    try:
-        wire = feed_server.serve("/wire.xml", rss(FILLER))
-        agency = feed_server.serve("/agency.xml", rss(FILLER[:1]))
-        now = datetime.now(UTC)
-        night = f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=2):%H:%M}"
-        targets = [
-            {"name": "desk", "url": receiver.url, "receive": ["alerts", "updates"]},
-            {"name": "alerts", "url": alerts_only.url},
-            {"name": "night", "url": receiver.url, "receive": ["updates"], "quiet_hours": night},
-        ]
-        config = write_config(
-            tmp_path, {"wire": wire, "agency": agency}, targets, stories=_story("unveiled")
-        )
-        _once(config)  # the first fetch of each feed: recorded, never sent
+    wire = feed_server.serve("/wire.xml", rss(FILLER))
+    agency = feed_server.serve("/agency.xml", rss(FILLER[:1]))
+    now = datetime.now(UTC)
+    night = f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=2):%H:%M}"
+    targets = [
+        {"name": "desk", "url": receiver.url, "receive": ["alerts", "updates"]},
+        {"name": "alerts", "url": second.url},
+        {"name": "night", "url": receiver.url, "receive": ["updates"], "quiet_hours": night},
+    ]
+    config = write_config(
+        tmp_path, {"wire": wire, "agency": agency}, targets, stories=_story("unveiled")
+    )
+    _once(config)  # the first fetch of each feed: recorded, never sent
 
-        feed_server.serve("/wire.xml", rss([FUNDRAISING, *FILLER]))
-        _once(config)
-        [update] = receiver.messages()
-        assert update["title"] == f"Update: {STORY_NAME}"
-        assert FUNDRAISING.title in update["message"]
-        assert FUNDRAISING.link in update["message"]
-        assert alerts_only.messages() == []
+    feed_server.serve("/wire.xml", rss([FUNDRAISING, *FILLER]))
+    _once(config)
+    [update] = receiver.messages()
+    assert update["title"] == f"Update: {STORY_NAME}"
+    assert FUNDRAISING.title in update["message"]
+    assert FUNDRAISING.link in update["message"]
+    assert second.messages() == []
 
-        feed_server.serve("/agency.xml", rss([FUNDRAISING_REWRITE, *FILLER[:1]]))
-        _once(config)  # the same development from another outlet: nothing new
-        assert len(receiver.messages()) == 1
+    feed_server.serve("/agency.xml", rss([FUNDRAISING_REWRITE, *FILLER[:1]]))
+    _once(config)  # the same development from another outlet: nothing new
+    assert len(receiver.messages()) == 1
 
-        feed_server.serve("/wire.xml", rss([UNVEILING, FUNDRAISING, *FILLER]))
-        _once(config)
-        assert [m["title"] for m in receiver.messages()[1:]] == [f"Monument unveiled: {STORY_NAME}"]
-        assert [m["title"] for m in alerts_only.messages()] == [f"Monument unveiled: {STORY_NAME}"]
+    feed_server.serve("/wire.xml", rss([UNVEILING, FUNDRAISING, *FILLER]))
+    _once(config)
+    assert [m["title"] for m in receiver.messages()[1:]] == [f"Monument unveiled: {STORY_NAME}"]
+    assert [m["title"] for m in second.messages()] == [f"Monument unveiled: {STORY_NAME}"]
 
-        milestone, development = _json_lines(config, "history")
-        assert (milestone["kind"], milestone["milestone"]) == ("milestone", "unveiling")
-        assert [d["target"] for d in milestone["deliveries"]] == ["desk", "alerts"]
-        assert development["kind"] == "update"
-        assert (development["milestone"], development["label"]) == (None, "Update")
-        assert development["title"] == FUNDRAISING.title
-        assert development["sources"] == [FUNDRAISING.link, FUNDRAISING_REWRITE.link]
-        assert [(d["target"], d["status"]) for d in development["deliveries"]] == [
-            ("desk", "sent"),
-            ("night", "pending"),
-        ]
-        text = run_cli(config, "history").stdout
-        assert f"Update — kursk-monument\n    {FUNDRAISING.title}" in text
+    milestone, development = _json_lines(config, "history")
+    assert (milestone["kind"], milestone["milestone"]) == ("milestone", "unveiling")
+    assert [d["target"] for d in milestone["deliveries"]] == ["desk", "alerts"]
+    assert development["kind"] == "update"
+    assert (development["milestone"], development["label"]) == (None, "Update")
+    assert development["title"] == FUNDRAISING.title
+    assert development["sources"] == [FUNDRAISING.link, FUNDRAISING_REWRITE.link]
+    assert [(d["target"], d["status"]) for d in development["deliveries"]] == [
+        ("desk", "sent"),
+        ("night", "pending"),
+    ]
+    text = run_cli(config, "history").stdout
+    assert f"Update — kursk-monument\n    {FUNDRAISING.title}" in text
 
-        held = [r for r in _json_lines(config, "status", "--deliveries") if r["type"] == "delivery"]
-        assert [(r["target"], r["kind"], r["hold"], r["title"]) for r in held] == [
-            ("night", "update", "quiet", FUNDRAISING.title)
-        ]
-        assert "update: Kursk region" in run_cli(config, "status", env={"COLUMNS": "300"}).stdout
-    finally:
-        alerts_only.stop()
+    held = [r for r in _json_lines(config, "status", "--deliveries") if r["type"] == "delivery"]
+    assert [(r["target"], r["kind"], r["hold"], r["title"]) for r in held] == [
+        ("night", "update", "quiet", FUNDRAISING.title)
+    ]
+    assert "update: Kursk region" in run_cli(config, "status", env={"COLUMNS": "300"}).stdout
 
 
 def test_replay_shows_an_update_that_corrected_rules_make_a_milestone(

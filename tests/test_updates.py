@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -14,13 +14,6 @@ from tests.support.servers import AlertReceiver
 FUNDRAISING = "Kursk region starts fundraising for monument to North Korean soldiers"
 BUILDING = "Builders start work on the Kursk monument to North Korean soldiers"
 UNVEILED = "Monument to North Korean soldiers unveiled in Kursk"
-
-
-@pytest.fixture
-def second() -> Iterator[AlertReceiver]:
-    server = AlertReceiver().start()
-    yield server
-    server.stop()
 
 
 def test_an_update_goes_to_the_targets_that_receive_updates(
