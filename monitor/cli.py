@@ -26,7 +26,7 @@ from monitor.errors import ConfigError, LabelsError, StoreError
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
 from monitor.match import classify_stream, explain
-from monitor.messages import milestone_label, render_test
+from monitor.messages import UPDATE_LABEL, milestone_label, render_test
 from monitor.notify import AppriseSender, target_labels
 from monitor.outbox import DeliveryReport
 from monitor.pipeline import Pipeline, utcnow
@@ -163,9 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--json", action="store_true", help="one JSON object per line")
     add("test-notify", _test_notify, "send a test message to every target and report each")
-    history = add("history", _history, "list alert events, newest first")
+    history = add("history", _history, "list milestone events and updates, newest first")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
-    history.add_argument("--limit", type=int, default=None, help="at most this many events")
+    history.add_argument("--limit", type=int, default=None, help="at most this many entries")
     status_command = add(
         "status", _status, "show each feed's health and the deliveries not yet sent"
     )
@@ -499,10 +499,15 @@ def _test_notify(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 def _history(args: argparse.Namespace, config: Config, store: Store) -> int:
     stories = {s.id: s for s in config.stories}
-    for event in store.events(limit=args.limit):
-        label = milestone_label(stories.get(event.story), event.milestone)
+    for event in store.history(limit=args.limit):
+        label = (
+            milestone_label(stories.get(event.story), event.milestone)
+            if event.milestone
+            else UPDATE_LABEL
+        )
         if args.json:
             record = {
+                "kind": "milestone" if event.milestone else "update",
                 "story": event.story,
                 "milestone": event.milestone,
                 "label": label,

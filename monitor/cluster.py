@@ -1,66 +1,129 @@
-"""Near-duplicate fingerprints (identity level 3): one wire story, many outlets.
+"""Near-duplicate reports (identity level 3): one wire story, many outlets.
 
-A 64-bit SimHash over word shingles of the normalized text. Rewrites that keep most
-of the wording land within a few bits of each other; unrelated texts differ in about
-half of the bits. Hand-written (forty lines) rather than datasketch, whose numpy
-import alone would cost a third of the service's memory budget.
+An item is read as its title and lead (the first `LEAD_WORDS` words of its summary, so
+a feed that carries the whole article and one that carries a sentence compare alike),
+cut into word 1-grams and 2-grams, and summarised by a MinHash signature of
+`PERMUTATIONS` values: position `i` holds the least of the `i`-th hash over the
+shingles, so two signatures agree at a position with probability equal to the Jaccard
+similarity of the two shingle sets. The share of equal positions estimates it.
+
+For lookup the signature is cut into `BANDS` bands of `ROWS` values (LSH banding): two
+items share at least one band with probability 1 - (1 - J^ROWS)^BANDS, about 0.99 at
+the `THRESHOLD` and 0.05 at J = 0.2, so the store finds candidates through an indexed
+table of band keys and confirms each with the estimate. The figures that chose these
+constants (on ../shared/eval/dev.jsonl and constructed wire copies) are in
+docs/benchmarks.md.
+
+Pure Python and a few dozen lines: datasketch would pull numpy, a third of the
+service's memory budget. The per-shingle hashes come from one SHAKE-128 call each (an
+extendable-output function: `PERMUTATIONS` independent 32-bit hashes in one C call),
+and the minimum per position runs in C, over strided slices of one array.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import struct
+import sys
+import unicodedata
+from array import array
+from itertools import pairwise
 
-from monitor.match import normalize
+PERMUTATIONS = 128
+BANDS = 32
+ROWS = 4
+THRESHOLD = 0.6
+"""Estimated Jaccard at or above which two reports are one (a rewrite or a copy)."""
+LEAD_WORDS = 40
 
-BITS = 64
-NEAR_DISTANCE = 8
-"""Hamming distance at or below which two texts are the same story (tuned in tests)."""
+assert BANDS * ROWS == PERMUTATIONS
+assert array("I").itemsize == 4, "the signature is made of 32-bit values"
 
+_PACK = struct.Struct(f"<{PERMUTATIONS}I")
+_BAND_BYTES = ROWS * 4
 _WORD = re.compile(r"\w+")
-_MASK = (1 << BITS) - 1
+_HANGUL = re.compile("[\uac00-\ud7a3]")
+_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+_PARTICLES = (  # longest first: 에서는 before 에서 before 에
+    *("에서는", "으로는"),
+    *("에서", "에게", "으로", "까지", "부터"),
+    *("은", "는", "이", "가", "을", "를", "의", "에", "로", "와", "과", "도", "만"),
+)
+"""Korean particles written onto the word before them: `기념비가` and `기념비를` are
+one word to a reader, and a rewrite often changes only the particle."""
+
+Signature = tuple[int, ...]
 
 
-def _shingles(words: list[str], size: int = 2) -> list[str]:
-    if len(words) <= size:
-        return [" ".join(words)] if words else []
-    return [" ".join(words[i : i + size]) for i in range(len(words) - size + 1)]
+def words(title: str, summary: str) -> list[str]:
+    """The title and lead as normalized words (NFKC, casefolded, ё as е, no particles)."""
+    return _words(title) + _words(summary)[:LEAD_WORDS]
 
 
-def fingerprint(text: str) -> int:
-    """The SimHash of `text`: an unsigned 64-bit integer.
+def _words(text: str) -> list[str]:
+    found = []
+    for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")):
+        if _UNSPACED.search(word):
+            # Chinese and Japanese put no spaces between words: pairs of characters
+            # stand in for them, as in most retrieval systems for these scripts.
+            found += [word[i : i + 2] for i in range(max(len(word) - 1, 1))]
+        else:
+            found.append(_without_particle(word))
+    return found
 
-    Bit `b` is set when more than half of the shingles' hashes have bit `b` set. The
-    hashes are written out as 64-character bit strings and transposed with `zip`, so
-    the per-bit counting runs in C rather than in a Python loop per shingle and bit.
-    """
-    rows = [
-        format(int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big"), "064b")
-        for s in _shingles(_WORD.findall(normalize(text)))
+
+def _without_particle(word: str) -> str:
+    if not _HANGUL.search(word):
+        return word
+    for particle in _PARTICLES:
+        if word.endswith(particle) and len(word) > len(particle) + 1:
+            return word[: -len(particle)]
+    return word
+
+
+def shingles(tokens: list[str]) -> set[str]:
+    """Each word, and each pair of neighbouring words."""
+    return {*tokens, *(f"{a} {b}" for a, b in pairwise(tokens))}
+
+
+def signature(title: str, summary: str) -> Signature | None:
+    """The MinHash signature of an item's title and lead; None when it has no words."""
+    found = shingles(words(title, summary))
+    if not found:
+        return None
+    hashes = array("I", b"".join(hashlib.shake_128(s.encode()).digest(_PACK.size) for s in found))
+    if sys.byteorder == "big":
+        hashes.byteswap()
+    # Row after row of PERMUTATIONS values: a stride picks one hash function's values.
+    return tuple(min(hashes[i::PERMUTATIONS]) for i in range(PERMUTATIONS))
+
+
+def similarity(a: Signature, b: Signature) -> float:
+    """The estimated Jaccard similarity of the two texts: the share of equal positions."""
+    return sum(x == y for x, y in zip(a, b, strict=True)) / PERMUTATIONS
+
+
+def band_keys(sig: Signature) -> list[int]:
+    """One signed 64-bit key per band: the band's number and its rows, hashed."""
+    packed = pack(sig)
+    return [
+        int.from_bytes(
+            hashlib.blake2b(
+                bytes([band]) + packed[band * _BAND_BYTES : (band + 1) * _BAND_BYTES],
+                digest_size=8,
+            ).digest(),
+            "big",
+            signed=True,
+        )
+        for band in range(BANDS)
     ]
-    half = len(rows) / 2
-    value = 0
-    for position, column in enumerate(zip(*rows, strict=True)):  # position 0 is bit 63
-        if column.count("1") > half:
-            value |= 1 << (BITS - 1 - position)
-    return value
 
 
-def distance(a: int, b: int) -> int:
-    """How many bits two fingerprints differ in."""
-    return (a ^ b).bit_count()
+def pack(sig: Signature) -> bytes:
+    """The signature as stored: little-endian unsigned 32-bit values."""
+    return _PACK.pack(*sig)
 
 
-def near(a: int, b: int, limit: int = NEAR_DISTANCE) -> bool:
-    """Whether two fingerprints are of near-duplicate texts."""
-    return distance(a, b) <= limit
-
-
-def to_signed(value: int) -> int:
-    """Fit an unsigned 64-bit fingerprint into a signed BIGINT column."""
-    return value - (1 << BITS) if value >= 1 << (BITS - 1) else value
-
-
-def to_unsigned(value: int) -> int:
-    """Undo `to_signed`."""
-    return value & _MASK
+def unpack(data: bytes) -> Signature:
+    return _PACK.unpack(data)

@@ -166,6 +166,7 @@ class TemplatesConfig(_Section):
     """Jinja2 templates (sandboxed, autoescaped) that replace the shipped ones."""
 
     alert: TemplateSet = TemplateSet()
+    update: TemplateSet = TemplateSet()
     digest: TemplateSet = TemplateSet()
     summary: TemplateSet = TemplateSet()
     notice: TemplateSet = TemplateSet()
@@ -190,7 +191,7 @@ class FeedConfig(_Section):
         return url
 
 
-Receives = Literal["alerts", "digest", "health"]
+Receives = Literal["alerts", "updates", "digest", "health"]
 _SLACK_URL = re.compile(r"(?i)^(slack://|https://hooks\.slack(-gov)?\.com/)")
 _EMAIL_URL = re.compile(r"(?i)^mailtos?://")
 
@@ -203,7 +204,8 @@ class TargetConfig(_Section):
     stories: tuple[str, ...] | None = None
     milestones: tuple[str, ...] | None = None
     receive: tuple[Receives, ...] = Field(default=("alerts",), min_length=1)
-    """`alerts` (one message per milestone, at once), `digest` (daily), `health` (ops)."""
+    """`alerts` (one message per milestone, at once), `updates` (the first report of each
+    other new development, at once), `digest` (daily), `health` (ops)."""
     format: Format | None = None
     """How messages are written for it; by default markdown for Slack, html for email."""
     quiet_hours: str | None = None
@@ -275,6 +277,11 @@ class TargetConfig(_Section):
             and self.follows(story)
             and (self.milestones is None or milestone in self.milestones)
         )
+
+    def receives_updates(self, story: str) -> bool:
+        """Whether this target is told of each new development of `story` (`milestones`
+        limits milestone alerts only: an update has none)."""
+        return self.gets("updates") and self.follows(story)
 
     def follows(self, story: str) -> bool:
         """Whether messages about `story` (alerts, digests) are for this target."""

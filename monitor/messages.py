@@ -1,7 +1,8 @@
 """What each message says: contexts for the templates, built from what the store knows.
 
-Alerts and summaries are rendered at send time from the event, so a late send carries
-the reports that came in while it waited. Times are shown in the target's time zone.
+Alerts, updates and summaries are rendered at send time from the store, so a late send
+carries the reports that came in while it waited. Times are shown in the target's time
+zone.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Any
 
 from monitor.render import Format, Message, Renderer
 from monitor.rules import Story
-from monitor.store import DigestMaterial, EventView, SourceView, UpdateView
+from monitor.store import DigestMaterial, EventView, SourceView, UpdateAlertView, UpdateView
 
 __all__ = [
+    "UPDATE_LABEL",
     "Message",
     "alert_context",
     "digest_context",
@@ -23,7 +25,10 @@ __all__ = [
     "notice_context",
     "render_test",
     "summary_context",
+    "update_context",
 ]
+
+UPDATE_LABEL = "Update"
 
 
 def milestone_label(story: Story | None, milestone: str) -> str:
@@ -38,13 +43,27 @@ def local_time(moment: datetime, tz: tzinfo) -> str:
 
 def alert_context(event: EventView, story: Story | None, tz: tzinfo) -> dict[str, Any]:
     """The names an alert template can use (see render.SAMPLES["alert"])."""
+    return {
+        "label": milestone_label(story, event.milestone),
+        "milestone": event.milestone,
+        **_report_context(event, story, tz),
+    }
+
+
+def update_context(update: UpdateAlertView, story: Story | None, tz: tzinfo) -> dict[str, Any]:
+    """The names an update template can use (see render.SAMPLES["update"]): an alert's,
+    labelled as an update, with no milestone."""
+    return {"label": UPDATE_LABEL, "milestone": None, **_report_context(update, story, tz)}
+
+
+def _report_context(
+    event: EventView | UpdateAlertView, story: Story | None, tz: tzinfo
+) -> dict[str, Any]:
     first = event.sources[0] if event.sources else None
     outlet = event.outlet or (first.outlet or first.feed if first else None)
     others = len(event.outlets) - 1
     languages = len(event.languages)
     return {
-        "label": milestone_label(story, event.milestone),
-        "milestone": event.milestone,
         "story": story.name if story else event.story,
         "story_id": event.story,
         "title": event.title,
@@ -82,16 +101,10 @@ def digest_context(
     }
 
 
-def summary_context(
-    target: str, limit: int, alerts: Sequence[tuple[EventView, Story | None]], tz: tzinfo
-) -> dict[str, Any]:
-    """The names a summary template can use (see render.SAMPLES["summary"])."""
-    return {
-        "target": target,
-        "count": len(alerts),
-        "limit": limit,
-        "alerts": [alert_context(event, story, tz) for event, story in alerts],
-    }
+def summary_context(target: str, limit: int, alerts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The names a summary template can use (see render.SAMPLES["summary"]); `alerts`
+    are the contexts of the alerts and updates it carries."""
+    return {"target": target, "count": len(alerts), "limit": limit, "alerts": list(alerts)}
 
 
 def notice_context(title: str, body: str) -> dict[str, Any]:

@@ -60,10 +60,13 @@ def labels_for(config: Config, kind: Receives) -> list[str]:
     return [t.label for t in config.targets_for(kind)]
 
 
-def route(config: Config, story: str, milestone: str) -> Sequence[str]:
-    """The targets that receive an immediate alert for `milestone` of `story`."""
+def route(config: Config, story: str, milestone: str | None) -> Sequence[str]:
+    """The targets that receive an immediate alert for `milestone` of `story`, or for an
+    update about it when `milestone` is None."""
     if not config.notify:
         return [STDOUT]
+    if milestone is None:
+        return [t.label for t in config.notify if t.receives_updates(story)]
     return [t.label for t in config.notify if t.receives(story, milestone)]
 
 

@@ -5,7 +5,8 @@ For each due delivery, in order:
 1. **quiet hours**: a target in its quiet window gets nothing now; the row waits
    (`hold=quiet`) until the window ends, untried. Milestone alerts may break through.
 2. **hourly cap**: a target that had `max_per_hour` messages in the last hour gets
-   no more alerts; they are folded into one summary, sent when the window frees up.
+   no more alerts or updates; they are folded into one summary, sent when the window
+   frees up.
 3. **send**: rendered now (so a late alert carries the reports that came in while it
    waited), handed to apprise, and the target's own result recorded: sent; failed and
    retried with exponential backoff and jitter (longer after a 429/503); or dead after
@@ -38,6 +39,7 @@ from monitor.messages import (
     local_time,
     notice_context,
     summary_context,
+    update_context,
 )
 from monitor.notify import Sender, SendOutcome, target_labels
 from monitor.render import Format, Message, Renderer
@@ -162,7 +164,7 @@ class Outbox:
             self.store.defer(claim, until=until, hold="quiet")
             return "held"
         cap = target.max_per_hour
-        if cap is None or claim.kind not in ("alert", "summary"):
+        if cap is None or claim.kind not in ("alert", "update", "summary"):
             return None
         recent = self.store.sent_times(claim.target, now - HOUR)
         if len(recent) < cap:
@@ -210,17 +212,27 @@ class Outbox:
         if claim.kind == "alert" and event is not None:
             story = self._stories.get(event.story)
             return self.renderer.render("alert", fmt, alert_context(event, story, tz))
+        if claim.kind == "update" and claim.item_id is not None:
+            return self.renderer.render("update", fmt, self._alert(None, claim.item_id, tz))
         if claim.kind == "summary":
-            events = [self.store.event(i) for i in self.store.folded(claim.id)]
-            alerts = [(e, self._stories.get(e.story)) for e in events]
+            alerts = [self._alert(e, i, tz) for e, i in self.store.folded(claim.id)]
             limit = target.max_per_hour if target and target.max_per_hour else len(alerts)
-            context = summary_context(claim.target, limit, alerts, tz)
+            context = summary_context(claim.target, limit, alerts)
             return self.renderer.render("summary", fmt, context)
         if claim.kind == "digest" and claim.story and claim.since and claim.until:
             return self.digest_message(claim.story, claim.since, claim.until, fmt, tz)
         return self.renderer.render(
             "notice", fmt, notice_context(claim.title or "message", claim.body or "")
         )
+
+    def _alert(self, event_id: int | None, item_id: int | None, tz: ZoneInfo) -> dict[str, Any]:
+        """The context of a milestone alert (an event) or of an update (its first item)."""
+        if event_id is not None:
+            event = self.store.event(event_id)
+            return alert_context(event, self._stories.get(event.story), tz)
+        assert item_id is not None
+        update = self.store.update_alert(item_id)
+        return update_context(update, self._stories.get(update.story), tz)
 
     def digest_message(
         self, story_id: str, since: datetime, until: datetime, fmt: Format, tz: ZoneInfo

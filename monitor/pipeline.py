@@ -180,6 +180,7 @@ class Pipeline:
             relevant=outcome.relevant,
             events=len(outcome.events),
             attached=outcome.attached,
+            updates=outcome.updates,
         )
         for story, milestone in outcome.events:
             log.info("event.created", story=story, milestone=milestone)

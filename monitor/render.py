@@ -31,7 +31,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 Format = Literal["text", "markdown", "html"]
-Kind = Literal["alert", "digest", "summary", "notice"]
+Kind = Literal["alert", "update", "digest", "summary", "notice"]
 Part = Literal["title", "text", "markdown", "html"]
 FORMATS: tuple[Format, ...] = get_args(Format)
 KINDS: tuple[Kind, ...] = get_args(Kind)
@@ -215,8 +215,19 @@ _SAMPLE_EVENT: dict[str, Any] = {
     ],
 }
 
+_SAMPLE_UPDATE: dict[str, Any] = {
+    **_SAMPLE_EVENT,
+    "label": "Update",
+    "milestone": None,
+    "title": "Kursk region starts fundraising for monument to North Korean soldiers",
+    "outlet": "Interfax",
+    "url": "https://interfax.example/3",
+    "terms": ["monument", "north korean", "kursk"],
+}
+
 SAMPLES: dict[Kind, dict[str, Any]] = {
     "alert": _SAMPLE_EVENT,
+    "update": _SAMPLE_UPDATE,
     "digest": {
         "story": _SAMPLE_EVENT["story"],
         "story_id": _SAMPLE_EVENT["story_id"],
@@ -238,9 +249,9 @@ SAMPLES: dict[Kind, dict[str, Any]] = {
     },
     "summary": {
         "target": "slack",
-        "count": 1,
+        "count": 2,
         "limit": 10,
-        "alerts": [_SAMPLE_EVENT],
+        "alerts": [_SAMPLE_EVENT, _SAMPLE_UPDATE],
     },
     "notice": {
         "title": "Feed TASS is failing",

@@ -58,7 +58,8 @@ class FeedStatus:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryStatus:
-    """A delivery not yet sent, with the alert it carries."""
+    """A delivery not yet sent, with the alert it carries (an update's title is that of
+    the development's first report)."""
 
     id: int
     kind: str
@@ -315,6 +316,8 @@ def _deliveries_table(
         alert = row.title or "-"
         if row.milestone:
             alert = f"{row.milestone}: {alert}"
+        elif row.kind == "update":
+            alert = f"update: {alert}"
         table.add_row(
             row.target,
             row.kind,

@@ -30,7 +30,7 @@ from monitor import cluster
 from monitor.entry import Entry
 from monitor.errors import StoreError
 from monitor.match import Verdict
-from monitor.tables import Delivery, Event, Feed, Item, Migration
+from monitor.tables import ClusterBand, Delivery, Event, Feed, Item, Migration
 
 _FEED = cast(Table, Feed.__table__)  # type: ignore[attr-defined]
 _ITEM = cast(Table, Item.__table__)  # type: ignore[attr-defined]
@@ -49,12 +49,30 @@ _FIRST_BY_URL = (
     .where(_ITEM.c.url.in_(bindparam("urls", expanding=True)), _ITEM.c.duplicate_of.is_(None))
     .group_by(_ITEM.c.url)
 )
+_BAND = cast(Table, ClusterBand.__table__)  # type: ignore[attr-defined]
+_CANDIDATES = (
+    select(_ITEM.c.id, _ITEM.c.cluster_id, _ITEM.c.signature)
+    .where(
+        _ITEM.c.id.in_(
+            select(_BAND.c.item_id).where(
+                _BAND.c.story == bindparam("story"),
+                _BAND.c.key.in_(bindparam("keys", expanding=True)),
+                _BAND.c.seen_at >= bindparam("since"),
+                _BAND.c.item_id != bindparam("item_id"),
+            )
+        ),
+        _ITEM.c.signature.is_not(None),
+    )
+    .order_by(_ITEM.c.id)
+)
+_INSERT_BAND = _BAND.insert()
 _MARK_COPY = (
     update(_ITEM).where(_ITEM.c.id == bindparam("item_id")).values(duplicate_of=bindparam("first"))
 )
 
-Router = Callable[[str, str], Sequence[str]]
-"""(story, milestone) → the labels of the targets that receive its alert."""
+Router = Callable[[str, str | None], Sequence[str]]
+"""(story, milestone) → the labels of the targets that receive its alert; (story, None)
+→ those that receive updates (the first report of each new development)."""
 
 PENDING, FAILED, SENT, DEAD = "pending", "failed", "sent", "dead"
 FOLDED = "folded"
@@ -80,6 +98,8 @@ class IngestResult:
     relevant: int = 0
     events: list[tuple[str, str]] = field(default_factory=list)
     attached: int = 0
+    updates: int = 0
+    """New developments (clusters) that are no milestone, announced to update targets."""
     deliveries: int = 0
 
 
@@ -98,6 +118,7 @@ class Claim:
     story: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    item_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +215,12 @@ class DeliveryView:
 
 
 @dataclass(frozen=True, slots=True)
-class EventView:
-    """An event with its reports (first report first) and its deliveries."""
+class _Reported:
+    """Something reported: its first report's headline and link, all its reports (first
+    report first), and the deliveries announcing it."""
 
     id: int
     story: str
-    milestone: str
     title: str
     url: str | None
     outlet: str | None
@@ -219,6 +240,24 @@ class EventView:
     def outlets(self) -> list[str]:
         """The distinct outlets (or feeds, when the outlet is unknown) that reported it."""
         return list(dict.fromkeys(s.outlet or s.feed for s in self.sources))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventView(_Reported):
+    """A milestone event (`id` is the event's) with its reports and its deliveries."""
+
+    milestone: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateAlertView(_Reported):
+    """A new development that is no milestone, announced as an update: its first
+    report (`id` is that item's), the rewrites that joined its cluster, its deliveries."""
+
+    @property
+    def milestone(self) -> None:
+        """An update reports no milestone (the same reading as `EventView.milestone`)."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,11 +435,13 @@ class Store:
             def silent(entry: Entry) -> bool:
                 return baseline or _published_before(entry, alert_after)
 
-            # Only relevant items are fingerprinted (clustering is for them alone), once.
-            prints = {
-                c.entry.key: cluster.fingerprint(c.entry.text) for c in items if c.verdict.relevant
+            # Only relevant items are signed (clustering is for them alone), once.
+            signatures = {
+                c.entry.key: cluster.signature(c.entry.title, c.entry.summary)
+                for c in items
+                if c.verdict.relevant
             }
-            new_ids = self._insert_items(db, feed_id, items, prints, now=now, silent=silent)
+            new_ids = self._insert_items(db, feed_id, items, signatures, now=now, silent=silent)
             fresh = [c for c in items if c.entry.key in new_ids]
             result.new = len(fresh)
             copies = self._copies(db, fresh, new_ids)
@@ -414,7 +455,7 @@ class Store:
                     session,
                     classified,
                     item_id,
-                    prints[classified.entry.key],
+                    signatures[classified.entry.key],
                     silent=silent(classified.entry),
                     now=now,
                     route=route,
@@ -440,7 +481,7 @@ class Store:
         db: Connection,
         feed_id: int,
         items: Sequence[Classified],
-        prints: dict[str, int],
+        signatures: dict[str, cluster.Signature | None],
         *,
         now: datetime,
         silent: Callable[[Entry], bool],
@@ -463,9 +504,7 @@ class Store:
                 "story": verdict.story,
                 "milestone": verdict.milestone,
                 "terms": _terms_json(verdict) if verdict.story else None,
-                "fingerprint": cluster.to_signed(prints[entry.key])
-                if entry.key in prints
-                else None,
+                "signature": cluster.pack(sig) if (sig := signatures.get(entry.key)) else None,
                 "silent": silent(entry),
             }
         if not rows:
@@ -504,20 +543,32 @@ class Store:
         session: Session,
         classified: Classified,
         item_id: int,
-        fingerprint: int,
+        signature: cluster.Signature | None,
         *,
         silent: bool,
         now: datetime,
         route: Router,
         result: IngestResult,
     ) -> None:
-        """Cluster a relevant item and, for a milestone, create or join its event."""
+        """Cluster a relevant item; a milestone creates or joins its event, and the first
+        report of a new development (a new cluster) that is no milestone is an update."""
         entry, verdict = classified.entry, classified.verdict
         assert verdict.story is not None
-        changes: dict[str, Any] = {
-            "cluster_id": self._cluster_of(session, item_id, verdict.story, fingerprint, now),
-        }
-        if verdict.milestone is not None:
+        cluster_id = self._cluster_of(session.connection(), item_id, verdict.story, signature, now)
+        changes: dict[str, Any] = {"cluster_id": cluster_id}
+        if verdict.milestone is None:
+            if cluster_id == item_id and not silent:
+                result.updates += 1
+                result.deliveries += self._enqueue_for(
+                    session,
+                    route(verdict.story, None),
+                    now,
+                    kind="update",
+                    dedup_key=f"update:{item_id}",
+                    item_id=item_id,
+                    title=_headline(entry),
+                )
+        else:
             event_id, created = self._event_for(
                 session,
                 verdict.story,
@@ -530,34 +581,49 @@ class Store:
             changes["event_id"] = event_id
             if created and not silent:
                 result.events.append((verdict.story, verdict.milestone))
-                result.deliveries += self._enqueue_alert(
-                    session, event_id, route(verdict.story, verdict.milestone), now
+                result.deliveries += self._enqueue_for(
+                    session,
+                    route(verdict.story, verdict.milestone),
+                    now,
+                    kind="alert",
+                    dedup_key=f"event:{event_id}",
+                    event_id=event_id,
                 )
             elif not created:
                 result.attached += 1
         session.execute(update(Item).where(col(Item.id) == item_id).values(**changes))
 
     def _cluster_of(
-        self, session: Session, item_id: int, story: str, mine: int, now: datetime
+        self,
+        db: Connection,
+        item_id: int,
+        story: str,
+        signature: cluster.Signature | None,
+        now: datetime,
     ) -> int:
-        """The cluster (its first item's id) of near-duplicate reports (identity level 3)."""
-        statement = (
-            select(Item.id, Item.fingerprint, Item.cluster_id)
-            .where(
-                Item.story == story,
-                col(Item.seen_at) >= now - _CLUSTER_WINDOW,
-                col(Item.fingerprint).is_not(None),
-                col(Item.cluster_id).is_not(None),
-                Item.id != item_id,
-            )
-            .order_by(col(Item.id))
+        """The cluster (its first item's id) of near-duplicate reports (identity level 3).
+
+        Candidates share a band with the item (an indexed lookup); the most similar one
+        at or above `cluster.THRESHOLD` gives its cluster, else the item starts one. The
+        item's own bands are recorded for the items that come after it.
+        """
+        if signature is None:
+            return item_id
+        keys = cluster.band_keys(signature)
+        candidates = db.execute(
+            _CANDIDATES,
+            {"story": story, "keys": keys, "since": now - _CLUSTER_WINDOW, "item_id": item_id},
+        ).all()
+        best, found = 0.0, item_id
+        for other_id, other_cluster, packed in candidates:  # oldest first: it wins a tie
+            similarity = cluster.similarity(signature, cluster.unpack(packed))
+            if similarity >= cluster.THRESHOLD and similarity > best:
+                best, found = similarity, other_cluster or other_id
+        db.execute(
+            _INSERT_BAND,
+            [{"story": story, "key": key, "item_id": item_id, "seen_at": now} for key in keys],
         )
-        for other_id, other_print, other_cluster in session.exec(statement).all():
-            if other_print is None or other_id is None:
-                continue
-            if cluster.near(mine, cluster.to_unsigned(other_print)):
-                return other_cluster or other_id
-        return item_id
+        return found
 
     def _event_for(
         self,
@@ -578,7 +644,7 @@ class Store:
                 milestone=milestone,
                 created_at=now,
                 first_item_id=item_id,
-                title=entry.title or entry.summary[:200],
+                title=_headline(entry),
                 url=entry.url,
                 outlet=entry.outlet,
                 silent=silent,
@@ -595,20 +661,12 @@ class Store:
         assert existing is not None
         return existing, False
 
-    def _enqueue_alert(
-        self, session: Session, event_id: int, targets: Sequence[str], now: datetime
+    def _enqueue_for(
+        self, session: Session, targets: Sequence[str], now: datetime, **fields: Any
     ) -> int:
+        """One delivery row per target for an alert or an update; how many."""
         for target in targets:
-            session.add(
-                Delivery(
-                    kind="alert",
-                    dedup_key=f"event:{event_id}",
-                    event_id=event_id,
-                    target=target,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-            )
+            session.add(Delivery(target=target, created_at=now, next_attempt_at=now, **fields))
         return len(targets)
 
     # -- outbox ---------------------------------------------------------------
@@ -674,6 +732,7 @@ class Store:
                         story=row.story,
                         since=row.since,
                         until=row.until,
+                        item_id=row.item_id,
                     )
                 )
         return claims
@@ -768,15 +827,16 @@ class Store:
             )
             return open_summary.id
 
-    def folded(self, summary_id: int) -> list[int]:
-        """The event ids of the alerts a summary carries, oldest first."""
+    def folded(self, summary_id: int) -> list[tuple[int | None, int | None]]:
+        """What a summary carries, oldest first: (event id, None) for an alert, (None,
+        item id) for an update."""
         with self._read() as session:
             rows = session.exec(
-                select(Delivery.event_id)
-                .where(Delivery.folded_into == summary_id, col(Delivery.event_id).is_not(None))
+                select(Delivery.event_id, Delivery.item_id)
+                .where(Delivery.folded_into == summary_id)
                 .order_by(col(Delivery.id))
             ).all()
-        return [r for r in rows if r is not None]
+        return [(event_id, item_id) for event_id, item_id in rows]
 
     def sent_times(self, target: str, since: datetime) -> list[datetime]:
         """When messages to `target` were sent after `since`, oldest first (one per send)."""
@@ -1052,6 +1112,43 @@ class Store:
                 statement = statement.limit(limit)
             return [_event_view(session, row) for row in session.exec(statement).all()]
 
+    def update_alert(self, item_id: int) -> UpdateAlertView:
+        """The update announcing the development that item `item_id` first reported."""
+        with self._read() as session:
+            found = session.exec(
+                select(Item, Feed.name)
+                .join(Feed, col(Feed.id) == col(Item.feed_id))
+                .where(Item.id == item_id)
+            ).one_or_none()
+            if found is None:
+                raise StoreError(f"no item {item_id}")
+            return _update_view(session, *found)
+
+    def update_alerts(self, limit: int | None = None) -> list[UpdateAlertView]:
+        """The updates announced (queued for some target), newest first."""
+        announced = (
+            select(Delivery.item_id).where(Delivery.kind == "update").distinct().scalar_subquery()
+        )
+        statement = (
+            select(Item, Feed.name)
+            .join(Feed, col(Feed.id) == col(Item.feed_id))
+            .where(col(Item.id).in_(announced))
+            .order_by(col(Item.seen_at).desc(), col(Item.id).desc())
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        with self._read() as session:
+            return [_update_view(session, item, feed) for item, feed in session.exec(statement)]
+
+    def history(self, limit: int | None = None) -> list[EventView | UpdateAlertView]:
+        """Milestone events and announced updates together, newest first."""
+        merged: list[EventView | UpdateAlertView] = [
+            *self.events(limit),
+            *self.update_alerts(limit),
+        ]
+        merged.sort(key=lambda view: view.created_at, reverse=True)
+        return merged[:limit] if limit is not None else merged
+
     def undelivered(self, targets: Collection[str], now: datetime | None = None) -> int:
         """How many deliveries to `targets` are still pending or failed.
 
@@ -1121,7 +1218,7 @@ def _event_view(session: Session, row: Event) -> EventView:
             seen_urls.add(item.url)
         sources.append(_source_view(item, feed_name))
     deliveries = [
-        DeliveryView(d.target, d.status, d.attempts, d.last_error, d.sent_at)
+        _delivery_view(d)
         for d in session.exec(
             select(Delivery).where(Delivery.event_id == row.id).order_by(col(Delivery.id))
         ).all()
@@ -1139,6 +1236,38 @@ def _event_view(session: Session, row: Event) -> EventView:
         deliveries=deliveries,
         terms=terms,
     )
+
+
+def _update_view(session: Session, item: Item, feed_name: str) -> UpdateAlertView:
+    assert item.id is not None
+    assert item.story is not None
+    members = session.exec(
+        select(Item, Feed.name)
+        .join(Feed, col(Feed.id) == col(Item.feed_id))
+        .where(Item.cluster_id == (item.cluster_id or item.id), Item.id != item.id)
+        .order_by(col(Item.seen_at), col(Item.id))
+    ).all()
+    deliveries = session.exec(
+        select(Delivery)
+        .where(Delivery.item_id == item.id, Delivery.kind == "update")
+        .order_by(col(Delivery.id))
+    ).all()
+    return UpdateAlertView(
+        id=item.id,
+        story=item.story,
+        title=_headline_of(item.title, item.summary),
+        url=item.url,
+        outlet=item.outlet,
+        created_at=_utc(item.seen_at),
+        silent=item.silent,
+        sources=[_source_view(item, feed_name), *(_source_view(i, f) for i, f in members)],
+        deliveries=[_delivery_view(d) for d in deliveries],
+        terms=json.loads(item.terms) if item.terms else {},
+    )
+
+
+def _delivery_view(row: Delivery) -> DeliveryView:
+    return DeliveryView(row.target, row.status, row.attempts, row.last_error, row.sent_at)
 
 
 def _source_view(item: Item, feed_name: str) -> SourceView:
@@ -1187,6 +1316,15 @@ def _aware(moment: object) -> datetime | None:
         moment = datetime.fromisoformat(moment)
     assert isinstance(moment, datetime)
     return _utc(moment)
+
+
+def _headline(entry: Entry) -> str:
+    return _headline_of(entry.title, entry.summary)
+
+
+def _headline_of(title: str, summary: str) -> str:
+    """What names a report when it has no title: the start of its summary."""
+    return title or summary[:200]
 
 
 def _terms_json(verdict: Verdict) -> str:
@@ -1267,7 +1405,38 @@ def _delivery_routing(session: Session) -> None:
     _add_missing_columns(session, "feed", ["health", "health_since"])
 
 
+def _minhash_clusters(session: Session) -> None:
+    """MinHash signatures and their band index replace the SimHash scan; deliveries can
+    carry an update. Relevant items of the clustering window are signed and indexed, so
+    a rewrite of an item seen before the upgrade still joins its cluster."""
+    _add_missing_columns(session, "item", ["signature"])
+    _add_missing_columns(session, "delivery", ["item_id"])
+    db = session.connection()
+    SQLModel.metadata.create_all(db, tables=[_BAND])
+    recent = db.execute(
+        _ITEM.select().where(
+            _ITEM.c.story.is_not(None),
+            _ITEM.c.duplicate_of.is_(None),
+            _ITEM.c.signature.is_(None),
+            _ITEM.c.seen_at >= datetime.now(UTC) - _CLUSTER_WINDOW,
+        )
+    ).all()
+    for item in recent:
+        signature = cluster.signature(item.title, item.summary)
+        if signature is None:
+            continue
+        db.execute(
+            update(_ITEM).where(_ITEM.c.id == item.id).values(signature=cluster.pack(signature))
+        )
+        bands = [
+            {"story": item.story, "key": key, "item_id": item.id, "seen_at": item.seen_at}
+            for key in cluster.band_keys(signature)
+        ]
+        db.execute(_INSERT_BAND, bands)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Session], None]]] = [
     ("0001_initial", _initial_schema),
     ("0002_delivery_routing", _delivery_routing),
+    ("0003_minhash_clusters", _minhash_clusters),
 ]

@@ -1,9 +1,10 @@
 """The database schema: what was seen, what happened, and what must be sent.
 
-    feed      one row per configured feed: validators, health, backoff
-    item      every entry ever seen (identity level 1: feed + key), with its verdict
-    event     one row per (story, milestone): the thing people are alerted about
-    delivery  the outbox: one row per (message, target), drained by the notify stage
+    feed          one row per configured feed: validators, health, backoff
+    item          every entry ever seen (identity level 1: feed + key), with its verdict
+    cluster_band  the LSH bands of relevant items' MinHash signatures (identity level 3)
+    event         one row per (story, milestone): the thing people are alerted about
+    delivery      the outbox: one row per (message, target), drained by the notify stage
 
 All datetimes are timezone-aware UTC (sqlmodel >= 0.0.45 rejects naive ones).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -64,10 +65,32 @@ class Item(SQLModel, table=True):
     milestone: str | None = None
     terms: str | None = Field(default=None, sa_column=Column(Text))
     fingerprint: int | None = Field(default=None, sa_column=Column(BigInteger))
+    """The SimHash earlier versions clustered by; no longer written or read."""
+    signature: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    """A relevant item's MinHash signature (`monitor.cluster`), packed."""
     cluster_id: int | None = Field(default=None, index=True)
+    """For a relevant item: the first item of its near-duplicate cluster (maybe itself)."""
     duplicate_of: int | None = None
     silent: bool = False
     event_id: int | None = Field(default=None, foreign_key="event.id", index=True)
+
+
+class ClusterBand(SQLModel, table=True):
+    """One band of a relevant item's MinHash signature: near-duplicates share a band.
+
+    `key` hashes the band's number with its values. Candidates for an item are the
+    items of its story sharing any of its keys within the clustering window: an
+    indexed lookup, however many items the story has.
+    """
+
+    __tablename__ = "cluster_band"
+    __table_args__ = (Index("ix_cluster_band_lookup", "story", "key", "seen_at", "item_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    story: str
+    key: int = Field(sa_column=Column(BigInteger, nullable=False))
+    item_id: int = Field(foreign_key="item.id")
+    seen_at: datetime
 
 
 class Event(SQLModel, table=True):
@@ -120,6 +143,9 @@ class Delivery(SQLModel, table=True):
     """For a digest: its story and the period it covers."""
     reported: bool = False
     """For a dead row: a warning about it has been queued (or there was no one to tell)."""
+    item_id: int | None = None
+    """For an update: the item it announces, the first report of a new development.
+    (No foreign key: a database that gains the column by migration could not add one.)"""
 
 
 class Migration(SQLModel, table=True):

@@ -34,6 +34,14 @@ def receiver() -> Iterator[AlertReceiver]:
 
 
 @pytest.fixture
+def second() -> Iterator[AlertReceiver]:
+    """Another receiver, for a second target."""
+    server = AlertReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def mail_sink() -> Iterator[MailSink]:
     sink = MailSink().start()
     yield sink

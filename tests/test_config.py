@@ -264,7 +264,7 @@ TARGET = BASE.replace(
         pytest.param(
             TARGET.format("    receive: [alerts, ops]\n"),
             "notify[0].receive[1]",
-            "'alerts', 'digest' or 'health'",
+            "'alerts', 'updates', 'digest' or 'health'",
             id="receive-kind",
         ),
         pytest.param(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,13 +19,6 @@ MILESTONES = [
     ("Design of the Kursk monument to North Korean soldiers revealed", "design_reveal"),
     ("Monument to North Korean soldiers unveiled in Kursk", "unveiling"),
 ]
-
-
-@pytest.fixture
-def second() -> Iterator[AlertReceiver]:
-    server = AlertReceiver().start()
-    yield server
-    server.stop()
 
 
 def test_each_target_is_retried_on_its_own(

@@ -20,8 +20,8 @@ HOSTILE = {
 }
 
 
-def hostile_alert(text: str) -> dict[str, Any]:
-    context = copy.deepcopy(SAMPLES["alert"])
+def hostile_alert(text: str, kind: str = "alert") -> dict[str, Any]:
+    context = copy.deepcopy(SAMPLES[kind])  # type: ignore[index]
     context.update(title=text, outlet=text, story=text)
     context["sources"][0].update(title=text, outlet=text)
     return context
@@ -32,7 +32,7 @@ def slack_text(markdown: str) -> str:
     return str(NotifySlack._commonmark_to_slack(markdown))
 
 
-@pytest.mark.parametrize("kind", ["alert", "digest", "summary", "notice"])
+@pytest.mark.parametrize("kind", ["alert", "update", "digest", "summary", "notice"])
 @pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
 def test_shipped_templates_render_every_sample(kind: str, fmt: str) -> None:
     """Each shipped template renders its sample with a one-line title and a body."""
@@ -52,23 +52,26 @@ def test_alert_shows_what_matters() -> None:
         assert "Also reported by 2 outlets in 2 languages" in body, fmt
 
 
+@pytest.mark.parametrize("kind", ["alert", "update"])
 @pytest.mark.parametrize("text", list(HOSTILE.values()), ids=list(HOSTILE))
-def test_html_escapes_feed_text(text: str) -> None:
+def test_html_escapes_feed_text(text: str, kind: str) -> None:
     """No feed text reaches an email body as markup."""
-    body = Renderer().render("alert", "html", hostile_alert(text)).body
+    body = Renderer().render(kind, "html", hostile_alert(text, kind)).body  # type: ignore[arg-type]
     assert "<script" not in body
     assert "<img" not in body
     assert 'onerror="' not in body
     assert "&lt;" in body or "<" not in text
 
 
+@pytest.mark.parametrize("kind", ["alert", "update"])
 @pytest.mark.parametrize("text", list(HOSTILE.values()), ids=list(HOSTILE))
-def test_slack_text_has_no_injected_controls(text: str) -> None:
+def test_slack_text_has_no_injected_controls(text: str, kind: str) -> None:
     """After apprise's conversion, feed text forms no mention, broadcast or link."""
-    body = slack_text(Renderer().render("alert", "markdown", hostile_alert(text)).body)
+    message = Renderer().render(kind, "markdown", hostile_alert(text, kind))  # type: ignore[arg-type]
+    body = slack_text(message.body)
     controls = re.findall(r"<([^>|]*)[^>]*>", body)
-    # The one control left is the link the template made to the event's own URL.
-    assert controls == ["https://tass.example/society/1"]
+    # The one control left is the link the template made to the report's own URL.
+    assert controls == [SAMPLES[kind]["url"]]  # type: ignore[index]
     assert not re.search(r"(?m)^#", body)
     assert not re.search(r"@(here|channel|everyone)\b", body)
 

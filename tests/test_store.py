@@ -312,3 +312,148 @@ def test_arrivals_by_feed_agree_with_arrivals(store: Store) -> None:
     assert together == {name: store.arrivals(name, since) for name in ("a", "b", "quiet")}
     assert together["a"] == [NOW - timedelta(hours=20), NOW - timedelta(hours=10)]
     assert together["quiet"] == []
+
+
+WIRE = (
+    "The Kursk city administration proposed a plot near Victory Park for the memorial to "
+    "Korean People's Army servicemen who fought in the region, the city's architecture "
+    "council said on Tuesday after a closed meeting."
+)
+REWRITE = WIRE.replace("proposed", "has proposed").replace("servicemen", "soldiers")
+
+
+def _clusters(store: Store) -> dict[str, int]:
+    with store._read() as session:
+        rows = session.execute(text("select key, cluster_id from item where story is not null"))
+        return dict(rows.all())
+
+
+def _bands(store: Store) -> int:
+    with store._read() as session:
+        return int(session.execute(text("select count(*) from cluster_band")).scalar_one())
+
+
+def test_rewrites_are_found_through_the_band_index(store: Store) -> None:
+    """A rewrite joins the cluster of its wire story among many others of the story."""
+    baseline(store, "wire", "agency")
+    others = [
+        Classified(
+            entry(f"o{i}", f"Kursk monument news {i}", summary=f"Item {i} of {i * 7}"), UPDATE
+        )
+        for i in range(30)
+    ]
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE), *others])
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=REWRITE), UPDATE)])
+    clusters = _clusters(store)
+    assert clusters["r"] == clusters["w"]
+    assert len({clusters[f"o{i}"] for i in range(30)} | {clusters["w"]}) == 31
+    assert _bands(store) == 32 * 32  # every relevant item's bands, for those to come
+
+
+def test_a_report_older_than_the_window_starts_a_new_cluster(store: Store) -> None:
+    """Only reports seen in the last 30 days are candidates: a month-old copy is news again."""
+    baseline(store, "wire", "agency")
+    ingest(
+        store,
+        "wire",
+        [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)],
+        now=NOW - timedelta(days=31),
+    )
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=REWRITE), UPDATE)])
+    clusters = _clusters(store)
+    assert clusters["r"] != clusters["w"]
+
+
+def test_an_upgraded_database_indexes_its_recent_reports(store: Store) -> None:
+    """0003_minhash_clusters signs the window's relevant items (their rewrites still join)
+    and lets deliveries carry an update."""
+    now = datetime.now(UTC)  # the migration looks back from the present
+    baseline(store, "wire", "agency")
+    report = entry("w", "Site proposed", summary=WIRE, published=now)
+    ingest(store, "wire", [Classified(report, UPDATE)], now - timedelta(days=2))
+    with store._write() as session:  # as a database from before the migration was
+        session.execute(text("drop table cluster_band"))
+        session.execute(text("alter table item drop column signature"))
+        session.execute(text("delete from delivery"))  # it had no updates to send
+        session.execute(text("alter table delivery drop column item_id"))
+        session.execute(text("delete from migration where name = '0003_minhash_clusters'"))
+    store.migrate()
+    assert _bands(store) == 32
+    rewrite = entry("r", "Site proposed", summary=REWRITE, published=now)
+    news = entry("n", "Construction begins", summary="Builders began work", published=now)
+    result = ingest(store, "agency", [Classified(rewrite, UPDATE), Classified(news, UPDATE)], now)
+    clusters = _clusters(store)
+    assert clusters["r"] == clusters["w"]
+    assert (result.updates, _kinds(store)) == (1, [("update", "desk"), ("update", "slack")])
+
+
+def _kinds(store: Store) -> list[tuple[str, str]]:
+    """(kind, target) of every delivery, oldest first."""
+    rows = store.outbox(["pending", "failed", "sent", "dead", "folded"])
+    return [(row.kind, row.target) for row in rows]
+
+
+def test_a_new_development_is_an_update_and_its_rewrite_is_not(store: Store) -> None:
+    """The first report of a new cluster goes to the update targets; a rewrite joins it."""
+    baseline(store, "wire", "agency")
+    routed: list[tuple[str, str | None]] = []
+
+    def route(story: str, milestone: str | None) -> list[str]:
+        routed.append((story, milestone))
+        return ["desk"]
+
+    first = store.ingest(
+        "wire",
+        [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)],
+        now=NOW,
+        next_check=NOW,
+        alert_after=NOW - timedelta(days=3),
+        route=route,
+    )
+    assert (first.updates, first.deliveries, routed) == (1, 1, [(STORY, None)])
+    [row] = store.outbox(["pending"])
+    assert (row.kind, row.title) == ("update", "Site proposed")
+    again = ingest(store, "agency", [Classified(entry("r", "Proposed", summary=REWRITE), UPDATE)])
+    assert (again.updates, again.deliveries) == (0, 0)
+    [update] = store.update_alerts()
+    assert [s.url for s in update.sources] == [
+        "https://news.example/w",
+        "https://news.example/r",
+    ]
+    assert update.outlets == ["wire", "agency"]
+    assert [(d.target, d.status) for d in update.deliveries] == [("desk", "pending")]
+    assert row.dedup_key == f"update:{update.id}"
+
+
+def test_a_milestone_is_an_alert_and_not_also_an_update(store: Store) -> None:
+    """A report of a milestone starts a cluster but is sent once, as the milestone."""
+    baseline(store, "wire")
+    result = ingest(store, "wire", [Classified(entry("m", "Monument unveiled"), milestone())])
+    assert (result.updates, result.events) == (0, [(STORY, "unveiling")])
+    assert _kinds(store) == [("alert", "desk"), ("alert", "slack")]
+    assert store.update_alerts() == []
+
+
+def test_first_fetch_and_old_reports_are_no_update(store: Store) -> None:
+    """A development seen on a feed's first fetch, or published too long ago, is silent."""
+    store.sync_feeds([("wire", "https://wire.example/rss")])
+    first = ingest(store, "wire", [Classified(entry("b", "Funds", summary=WIRE), UPDATE)])
+    old = entry("o", "Old news", summary="Builders began work", published=NOW - timedelta(days=9))
+    later = ingest(store, "wire", [Classified(old, UPDATE)])
+    assert (first.updates, later.updates, _kinds(store)) == (0, 0, [])
+    rewrite = ingest(store, "wire", [Classified(entry("r", "Funds", summary=REWRITE), UPDATE)])
+    assert rewrite.updates == 0  # it joins the silent report's cluster
+
+
+def test_history_has_events_and_updates_newest_first(store: Store) -> None:
+    """`history` merges milestone events and announced updates by time, with a limit."""
+    baseline(store, "wire")
+    ingest(store, "wire", [Classified(entry("u", "Funds", summary=WIRE), UPDATE)])
+    later = NOW + timedelta(hours=1)
+    ingest(store, "wire", [Classified(entry("m", "Monument unveiled"), milestone())], later)
+    history = store.history()
+    assert [(v.milestone, v.title) for v in history] == [
+        ("unveiling", "Monument unveiled"),
+        (None, "Funds"),
+    ]
+    assert [v.title for v in store.history(limit=1)] == ["Monument unveiled"]
