@@ -4,22 +4,26 @@ How a text is judged against the stories, in order:
 
 1. Title and summary are normalised (`normalize`) and read as one text, the title
    being a sentence of its own.
-2. The first story whose every `watch` group matches and none of whose `watch.none`
-   terms occurs is the text's story (stories are tried in config order; the first
-   match wins). No such story: the text is not relevant.
+2. A `watch.none` term marks its clause as about another subject, and a sentence that
+   opens with a background cue ("Earlier, ...") is a recap: nothing there counts for
+   the story. The first story whose every `watch` group matches elsewhere, and whose
+   lead and first mention of its subject are not about another subject, is the text's
+   story (stories are tried in config order). No such story: not relevant.
 3. The story's milestones are tried in its `order` (latest stage first unless the
    config says otherwise); the first that holds is the verdict's milestone. A
-   milestone holds when each of its `event` groups has a term that is not cancelled,
-   in one sentence that also holds a term of each of its other groups, and none of its
-   `none` terms occurs anywhere.
-4. An event term is cancelled by a modality cue of the story (will be, not yet,
-   postponed, 예정 ...) in the same clause, at most `BEFORE_WORDS` words before it or
-   `AFTER_WORDS` words after it, or by one of the milestone's `unless` terms anywhere
-   in the same clause. Clauses are cut as `monitor.textnorm.Layout` says: at sentence
-   ends, colons, brackets and dashes, and at a comma only before a conjunction; a
-   comma before which/который/який opens an island of its own. So "a monument, which
-   will stand in the park, was unveiled" is an unveiling and "the monument will be
-   unveiled" is not.
+   milestone holds when one of its cases does: in one sentence, each `event` group has
+   a word nothing cancels, each `with` group a term in the clause of such a word, each
+   other group a term, `about` is named there (or in the sentence before, referred
+   to), and no `none` term of the milestone stands.
+4. An event word is cancelled by a language cue (`monitor/cues.yaml`) in its clause:
+   negation and "undecided" cues always, future cues when the case wants the past
+   (`tense: past`), at most `BEFORE_WORDS` words before it or `AFTER_WORDS` after it
+   (negation: `NEGATION_AFTER_WORDS`); by a word opening reported speech right after
+   it ("revealed that"); or by one of the case's `unless` terms anywhere in its clause.
+   Clauses are cut as `monitor.textnorm.Layout` says: at sentence ends, colons,
+   brackets and dashes, at a comma only before a conjunction, and a relative word
+   (which, который, який) opens an island of its own. So "a monument, which will stand
+   in the park, was unveiled" is an unveiling and "the monument will be unveiled" is not.
 """
 
 from __future__ import annotations
@@ -85,7 +89,9 @@ class Verdict:
 class _Doc:
     """Title and summary, normalised and joined by a line break; quotes matches as written."""
 
-    def __init__(self, title: str, summary: str) -> None:
+    def __init__(self, title: str, summary: str, named: bool = False) -> None:
+        """`named`: hits say which term matched (explain); a verdict needs only where."""
+        self.named = named
         self._raw = (title, summary)
         self._head = normalize(title)
         self._body = normalize(summary)
@@ -93,14 +99,21 @@ class _Doc:
         self._layout: Layout | None = None
         self._origins: tuple[Origin, Origin] | None = None
         self._hits: dict[str, list[Hit]] = {}
-        self.scripts = scripts_of(self.text)
+        self._scripts: str | None = None
+
+    @property
+    def scripts(self) -> str:
+        """The alphabets the text is written in (see `monitor.rules.SCRIPTS`)."""
+        if self._scripts is None:
+            self._scripts = scripts_of(self.text)
+        return self._scripts
 
     def hits(self, group: TermSet) -> list[Hit]:
         """`group.hits(text)`, found once per text: rules use some sets more than once."""
-        key = group.pattern.pattern
+        key = group.source
         found = self._hits.get(key)
         if found is None:
-            found = self._hits[key] = group.hits(self.text, self.scripts)
+            found = self._hits[key] = group.hits(self.text, self.scripts, named=self.named)
         return found
 
     def hits_in(self, group: TermSet, span: tuple[int, int]) -> list[Hit]:
@@ -162,10 +175,11 @@ class _Scope:
         self._refers: dict[int, bool] = {}
         self.background: dict[int, Hit] = {}
         openers = story.cues.of("background")
-        for hit in doc.hits(openers) if openers is not None else ():
-            layout = doc.layout
-            if layout.word(hit[0]) - layout.sentence_first_word(hit[0]) < BACKGROUND_WORDS:
-                self.background.setdefault(layout.sentence(hit[0]), hit)
+        for opener in doc.hits(openers) if openers is not None else ():
+            layout = doc.layout  # measured only for a text that has such a word
+            number = layout.sentence(opener[0])
+            if layout.word(opener[0]) - layout.sentence_first_words()[number] < BACKGROUND_WORDS:
+                self.background.setdefault(number, opener)
 
     def cues(self, kind: str, clause: int) -> list[Hit]:
         """The cues of `kind` in `clause`, found when an event word there first asks.
@@ -236,19 +250,28 @@ class _Scope:
         """Why the word at `pos` is about something else (another subject, background)."""
         return self.other_subject(pos) or self.recalled(pos)
 
+    @property
+    def counts_all(self) -> bool:
+        """True when nothing in the text is aside: every hit counts."""
+        return not self.excluded and not self.background
+
     def counts(self, hit: Hit) -> bool:
         """Whether a hit speaks of this story's subject (not aside)."""
         return (not self.excluded and not self.background) or self.aside(hit[0]) is None
 
+    def counting(self, hits: list[Hit]) -> list[Hit]:
+        """The hits that speak of this story's subject."""
+        return hits if self.counts_all else [h for h in hits if self.aside(h[0]) is None]
 
-@dataclass
+
+@dataclass(slots=True)
 class _Event:
     group: TermSet
     hit: Hit
     blocker: Blocker | None
 
 
-@dataclass
+@dataclass(slots=True)
 class _CaseTrace:
     case: Case
     events: list[_Event] = field(default_factory=list)
@@ -259,7 +282,7 @@ class _CaseTrace:
     sentence: int | None = None  # the sentence where it holds, if it does
 
 
-@dataclass
+@dataclass(slots=True)
 class _MilestoneTrace:
     milestone: Milestone
     cases: list[_CaseTrace] = field(default_factory=list)
@@ -274,7 +297,7 @@ class _MilestoneTrace:
         return None if fired is None else fired.sentence
 
 
-@dataclass
+@dataclass(slots=True)
 class _StoryTrace:
     story: Story
     groups: list[tuple[TermSet, list[Hit]]] = field(default_factory=list)
@@ -296,7 +319,7 @@ def _trace_story(doc: _Doc, story: Story, full: bool) -> _StoryTrace:
     text = doc.text
     if not full:  # the cheap path that unrelated texts take
         for group in story.watch.groups:
-            if not group.search(text, doc.scripts):
+            if not group.search(text):
                 trace.missing = group
                 return trace
     scope = _Scope(doc, story)
@@ -355,53 +378,64 @@ def _trace_milestone(doc: _Doc, scope: _Scope, milestone: Milestone, full: bool)
 
 
 def _trace_case(doc: _Doc, scope: _Scope, case: Case, full: bool) -> _CaseTrace:
+    """Whether and where a case holds; with `full`, an account of every word for explain.
+
+    The cheap conditions narrow the sentences first (each group has a term there,
+    `about` is named, no `none` term stands); only the event words left are checked for
+    cues, which is most of the work. `full` checks every event word, for explain.
+    """
     trace = _CaseTrace(case)
     found = [(group, doc.hits(group)) for group in case.event]
     if not full and not all(hits for _, hits in found):
         return trace
     layout = doc.layout
-    unless = doc.hits(case.unless) if case.unless else []
-    kinds = CANCELLING[case.tense]
-    free_hits: list[Hit] = []
-    sentences: set[int] | None = None
-    for group, hits in found:
-        free: set[int] = set()
-        for hit in hits:
-            blocker = scope.aside(hit[0]) or _cancelled(hit, scope, kinds, case.unless, unless)
-            trace.events.append(_Event(group, hit, blocker))
-            if blocker is None:
-                free.add(layout.sentence(hit[0]))
-                free_hits.append(hit)
-        sentences = free if sentences is None else sentences & free
-    if not sentences and not full:
-        return trace
-    clauses = {layout.clause(h[0]) for h in free_hits}
-    for group in case.near:
-        near_hits = [h for h in doc.hits(group) if scope.counts(h)]
-        trace.groups.append((group, near_hits))
-        if sentences is not None:
-            sentences &= {
-                layout.sentence(h[0]) for h in near_hits if layout.clause(h[0]) in clauses
-            }
-    for group in case.groups:
-        group_hits = [h for h in doc.hits(group) if scope.counts(h)]
+
+    def sentences_of(hits: Iterable[Hit]) -> set[int]:
+        return {layout.sentence(h[0]) for h in hits}
+
+    sentences = set.intersection(*(sentences_of(hits) for _, hits in found))
+    near: list[list[Hit]] = []
+    for group in (*case.near, *case.groups):
+        group_hits = scope.counting(doc.hits(group))
         trace.groups.append((group, group_hits))
-        if sentences is not None:
-            sentences &= {layout.sentence(h[0]) for h in group_hits}
-    if case.about is not None and sentences:
-        trace.about = [h for h in doc.hits(case.about) if scope.counts(h)]
-        named = {layout.sentence(h[0]) for h in trace.about}
-        here = sentences & named
-        back = {s for s in sentences - named if s - 1 in named and scope.refers(s)}
-        trace.referred = bool(back) and not here
-        sentences = here | back
+        sentences &= sentences_of(group_hits)
+        if group in case.near:
+            near.append(group_hits)
+    named: set[int] = set()
+    if case.about is not None and (sentences or full):
+        trace.about = scope.counting(doc.hits(case.about))
+        named = sentences_of(trace.about)
+        sentences = {s for s in sentences if s in named or (s - 1 in named and scope.refers(s))}
     if case.exclude is not None and sentences:
         vetoes = doc.hits(case.exclude)
-        vetoed = {layout.sentence(h[0]) for h in vetoes}
         trace.excluded = next((h for h in vetoes if layout.sentence(h[0]) in sentences), None)
-        sentences -= vetoed
-    if sentences:
-        trace.sentence = min(sentences)
+        sentences -= sentences_of(vetoes)
+    if not sentences and not full and scope.counts_all:
+        return trace
+    unless = doc.hits(case.unless) if case.unless else []
+    kinds = CANCELLING[case.tense]
+    for group, hits in found:
+        for hit in hits:
+            aside = None if scope.counts_all else scope.aside(hit[0])
+            if full or aside is not None or layout.sentence(hit[0]) in sentences:
+                blocker = aside or _cancelled(hit, scope, kinds, case.unless, unless)
+                trace.events.append(_Event(group, hit, blocker))
+    for sentence in sorted(sentences):
+        free = [
+            [
+                e.hit
+                for e in trace.events
+                if e.group is group and e.blocker is None and layout.sentence(e.hit[0]) == sentence
+            ]
+            for group, _ in found
+        ]
+        if not all(free):
+            continue
+        clauses = {layout.clause(h[0]) for words in free for h in words}
+        if all(any(layout.clause(h[0]) in clauses for h in group_hits) for group_hits in near):
+            trace.sentence = sentence
+            trace.referred = case.about is not None and sentence not in named
+            break
     return trace
 
 
@@ -553,7 +587,7 @@ def prefilter(title: str, summary: str, stories: Sequence[Story]) -> bool:
 
 def explain(title: str, summary: str, stories: Sequence[Story]) -> str:
     """A multi-line account, for a person, of how the text was judged."""
-    doc = _Doc(title, summary)
+    doc = _Doc(title, summary, named=True)
     lines = [f"text: {doc.text!r}"]
     for story in stories:
         trace = _trace_story(doc, story, full=True)

@@ -14,9 +14,13 @@ Term syntax (after normalisation, see `monitor.textnorm`):
     *word       also inside a longer word       `*기념관` → 전투위훈기념관
     한국어       Hangul words take particles     `기념비` → 기념비를, 기념비가
     two words   a phrase; spaces, hyphens and quotes between the words
-    a ... b     up to four other words between a and b
+    a ... b     up to four other words between a and b (never across "and", "и", ...)
     $name       a named list: alone, it adds the list's terms; in a phrase, any one of them
     re:...      a regular expression, matched against the normalised text
+
+A milestone is one or more cases (`when`), each with its event words, the groups that
+must stand with them, and a tense; the language cues that cancel event words are built
+in (`cues.yaml`) and shared by every story, which may replace them.
 """
 
 from __future__ import annotations
@@ -55,16 +59,16 @@ class TermSet:
     """One group of terms, compiled into one alternation for speed.
 
     `path` names the group inside its story (`watch.all[0]`, `milestones.unveiling.event`);
-    `terms` are the terms as written in the config, lists expanded, in order. `pattern`
-    finds any of them; `each` holds one pattern per term, used only to say which term a
-    match was (naming the alternatives in `pattern` would make it ten times slower).
-    They are compiled on first use: most sets never need them in a process, and
-    compiling them all was half of loading the config.
+    `terms` are the terms as written in the config, lists expanded, in order. `source`
+    is one regular expression for any of them (`pattern` compiled); `each` holds one
+    pattern per term, used only to say which term a match was (naming the alternatives
+    would make the search ten times slower). Patterns are compiled on first use: most
+    are never needed in a process, and compiling them all took most of loading a config.
     """
 
     path: str
     terms: tuple[str, ...]
-    pattern: re.Pattern[str] = field(repr=False, compare=False)
+    source: str = field(repr=False, compare=False)
     sources: tuple[str, ...] = field(repr=False, compare=False)
     by_first: Mapping[str, tuple[int, ...]] = field(repr=False, compare=False)
     """Which terms can start with a character; `""` lists those that can start anywhere."""
@@ -77,6 +81,11 @@ class TermSet:
     """The compiled terms, from which `hits` builds the alternation of the terms that
     can start in a text's alphabets (see `SCRIPTS`), on first use."""
 
+    def __getstate__(self) -> dict[str, object]:
+        """What crosses to the parse worker: not the patterns compiled on first use."""
+        cached = ("pattern", "_each", "_patterns", "_which_of", "_prefixes")
+        return {k: v for k, v in self.__dict__.items() if k not in cached}
+
     def may_occur(self, folded: str) -> bool:
         """False only if no term can match: `folded` is `fold`ed, a superset test."""
         if self.anchors is None:
@@ -84,9 +93,20 @@ class TermSet:
         return any(anchor in folded for anchor in self.anchors)
 
     @functools.cached_property
-    def each(self) -> tuple[re.Pattern[str], ...]:
-        """One compiled pattern per term (valid: the alternation of them compiled)."""
-        return tuple(re.compile(source) for source in self.sources)
+    def pattern(self) -> re.Pattern[str]:
+        """`source`, compiled."""
+        return re.compile(self.source)
+
+    def each(self, index: int) -> re.Pattern[str]:
+        """The pattern of the `index`-th term alone, compiled when first asked for."""
+        compiled = self._each.get(index)
+        if compiled is None:
+            compiled = self._each[index] = re.compile(self.sources[index])
+        return compiled
+
+    @functools.cached_property
+    def _each(self) -> dict[int, re.Pattern[str]]:
+        return {}
 
     def search(self, text: str, scripts: str | None = None) -> bool:
         """True if any term occurs in `text` (normalised); `scripts` as for `hits`."""
@@ -99,16 +119,25 @@ class TermSet:
         return None if m is None else (m.start(), m.end(), self._which(text, m))
 
     def hits(
-        self, text: str, scripts: str | None = None, span: tuple[int, int] | None = None
+        self,
+        text: str,
+        scripts: str | None = None,
+        span: tuple[int, int] | None = None,
+        *,
+        named: bool = True,
     ) -> list[Hit]:
         """Every non-overlapping occurrence in `text`, leftmost first.
 
         `scripts` (see `scripts_of`) names the alphabets the text is written in: only
         the terms that can start in one of them are looked for. `span` limits the search
-        to matches that start and end within it.
+        to matches that start and end within it. Without `named`, a hit's term index is
+        -1: finding which term matched is a good part of the cost, and only explaining
+        needs it.
         """
         pattern = self.pattern if scripts is None else self._for(scripts)
         found = pattern.finditer(text) if span is None else pattern.finditer(text, *span)
+        if not named:
+            return [(*m.span(), -1) for m in found]
         return [(m.start(), m.end(), self._which(text, m)) for m in found]
 
     def at(self, text: str, pos: int) -> Hit | None:
@@ -129,16 +158,53 @@ class TermSet:
         return {}
 
     def _which(self, text: str, found: re.Match[str]) -> int:
+        """The index of the term that made `found` (the first in config order).
+
+        Which term matched depends only on the matched text and the characters on
+        either side of it (the word boundaries), so the answer is remembered by those:
+        a story's words recur from item to item.
+        """
         start, end = found.span()
-        candidates = self.by_first.get(text[start], self.by_first.get("", ()))
+        memory = self._which_of
+        if memory is None:  # a `re:` term may look further than one character around
+            return self._find_which(text, start, end)
+        key = text[max(start - 1, 0) : end + 1] if start else "\n" + text[: end + 1]
+        known = memory.get(key)
+        if known is None:
+            known = self._find_which(text, start, end)
+            if len(memory) < _WHICH_MEMORY:
+                memory[key] = known
+        return known
+
+    @functools.cached_property
+    def _which_of(self) -> dict[str, int] | None:
+        return None if any(t.startswith("re:") for t in self.terms) else {}
+
+    @functools.cached_property
+    def _prefixes(self) -> dict[str, tuple[tuple[str, int], ...]]:
+        """By first character, each candidate term with the literal text it starts with."""
+        literal = [_literal_prefix(source) for source in self.sources]
+        return {
+            char: tuple((literal[i], i) for i in found) for char, found in self.by_first.items()
+        }
+
+    def _find_which(self, text: str, start: int, end: int) -> int:
+        prefixes = self._prefixes
+        candidates = prefixes.get(text[start], prefixes.get("", ()))
         first = None
-        for i in candidates:
-            m = self.each[i].match(text, start)
+        for prefix, i in candidates:
+            if not text.startswith(prefix, start):
+                continue
+            m = self.each(i).match(text, start)
             if m is not None:
                 if m.end() == end:
                     return i
                 first = i if first is None else first
         return first or 0
+
+
+_WHICH_MEMORY = 50_000
+"""How many (matched text, term) answers a set remembers; a story's vocabulary is small."""
 
 
 @dataclass(frozen=True)
@@ -271,14 +337,6 @@ class _Term:
     bounded: bool  # the match starts at the start of a word
     first: frozenset[str] | None  # the characters a match can start with; None: any
     anchors: frozenset[str] | None = None  # one of these is in every text it matches
-    variants: tuple[str, ...] = ()
-    """For a phrase that starts with a list: its source once per term of that list, so
-    that an alternation can share their beginnings with other terms (see `_Trie`)."""
-
-    @property
-    def sources(self) -> tuple[str, ...]:
-        """`source`, or its `variants`: the branches this term adds to an alternation."""
-        return self.variants or (self.source,)
 
     @property
     def source(self) -> str:
@@ -304,14 +362,24 @@ def _alternation(terms: Sequence[_Term]) -> str:
     """
     root = _Trie()
     for term in terms:
-        for source in term.sources:
-            root.add(source)
+        root.add(term.source)
     return root.source()
 
 
 _TOKEN = re.compile(r"\(\?<!\\w\.\)|\\\W|[^\\.^$*+?{}\[\]|()](?![*+?{])")
 """One literal step of a source: the boundary check after a first letter, an escaped
 character, or a plain character that no quantifier follows."""
+
+
+def _literal_prefix(source: str) -> str:
+    """The plain text every match of `source` starts with (as far as it is plain)."""
+    out, pos = [], 0
+    while (step := _TOKEN.match(source, pos)) is not None:
+        token = step.group()
+        if not token.startswith("(?"):
+            out.append(token[-1])  # a plain character, or the one an escape stands for
+        pos = step.end()
+    return "".join(out)
 
 
 class _Trie:
@@ -436,7 +504,6 @@ def _term(text: str, where: str, lists: _Lists) -> _Term:
         raise ConfigError("'...' goes between two words", key=where)
     elements: list[_Term] = []
     joins: list[str] = []  # joins[i] goes before elements[i]
-    heads: tuple[str, ...] = ()  # the sources of the list the phrase starts with
     gap = False
     for token in tokens:
         if token == "...":
@@ -448,8 +515,6 @@ def _term(text: str, where: str, lists: _Lists) -> _Term:
         gap = False
         if token.startswith("$"):
             inner = lists.get(token[1:], where)
-            if not elements:
-                heads = tuple(source for t in inner for source in t.sources)
             elements.append(
                 _Term(
                     token,
@@ -465,8 +530,7 @@ def _term(text: str, where: str, lists: _Lists) -> _Term:
     rest = "".join(j + e.source for j, e in zip(joins[1:], elements[1:], strict=True))
     # Every word of a phrase is in any text it matches, so any one word's anchors do.
     anchors = _best_anchors([e.anchors for e in elements])
-    variants = tuple(h + rest for h in heads) if rest else heads
-    return _Term(text, head.body + rest, head.bounded, head.first, anchors, variants)
+    return _Term(text, head.body + rest, head.bounded, head.first, anchors)
 
 
 def _word(word: str, where: str) -> _Term:
@@ -532,9 +596,12 @@ def _regex_source(source: str, where: str) -> str:
         raise ConfigError("use (?:...) for groups in a re: term", key=where)
     if compiled.match(""):
         raise ConfigError("this regular expression matches empty text", key=where)
-    if source == source.lower():
-        return source  # the text is lowercase already; unwrapped, it joins a trie
-    return f"(?i:{source})"
+    wrapped = source if source == source.lower() else f"(?i:{source})"
+    try:  # as it will be used: unwrapped when lowercase (it then joins a trie)
+        re.compile(wrapped)
+    except re.error as e:
+        raise ConfigError(f"invalid regular expression: {e}", key=where) from None
+    return wrapped
 
 
 SCRIPTS = {"l": "a-z", "c": "\u0400-\u04ff", "h": "\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3"}
@@ -548,11 +615,30 @@ def scripts_of(text: str) -> str:
 
 
 def _source(terms: Sequence[_Term]) -> str:
-    source = _alternation(terms)
+    """One expression for `terms`, built so that the engine skips fast.
+
+    A position whose letter starts no term is ruled out by one test. Terms that start
+    a word are then tried only where a word starts (most positions are inside words);
+    terms that may start inside a word (`*기념관`, `re:`) wherever their letter stands.
+    """
+    starting = [t for t in terms if t.bounded]
+    inside = [t for t in terms if not t.bounded]
+    parts = []
+    if starting:
+        parts.append(r"(?<!\w)" + _first_test(starting) + _alternation(starting))
+    if inside:
+        parts.append(_first_test(inside) + _alternation(inside))
+    either = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+    # One test of the letter first, for all of them: it rules out most positions.
+    return _first_test(terms) + either
+
+
+def _first_test(terms: Sequence[_Term]) -> str:
+    """A lookahead for the letters the terms start with, when they are all known."""
     first = _first_chars(terms)
-    if first:  # lets the regex engine skip every position that cannot start a match
-        source = "(?=[" + "".join(re.escape(c) for c in sorted(first)) + "])" + source
-    return source
+    if not first:
+        return ""
+    return "(?=[" + "".join(re.escape(c) for c in sorted(first)) + "])"
 
 
 def _can_start_in(term: _Term, scripts: str) -> bool:
@@ -571,10 +657,6 @@ _NEVER = re.compile("(?!)")
 
 def _term_set(path: str, terms: Sequence[_Term], where: str) -> TermSet:
     source = _source(terms)
-    try:
-        pattern = re.compile(source)
-    except re.error as e:  # e.g. inline flags in a re: term
-        raise ConfigError(f"invalid regular expression: {e}", key=where) from None
     anywhere = [i for i, t in enumerate(terms) if t.first is None]
     by_first: dict[str, list[int]] = {"": anywhere}
     for i, t in enumerate(terms):
@@ -584,7 +666,7 @@ def _term_set(path: str, terms: Sequence[_Term], where: str) -> TermSet:
     return TermSet(
         path,
         tuple(t.text for t in terms),
-        pattern,
+        source,
         tuple(t.source for t in terms),
         buckets,
         _union_anchors(terms),

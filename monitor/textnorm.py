@@ -12,7 +12,6 @@ import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from itertools import accumulate
 
 _APOSTROPHES = "\u2018\u2019\u201a\u201b\u02bc\u02b9\u2032\u0060\u00b4\uff07"
 _QUOTES = "\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a\u2033\u300c\u300d\uff02"
@@ -78,7 +77,7 @@ def normalize_mapped(text: str) -> tuple[str, list[int], list[int]]:
     return "".join(out), starts, ends
 
 
-_NONSPACE = re.compile(r"\S+")
+_LONG_SPACE = re.compile(r"\s{2,}")
 _INVISIBLE_CHARS = re.compile("[" + _INVISIBLE + "]")
 
 
@@ -89,19 +88,22 @@ class Origin:
         """`normal` is `normalize(text)` when the caller has it already."""
         self.text = text
         self.normal = normalize(text) if normal is None else normal
-        folded = text.casefold()
         # Common case: NFKC already, casefolding keeps the length, nothing to drop. Then
-        # characters map one to one inside each whitespace-separated token.
-        self._tokens: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        # the normalised text is the original with each run of whitespace made one space
+        # and the ends stripped: a position moves by what the runs before it lost.
+        self._runs: tuple[list[int], list[int]] | None = None
         self._chars: tuple[list[int], list[int]] | None = None
         if (
-            unicodedata.is_normalized("NFKC", text)
-            and len(folded) == len(text)
+            len(text.casefold()) == len(text)
+            and unicodedata.is_normalized("NFKC", text)
             and not _INVISIBLE_CHARS.search(text)
         ):
-            spans = [m.span() for m in _NONSPACE.finditer(text)]
-            lengths = accumulate((end - start + 1 for start, end in spans), initial=0)
-            self._tokens = (tuple(lengths)[: len(spans)], tuple(start for start, _ in spans))
+            lead = len(text) - len(text.lstrip())
+            at, shift = [0], [lead]
+            for m in _LONG_SPACE.finditer(text, lead):
+                at.append(m.start() - shift[-1] + 1)  # where the run's one space ends, normalised
+                shift.append(shift[-1] + m.end() - m.start() - 1)
+            self._runs = (at, shift)
         else:
             mapped, starts, ends = normalize_mapped(text)
             if mapped == self.normal:
@@ -111,10 +113,11 @@ class Origin:
         """`text`'s wording for `normal[start:end]` (the normalised one if unmappable)."""
         if not 0 <= start < end <= len(self.normal):
             return self.normal[start:end]
-        if self._tokens is not None:
-            normal, raw = self._tokens
-            first, last = bisect_right(normal, start) - 1, bisect_right(normal, end - 1) - 1
-            return self.text[raw[first] + start - normal[first] : raw[last] + end - normal[last]]
+        if self._runs is not None:
+            at, shift = self._runs
+            first = shift[bisect_right(at, start) - 1]
+            last = shift[bisect_right(at, end - 1) - 1]
+            return self.text[start + first : end + last]
         if self._chars is not None:
             starts, ends = self._chars
             return self.text[starts[start] : ends[end - 1]]
@@ -130,7 +133,7 @@ _RELATIVE = (
     r"which|that|who|whom|whose|котор\w*|где|куда"
     r"|як(?:ий|а|е|і|ого|ої|ому|ій|им|ими|их|ою|у)|де|куди"
 )
-_BREAK = re.compile(rf"{_HARD_BREAK}|,|(?<=[^,\s] )(?=(?:{_RELATIVE})(?!\w))")
+_BREAK = re.compile(rf"{_HARD_BREAK}|,| (?=(?:{_RELATIVE})(?!\w))")
 # A comma before one of these opens an island: a relative or parenthetical clause
 # whose cues stay inside it. "A monument, which will stand in the park, was unveiled"
 # is one clause (a monument ... was unveiled) plus an island (which will stand ...).
@@ -151,10 +154,11 @@ def _clauses(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     starts, ids = [0], [0]
     main, fresh = 0, 1
     for m in _BREAK.finditer(text):
-        if not m.group():  # a relative word without a comma: an island of its own
-            ids.append(fresh)
-            fresh += 1
-            starts.append(m.start())
+        if m.group() == " ":  # a relative word: an island of its own, unless a comma
+            if m.start() and text[m.start() - 1] != ",":  # ...before it opened one already
+                ids.append(fresh)
+                fresh += 1
+                starts.append(m.end())
             continue
         if m.group() == ",":
             word = _WORD.search(text, m.end())
@@ -188,10 +192,10 @@ class Layout:
         """Measure `text` (already normalised)."""
         segments, clauses = _clauses(text)
         return cls(
-            word_starts=tuple(m.start() for m in _WORD.finditer(text)),
+            word_starts=tuple([m.start() for m in _WORD.finditer(text)]),
             segment_starts=segments,
             segment_clauses=clauses,
-            sentence_breaks=tuple(m.start() for m in _SENTENCE_BREAK.finditer(text)),
+            sentence_breaks=tuple([m.start() for m in _SENTENCE_BREAK.finditer(text)]),
         )
 
     def word(self, pos: int) -> int:
@@ -220,8 +224,6 @@ class Layout:
             return start, self.sentence_breaks[sentence] + 1
         return start, 1 << 62
 
-    def sentence_first_word(self, pos: int) -> int:
-        """Index of the first word of the sentence that contains character `pos`."""
-        number = self.sentence(pos)
-        start = self.sentence_breaks[number - 1] if number else 0
-        return bisect_left(self.word_starts, start)
+    def sentence_first_words(self) -> list[int]:
+        """The index of the first word of each sentence (the word after it if it has none)."""
+        return [bisect_left(self.word_starts, b) for b in (0, *self.sentence_breaks)]

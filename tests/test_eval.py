@@ -1,9 +1,12 @@
 """The quality gate: the shipped rules on labelled headlines, through `monitor eval`.
 
 Every item counts, whatever its language (the Italian dev item that en/ru/uk/ko rules
-miss is a relevance miss). The held-out set is ours, written before the rules; it is
-scored separately and held to the same bar. `monitor eval FILE` shows the matrix and
-explains every error.
+miss is a relevance miss). The held-out set is ours, written before the rules; the real
+set is published coverage that is in neither (the 4 December 2025 site proposal in
+Russian, English and Korean, the sculptor's interview and its rewrites, the Pyongyang
+museum and other near misses), collected when the rules were rewritten and never tuned
+on term by term. Each is scored separately and held to the same bar. `monitor eval FILE`
+shows the matrix and explains every error.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETS = {
     "dev": ROOT.parent / "shared" / "eval" / "dev.jsonl",
     "heldout": ROOT / "tests" / "data" / "heldout.jsonl",
+    "real": ROOT / "tests" / "data" / "real.jsonl",
 }
 
 

@@ -66,7 +66,7 @@ WRONG = [
         "stories[0].examples[0]",
         "will be opened",
         "expected opening, got other_update "
-        "(About the story, no milestone: “opened” is cancelled by “will”.)",
+        "(About the story, no milestone: “opened” is cancelled by future “will”.)",
         id="cancelled-by-modality",
     ),
     pytest.param(
@@ -103,7 +103,7 @@ WRONG = [
         "stories[0].examples[1]",
         "will be opened",
         "expected opening, got other_update "
-        "(About the story, no milestone: “opened” is cancelled by “will”.); "
+        "(About the story, no milestone: “opened” is cancelled by future “will”.); "
         "1 more example fails too",
         id="first-of-two",
     ),
@@ -203,7 +203,7 @@ def test_check_config_refuses_a_broken_example(tmp_path: Path) -> None:
     line = _line(path.read_text(encoding="utf-8"), "- title: Harbour bridge will be opened")
     assert done.stderr == (
         "monitor: config error: stories[0].examples[1]: expected opening, got other_update "
-        f"(About the story, no milestone: “opened” is cancelled by “will”.) (line {line})\n"
+        f"(About the story, no milestone: “opened” is cancelled by future “will”.) (line {line})\n"
     )
     write_config(tmp_path, {"a": "http://127.0.0.1:1/a.xml"}, stories=_stories())
     assert run_cli(path, "check-config").returncode == 0
@@ -215,10 +215,10 @@ def test_the_rule_tools_run_and_warn_when_an_example_fails(tmp_path: Path) -> No
     path = write_config(tmp_path, {"a": "http://127.0.0.1:1/a.xml"}, stories=_stories(bridge))
     done = run_cli(path, "explain", "Harbour bridge will be opened in May")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.endswith("“opened” is cancelled by “will”.\n")
+    assert done.stdout.endswith("“opened” is cancelled by future “will”.\n")
     assert done.stderr == (
         "monitor: warning: stories[0].examples[1]: expected opening, got other_update "
-        "(About the story, no milestone: “opened” is cancelled by “will”.) "
+        "(About the story, no milestone: “opened” is cancelled by future “will”.) "
         "(the service refuses this config)\n"
     )
 
@@ -236,7 +236,9 @@ def test_a_reload_that_breaks_an_example_keeps_the_running_config(
         daemon.wait_for_log("service.started")
 
         # The edit adds feed b and loosens the opening rule so that "will be opened" alerts.
-        broken = _stories().replace("modality: [will, to be, not yet, будет]", "modality: [soon]")
+        loosened = "    cues:\n      future: [soon]\n    milestones:\n      design_shown:"
+        broken = _stories().replace("    milestones:\n      design_shown:", loosened)
+        assert broken != _stories()
         write_config(tmp_path, {"a": a, "b": b}, stories=broken, fetch=fetch)
         daemon.signal(signal.SIGHUP)
         rejected = daemon.wait_for_log("config.rejected")

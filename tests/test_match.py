@@ -195,16 +195,28 @@ SEMANTICS_CASES = [
     ("The Kursk monument will not be placed in the square", "other_update", "negation"),
     ("The Kursk monument has not yet been placed in a square", "other_update", "not yet"),
     ("Kursk monument: unclear whether it will stand in the square", "other_update", "undecided"),
-    ("Kursk monument: the place to stand is still being studied in the park", "other_update", "still"),
+    (
+        "Kursk monument: the place to stand is still being studied in the park",
+        "other_update",
+        "still",
+    ),
     ("The Kursk monument sketch was revealed", "design_reveal", "reveal"),
     ("The sculptor revealed that the Kursk monument sketch is not ready", "other_update", "speech"),
-    ("The sculptor revealed the sketch of the Kursk monument that will stand", "design_reveal", "rel"),
+    (
+        "The sculptor revealed the sketch of the Kursk monument that will stand",
+        "design_reveal",
+        "rel",
+    ),
     ("The sketch is ready, and the Kursk monument was shown", "other_update", "object apart"),
     ("The Kursk monument model was shown at the Kursk museum", "design_reveal", "museum word ok"),
     ("Kursk monument\nEarlier, the Kursk monument was unveiled.", "other_update", "background"),
     ("\nEarlier, the Kursk monument was unveiled.", "irrelevant", "only recalled"),
     ("Kursk monument news", "other_update", "no event"),
-    ("Kursk monument news\nA council proposed it; it will stand in the square", "other_update", "x"),
+    (
+        "Kursk monument news\nA council proposed it; it will stand in the square",
+        "other_update",
+        "x",
+    ),
     ("Kursk plans a monument\nIt will stand in the square.", "site_selection", "refers back"),
     ("Kursk plans a monument\nMayor will stand in the square.", "other_update", "no reference"),
     ("The museum in Moscow opened. The Kursk monument was unveiled.", "irrelevant", "lead aside"),
@@ -217,7 +229,7 @@ SEMANTICS_CASES = [
     ("text", "expected", "why"), SEMANTICS_CASES, ids=[c[2] for c in SEMANTICS_CASES]
 )
 def test_milestone_semantics(text: str, expected: str, why: str) -> None:
-    """Cases with their tense, cue kinds, `with`, `about` and scoped exclusions hold as documented."""
+    """Cases, tense, cue kinds, `with`, `about` and scoped exclusions work as documented."""
     title, _, summary = text.partition("\n")
     assert label(title, summary, compile_stories([SEMANTICS])) == expected, why
 

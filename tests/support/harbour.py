@@ -1,6 +1,7 @@
 """Two small stories of the tests' own, so that tests of `monitor eval` and of a story's
-`examples` never depend on the shipped rules: a harbour bridge (two milestones, modality
-cues) and, tried after it, a harbour tunnel (whose texts the bridge story can take)."""
+`examples` never depend on the shipped rules: a harbour bridge (two milestones, read with
+the built-in language cues) and, tried after it, a harbour tunnel (whose texts the bridge
+story can take)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ stories:
       all:
         - [bridge*, мост*]
         - [harbour*, гаван*]
-    modality: [will, to be, not yet, будет]
     milestones:
       design_shown:
         event: [presented, shown, unveiled]
