@@ -99,6 +99,7 @@ class _Doc:
         self._layout: Layout | None = None
         self._origins: tuple[Origin, Origin] | None = None
         self._hits: dict[str, list[Hit]] = {}
+        self._sentences: dict[str, set[int]] = {}
         self._scripts: str | None = None
 
     @property
@@ -114,6 +115,15 @@ class _Doc:
         found = self._hits.get(key)
         if found is None:
             found = self._hits[key] = group.hits(self.text, self.scripts, named=self.named)
+        return found
+
+    def sentences(self, group: TermSet) -> set[int]:
+        """The sentences `group` has hits in (found once per text)."""
+        key = group.source
+        found = self._sentences.get(key)
+        if found is None:
+            sentence = self.layout.sentence
+            found = self._sentences[key] = {sentence(h[0]) for h in self.hits(group)}
         return found
 
     def hits_in(self, group: TermSet, span: tuple[int, int]) -> list[Hit]:
@@ -393,18 +403,27 @@ def _trace_case(doc: _Doc, scope: _Scope, case: Case, full: bool) -> _CaseTrace:
     def sentences_of(hits: Iterable[Hit]) -> set[int]:
         return {layout.sentence(h[0]) for h in hits}
 
-    sentences = set.intersection(*(sentences_of(hits) for _, hits in found))
+    def counted(group: TermSet) -> tuple[list[Hit], set[int]]:
+        """`group`'s hits that count, and their sentences."""
+        if scope.counts_all:
+            return doc.hits(group), doc.sentences(group)
+        hits = scope.counting(doc.hits(group))
+        return hits, sentences_of(hits)
+
+    sentences = set.intersection(*(doc.sentences(group) for group in case.event))
     near: list[list[Hit]] = []
-    for group in (*case.near, *case.groups):
-        group_hits = scope.counting(doc.hits(group))
+    for group in case.near:
+        group_hits, where = counted(group)
         trace.groups.append((group, group_hits))
-        sentences &= sentences_of(group_hits)
-        if group in case.near:
-            near.append(group_hits)
+        sentences &= where
+        near.append(group_hits)
+    for group in case.groups:
+        group_hits, where = counted(group)
+        trace.groups.append((group, group_hits))
+        sentences &= where
     named: set[int] = set()
     if case.about is not None and (sentences or full):
-        trace.about = scope.counting(doc.hits(case.about))
-        named = sentences_of(trace.about)
+        trace.about, named = counted(case.about)
         sentences = {s for s in sentences if s in named or (s - 1 in named and scope.refers(s))}
     if case.exclude is not None and sentences:
         vetoes = doc.hits(case.exclude)

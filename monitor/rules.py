@@ -83,7 +83,7 @@ class TermSet:
 
     def __getstate__(self) -> dict[str, object]:
         """What crosses to the parse worker: not the patterns compiled on first use."""
-        cached = ("pattern", "_each", "_patterns", "_which_of", "_prefixes")
+        cached = ("pattern", "_each", "_patterns", "_which_of", "_prefixes", "_gated")
         return {k: v for k, v in self.__dict__.items() if k not in cached}
 
     def may_occur(self, folded: str) -> bool:
@@ -110,7 +110,7 @@ class TermSet:
 
     def search(self, text: str, scripts: str | None = None) -> bool:
         """True if any term occurs in `text` (normalised); `scripts` as for `hits`."""
-        pattern = self.pattern if scripts is None else self._for(scripts)
+        pattern = self.pattern if scripts is None else self._for(scripts, text)
         return pattern.search(text) is not None
 
     def first(self, text: str) -> Hit | None:
@@ -134,7 +134,7 @@ class TermSet:
         -1: finding which term matched is a good part of the cost, and only explaining
         needs it.
         """
-        pattern = self.pattern if scripts is None else self._for(scripts)
+        pattern = self.pattern if scripts is None else self._for(scripts, text)
         found = pattern.finditer(text) if span is None else pattern.finditer(text, *span)
         if not named:
             return [(*m.span(), -1) for m in found]
@@ -145,16 +145,37 @@ class TermSet:
         m = self.pattern.match(text, pos)
         return None if m is None else (m.start(), m.end(), self._which(text, m))
 
-    def _for(self, scripts: str) -> re.Pattern[str]:
-        found = self._patterns.get(scripts)
+    def _for(self, scripts: str, text: str) -> re.Pattern[str]:
+        """The alternation of the terms that can match a text of these alphabets.
+
+        A phrase with a gap (`$monument ... $in_pyongyang`) costs a search at every
+        occurrence of its first word; one whose few rare words (`_gated`) are all
+        missing from the text is left out.
+        """
+        key = (scripts, *(term for term, words in self._gated if any(w in text for w in words)))
+        found = self._patterns.get(key)
         if found is None:
-            kept = [t for t in self.parts if _can_start_in(t, scripts)]
+            gated = {term for term, _ in self._gated}
+            kept = [
+                t
+                for t in self.parts
+                if _can_start_in(t, scripts) and (t.text not in gated or t.text in key)
+            ]
             found = re.compile(_source(kept)) if kept else _NEVER
-            self._patterns[scripts] = found
+            self._patterns[key] = found
         return found
 
     @functools.cached_property
-    def _patterns(self) -> dict[str, re.Pattern[str]]:
+    def _gated(self) -> tuple[tuple[str, frozenset[str]], ...]:
+        """Gap phrases, with the few words one of which any of their matches contains."""
+        return tuple(
+            (t.text, t.anchors)
+            for t in self.parts
+            if " ... " in t.text and t.anchors and len(t.anchors) <= _GATE_WORDS
+        )
+
+    @functools.cached_property
+    def _patterns(self) -> dict[tuple[str, ...], re.Pattern[str]]:
         return {}
 
     def _which(self, text: str, found: re.Match[str]) -> int:
@@ -202,6 +223,9 @@ class TermSet:
                 first = i if first is None else first
         return first or 0
 
+
+_GATE_WORDS = 5
+"""A gap phrase with at most this many anchor words is searched for only with one present."""
 
 _WHICH_MEMORY = 50_000
 """How many (matched text, term) answers a set remembers; a story's vocabulary is small."""
