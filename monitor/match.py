@@ -29,9 +29,10 @@ How a text is judged against the stories, in order:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol, TypeVar
 
 from monitor.rules import (
     CANCELLING,
@@ -345,12 +346,27 @@ def _trace_story(doc: _Doc, story: Story, full: bool) -> _StoryTrace:
         trace.aside = _lead_aside(scope, trace.groups)
     if not trace.relevant and not full:
         return trace
-    for milestone in story.order:
-        result = _trace_milestone(doc, scope, milestone, full)
-        trace.milestones.append(result)
+    trace.milestones = _in_turn(story.order, lambda m: _trace_milestone(doc, scope, m, full), full)
+    return trace
+
+
+class _Holds(Protocol):
+    @property
+    def sentence(self) -> int | None: ...
+
+
+_T = TypeVar("_T")
+_J = TypeVar("_J", bound=_Holds)
+
+
+def _in_turn(items: Iterable[_T], judge: Callable[[_T], _J], full: bool) -> list[_J]:
+    """Judge items in order up to the first that holds (all of them when `full`)."""
+    judged = []
+    for item in items:
+        judged.append(result := judge(item))
         if result.sentence is not None and not full:
             break
-    return trace
+    return judged
 
 
 def _lead_aside(scope: _Scope, groups: Sequence[tuple[TermSet, list[Hit]]]) -> Blocker | None:
@@ -379,11 +395,7 @@ def _lead_aside(scope: _Scope, groups: Sequence[tuple[TermSet, list[Hit]]]) -> B
 
 def _trace_milestone(doc: _Doc, scope: _Scope, milestone: Milestone, full: bool) -> _MilestoneTrace:
     trace = _MilestoneTrace(milestone)
-    for case in milestone.cases:
-        result = _trace_case(doc, scope, case, full)
-        trace.cases.append(result)
-        if result.sentence is not None and not full:
-            break
+    trace.cases = _in_turn(milestone.cases, lambda c: _trace_case(doc, scope, c, full), full)
     return trace
 
 
