@@ -83,7 +83,7 @@ class TermSet:
 
     def __getstate__(self) -> dict[str, object]:
         """What crosses to the parse worker: not the patterns compiled on first use."""
-        cached = ("pattern", "_each", "_patterns", "_which_of", "_prefixes", "_gated")
+        cached = ("pattern", "_each", "_patterns", "_which_of", "_prefixes")
         return {k: v for k, v in self.__dict__.items() if k not in cached}
 
     def may_occur(self, folded: str) -> bool:
@@ -110,7 +110,7 @@ class TermSet:
 
     def search(self, text: str, scripts: str | None = None) -> bool:
         """True if any term occurs in `text` (normalised); `scripts` as for `hits`."""
-        pattern = self.pattern if scripts is None else self._for(scripts, text)
+        pattern = self.pattern if scripts is None else self._for(scripts)
         return pattern.search(text) is not None
 
     def first(self, text: str) -> Hit | None:
@@ -134,7 +134,7 @@ class TermSet:
         -1: finding which term matched is a good part of the cost, and only explaining
         needs it.
         """
-        pattern = self.pattern if scripts is None else self._for(scripts, text)
+        pattern = self.pattern if scripts is None else self._for(scripts)
         found = pattern.finditer(text) if span is None else pattern.finditer(text, *span)
         if not named:
             return [(*m.span(), -1) for m in found]
@@ -145,37 +145,16 @@ class TermSet:
         m = self.pattern.match(text, pos)
         return None if m is None else (m.start(), m.end(), self._which(text, m))
 
-    def _for(self, scripts: str, text: str) -> re.Pattern[str]:
-        """The alternation of the terms that can match a text of these alphabets.
-
-        A phrase with a gap (`$monument ... $in_pyongyang`) costs a search at every
-        occurrence of its first word; one whose few rare words (`_gated`) are all
-        missing from the text is left out.
-        """
-        key = (scripts, *(term for term, words in self._gated if any(w in text for w in words)))
-        found = self._patterns.get(key)
+    def _for(self, scripts: str) -> re.Pattern[str]:
+        found = self._patterns.get(scripts)
         if found is None:
-            gated = {term for term, _ in self._gated}
-            kept = [
-                t
-                for t in self.parts
-                if _can_start_in(t, scripts) and (t.text not in gated or t.text in key)
-            ]
+            kept = [t for t in self.parts if _can_start_in(t, scripts)]
             found = re.compile(_source(kept)) if kept else _NEVER
-            self._patterns[key] = found
+            self._patterns[scripts] = found
         return found
 
     @functools.cached_property
-    def _gated(self) -> tuple[tuple[str, frozenset[str]], ...]:
-        """Gap phrases, with the few words one of which any of their matches contains."""
-        return tuple(
-            (t.text, t.anchors)
-            for t in self.parts
-            if " ... " in t.text and t.anchors and len(t.anchors) <= _GATE_WORDS
-        )
-
-    @functools.cached_property
-    def _patterns(self) -> dict[tuple[str, ...], re.Pattern[str]]:
+    def _patterns(self) -> dict[str, re.Pattern[str]]:
         return {}
 
     def _which(self, text: str, found: re.Match[str]) -> int:
@@ -223,9 +202,6 @@ class TermSet:
                 first = i if first is None else first
         return first or 0
 
-
-_GATE_WORDS = 5
-"""A gap phrase with at most this many anchor words is searched for only with one present."""
 
 _WHICH_MEMORY = 50_000
 """How many (matched text, term) answers a set remembers; a story's vocabulary is small."""
@@ -361,6 +337,8 @@ class _Term:
     bounded: bool  # the match starts at the start of a word
     first: frozenset[str] | None  # the characters a match can start with; None: any
     anchors: frozenset[str] | None = None  # one of these is in every text it matches
+    pieces: tuple[_Term, ...] = ()
+    """What an alternation holds instead of this term (a list-led phrase splits in two)."""
 
     @property
     def source(self) -> str:
@@ -554,7 +532,18 @@ def _term(text: str, where: str, lists: _Lists) -> _Term:
     rest = "".join(j + e.source for j, e in zip(joins[1:], elements[1:], strict=True))
     # Every word of a phrase is in any text it matches, so any one word's anchors do.
     anchors = _best_anchors([e.anchors for e in elements])
-    return _Term(text, head.body + rest, head.bounded, head.first, anchors)
+    pieces: tuple[_Term, ...] = ()
+    if tokens[0].startswith("$"):
+        # A phrase that starts with a list: the terms of the list that start a word and
+        # those that may start inside one make two pieces, so that the first piece is
+        # tried only where a word starts (see `_source`).
+        inner = lists.get(tokens[0][1:], where)
+        pieces = tuple(
+            _Term(text, _alternation(part) + rest, bounded, _first_chars(part), anchors)
+            for bounded in (True, False)
+            if (part := [t for t in inner if t.bounded is bounded])
+        )
+    return _Term(text, head.body + rest, head.bounded, head.first, anchors, pieces)
 
 
 def _word(word: str, where: str) -> _Term:
@@ -645,8 +634,9 @@ def _source(terms: Sequence[_Term]) -> str:
     a word are then tried only where a word starts (most positions are inside words);
     terms that may start inside a word (`*기념관`, `re:`) wherever their letter stands.
     """
-    starting = [t for t in terms if t.bounded]
-    inside = [t for t in terms if not t.bounded]
+    every = [piece for t in terms for piece in (t.pieces or (t,))]
+    starting = [t for t in every if t.bounded]
+    inside = [t for t in every if not t.bounded]
     parts = []
     if starting:
         parts.append(r"(?<!\w)" + _first_test(starting) + _alternation(starting))
