@@ -168,7 +168,7 @@ class _Scope:
 
     Clauses that a `watch.none` term marks are about another subject; sentences that
     open with a background cue ("Earlier, ...") recap. Hits there count for nothing.
-    Cue hits are found once per kind, on first use.
+    The cues near event words are read per clause, when an event word there first asks.
     """
 
     def __init__(self, doc: _Doc, story: Story) -> None:
