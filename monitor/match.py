@@ -462,12 +462,19 @@ def _trace_case(doc: _Doc, scope: _Scope, case: Case, full: bool) -> _CaseTrace:
         ]
         if not all(free):
             continue
-        clauses = {layout.clause(h[0]) for words in free for h in words}
+        # What the event is done to stands in its clause, or, for an event in a side
+        # clause, in the clause that one stands in: "в сквере, где установят памятник".
+        clauses = {c for words in free for h in words for c in _clause_and_host(layout, h)}
         if all(any(layout.clause(h[0]) in clauses for h in group_hits) for group_hits in near):
             trace.sentence = sentence
             trace.referred = case.about is not None and sentence not in named
             break
     return trace
+
+
+def _clause_and_host(layout: Layout, hit: Hit) -> tuple[int, int]:
+    clause = layout.clause(hit[0])
+    return clause, layout.host(clause)
 
 
 def _cancelled(

@@ -149,24 +149,30 @@ _SENTENCE_BREAK = re.compile(r"[.!?]+(?=\s|$)|[\n;]")
 _WORD = re.compile(r"[\w']+")
 
 
-def _clauses(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Segment starts and the clause number of each segment (islands get their own)."""
+def _clauses(text: str) -> tuple[tuple[int, ...], tuple[int, ...], dict[int, int]]:
+    """Segment starts, the clause number of each segment (islands get their own), and
+    for each island the clause it stands in ("the square, where it will stand")."""
     starts, ids = [0], [0]
+    hosts: dict[int, int] = {}
     main, fresh = 0, 1
+
+    def island(at: int) -> None:
+        nonlocal fresh
+        hosts[fresh] = main
+        ids.append(fresh)
+        fresh += 1
+        starts.append(at)
+
     for m in _BREAK.finditer(text):
         if m.group() == " ":  # a relative word: an island of its own, unless a comma
             if m.start() and text[m.start() - 1] != ",":  # ...before it opened one already
-                ids.append(fresh)
-                fresh += 1
-                starts.append(m.end())
+                island(m.end())
             continue
         if m.group() == ",":
             word = _WORD.search(text, m.end())
             first = word.group() if word else ""
             if _ISLAND_WORDS.match(first):
-                ids.append(fresh)
-                fresh += 1
-                starts.append(m.start())
+                island(m.start())
                 continue
             if not _CONJUNCTIONS.match(first):
                 ids.append(main)
@@ -175,7 +181,7 @@ def _clauses(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         main, fresh = fresh, fresh + 1
         ids.append(main)
         starts.append(m.start())
-    return tuple(starts), tuple(ids)
+    return tuple(starts), tuple(ids), hosts
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +191,18 @@ class Layout:
     word_starts: tuple[int, ...]
     segment_starts: tuple[int, ...]
     segment_clauses: tuple[int, ...]
+    island_hosts: dict[int, int]
     sentence_breaks: tuple[int, ...]
 
     @classmethod
     def of(cls, text: str) -> Layout:
         """Measure `text` (already normalised)."""
-        segments, clauses = _clauses(text)
+        segments, clauses, hosts = _clauses(text)
         return cls(
             word_starts=tuple([m.start() for m in _WORD.finditer(text)]),
             segment_starts=segments,
             segment_clauses=clauses,
+            island_hosts=hosts,
             sentence_breaks=tuple([m.start() for m in _SENTENCE_BREAK.finditer(text)]),
         )
 
@@ -205,6 +213,10 @@ class Layout:
     def clause(self, pos: int) -> int:
         """Number of the clause that contains character `pos`."""
         return self.segment_clauses[bisect_right(self.segment_starts, pos) - 1]
+
+    def host(self, clause: int) -> int:
+        """The clause an island stands in (a clause that is no island: itself)."""
+        return self.island_hosts.get(clause, clause)
 
     def sentence(self, pos: int) -> int:
         """Index of the sentence that contains character `pos`."""

@@ -218,6 +218,8 @@ SEMANTICS_CASES = [
         "x",
     ),
     ("Kursk plans a monument\nIt will stand in the square.", "site_selection", "refers back"),
+    ("Work began in the square, where the Kursk monument will stand", "site_selection", "host"),
+    ("The Kursk monument will stand in the city, the square is ready", "other_update", "apart"),
     ("Kursk plans a monument\nMayor will stand in the square.", "other_update", "no reference"),
     ("The museum in Moscow opened. The Kursk monument was unveiled.", "irrelevant", "lead aside"),
     ("The Kursk monument was unveiled. A museum in Moscow opened.", "unveiling", "aside later"),
