@@ -335,6 +335,19 @@ def test_default_rules(title: str, expected: str, default: tuple[Story, ...]) ->
     assert label(title, "", default) == expected
 
 
+PHRASINGS = ROOT / "tests" / "data" / "phrasings.jsonl"
+"""Headlines and leads of our own, written while the rules were rewritten for issue 9, one
+per phrasing kind the issue names (a named place in any tense, "not yet determined",
+"revealed that", a model shown in a Kursk museum, Kim's memorial, recaps...), in four
+languages: each must get its label."""
+
+
+@pytest.mark.parametrize("row", read_jsonl(PHRASINGS), ids=lambda row: str(row["id"]))
+def test_phrasing_kinds(row: dict[str, Any], default: tuple[Story, ...]) -> None:
+    """Each phrasing kind of a milestone, a non-milestone and a near miss is read right."""
+    assert label(row["title"], row["summary"], default) == row["label"], row["title"]
+
+
 @pytest.mark.xfail(strict=True, reason="known trade-off: a cue after a plain comma still counts")
 def test_participle_between_commas_is_a_known_miss(default: tuple[Story, ...]) -> None:
     """A participle between commas, then "will": read as not yet unveiled."""
