@@ -1,4 +1,4 @@
-"""Storage failures say so: exit 2 and one line from every command.
+"""Storage failures say so: exit 2 and one line from every command, a daemon that goes on.
 
 How each failure is made, as any user (root ignores file permissions): a read-only
 database is SQLite's `mode=ro` URI, or PostgreSQL's `default_transaction_read_only`; a
@@ -11,19 +11,24 @@ corruption is garbage written over the root pages of the tables; a missing drive
 from __future__ import annotations
 
 import json
+import resource
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from monitor.store import Notice, Store
 from tests.conftest import run_cli, write_config
 from tests.support import postgres
+from tests.support.daemon import Daemon
 from tests.support.feeds import FILLER, UNVEILING_EN, Item, rss
-from tests.support.servers import AlertReceiver, FeedServer
+from tests.support.servers import AlertReceiver, FeedServer, free_port
 
 DISK = 256 * 1024
 """The room a full disk leaves (tests/support/full_disk.py): more than a delivery's claim
@@ -172,3 +177,48 @@ def test_missing_driver_is_one_line(tmp_path: Path, command: str) -> None:
     line = _one_line_error(run_cli(config, command, timeout=60))
     assert "postgresql+asyncpg is not installed" in line
     assert "asyncpg" in line
+
+
+def _health(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _waiter(port: int, code: int) -> Callable[[], bool]:
+    return lambda: _health(port)[0] == code
+
+
+@pytest.mark.slow
+def test_daemon_health_follows_storage(tmp_path: Path, feed_server: FeedServer) -> None:
+    """The daemon goes on through a full disk; /healthz is 503 after 3 unrecorded checks,
+    200 again once a check is recorded."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        {"feed": url},
+        fetch={"interval": "1s", "jitter": "0s"},
+        http={"listen": f"127.0.0.1:{port}"},
+    )
+    assert run_cli(config, "once").returncode == 0
+    feed_server.serve("/feed.xml", _big_feed())
+
+    with Daemon(config, room=DISK) as daemon:
+        daemon.wait_for_log("service.started")
+        daemon.wait_until(_waiter(port, 503), what="/healthz 503")
+        body = _health(port)[1]
+        assert body["status"] == "storage failing"
+        assert body["storage_failures"]["feed"] >= 3
+        assert len(daemon.events("feed.unrecorded")) >= 3
+        assert daemon.process is not None
+        ours = resource.getrlimit(resource.RLIMIT_FSIZE)  # room again
+        resource.prlimit(daemon.process.pid, resource.RLIMIT_FSIZE, ours)
+        daemon.wait_until(_waiter(port, 200), what="/healthz 200 once there is room")
+        assert _health(port)[1]["storage_failures"] == {"feed": 0, "delivery": 0}
+        assert daemon.terminate() == 0
+    assert "Traceback" not in daemon.output()
+    status = run_cli(config, "status", "--json")
+    assert json.loads(status.stdout.splitlines()[0])["items_seen"] == len(FILLER) + 2000
