@@ -85,6 +85,9 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
     # process: out of the collector's generations, no collection re-scans it.
     gc.freeze()
     try:
+        if relabelled := config.relabelled():
+            # Deliveries queued under a label that showed a user name from the environment.
+            store.readdress(relabelled)
         command: Command = args.handler
         return command(args, config, store)
     except StoreError as exc:

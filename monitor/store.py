@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -956,6 +956,23 @@ class Store:
                 .values(status=FOLDED, reported=True)
             )
         return _rowcount(done)
+
+    def readdress(self, labels: Mapping[str, str]) -> int:
+        """Address the deliveries stored for each former target label to its new label."""
+        with self._read() as session:
+            found = session.exec(
+                select(Delivery.id).where(col(Delivery.target).in_(list(labels))).limit(1)
+            ).first()
+        if found is None:  # the usual case: no write, so no wait for the write lock
+            return 0
+        moved = 0
+        with self._write() as session:
+            for former, label in labels.items():
+                done = session.execute(
+                    update(Delivery).where(col(Delivery.target) == former).values(target=label)
+                )
+                moved += _rowcount(done)
+        return moved
 
     def outbox(self, statuses: Collection[str]) -> list[OutboxRow]:
         """Deliveries in `statuses`, oldest first (for status and warnings)."""
