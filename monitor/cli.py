@@ -14,9 +14,10 @@ import gc
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
 
@@ -29,7 +30,7 @@ from monitor.match import classify_stream, explain
 from monitor.messages import UPDATE_LABEL, milestone_label, render_test
 from monitor.notify import AppriseSender, target_labels
 from monitor.outbox import DeliveryReport
-from monitor.pipeline import Pipeline, utcnow
+from monitor.pipeline import UNRECORDED, CycleReport, Pipeline, utcnow
 from monitor.redact import Redactor
 from monitor.render import FORMATS, Format, Renderer
 from monitor.replay import MilestoneGroup, replay
@@ -38,6 +39,7 @@ from monitor.store import Store
 from monitor.worker import open_reader
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+T = TypeVar("T")
 
 Command = Callable[[argparse.Namespace, Config, Store], int]
 
@@ -83,6 +85,9 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
     # process: out of the collector's generations, no collection re-scans it.
     gc.freeze()
     try:
+        if relabelled := config.relabelled():
+            # Deliveries queued under a label that showed a user name from the environment.
+            store.readdress(relabelled)
         command: Command = args.handler
         return command(args, config, store)
     except StoreError as exc:
@@ -334,6 +339,9 @@ def _date(text: str) -> datetime:
 
 
 def _check_config(config: Config) -> int:
+    # The database's driver is loaded, nothing connects: a config naming a driver that is
+    # not installed is refused here, before a service is started on it.
+    Store.check(config.database_url())
     print(
         f"config OK: {len(config.feeds)} feeds, {len(config.notify)} targets, "
         f"{len(config.stories)} stories ({config.path})"
@@ -374,6 +382,17 @@ def _run(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
+    # What the store could not do, one line each; every later step is still tried.
+    failures: list[str] = []
+
+    async def attempt(step: str, work: Coroutine[Any, Any, T], default: T) -> T:
+        try:
+            return await work
+        except StoreError as exc:
+            structlog.get_logger("monitor").error("store.failed", step=step, error=str(exc))
+            failures.append(str(exc))
+            return default
+
     async def cycle() -> None:
         async with (
             Fetcher(config.fetch) as fetcher,
@@ -382,16 +401,26 @@ def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
             sender = AppriseSender(config.notify)
             pipeline = Pipeline(config, store, fetcher, sender, reader=reader)
             started = utcnow()
-            report = await pipeline.run_cycle(force=args.force)
-            await pipeline.check_health()
-            digests = await pipeline.prepare()
-            delivery = await pipeline.deliver()
+            report = await attempt("feeds", pipeline.run_cycle(force=args.force), CycleReport())
+            unrecorded = [f for f in report.feeds if f.outcome == UNRECORDED]
+            if unrecorded:
+                failures.insert(
+                    0,
+                    f"{len(unrecorded)} of {len(report.feeds)} feeds not recorded: "
+                    f"{unrecorded[0].error}",
+                )
+            await attempt("health", pipeline.check_health(), None)
+            digests = await attempt("digests", pipeline.prepare(), 0)
+            # What is already queued goes out even when this cycle's feeds could not be
+            # recorded: a full disk must not also hold back the alerts stored before it.
+            delivery = await attempt("delivery", pipeline.deliver(), DeliveryReport())
             structlog.get_logger("monitor").info(
                 "cycle.done",
                 feeds=len(report.feeds),
                 ok=report.count("ok"),
                 unchanged=report.count("unchanged"),
                 failed=report.count("failed"),
+                unrecorded=len(unrecorded),
                 skipped=report.count("backoff") + report.count("gone"),
                 new=sum(f.new for f in report.feeds),
                 events=sum(len(f.events) for f in report.feeds),
@@ -405,6 +434,9 @@ def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
             )
 
     asyncio.run(cycle())
+    if failures:
+        print(f"monitor: database error: {failures[0]}", file=sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK
 
 

@@ -13,11 +13,11 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import apprise
@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -216,6 +217,14 @@ class TargetConfig(_Section):
     """Milestone alerts that ignore quiet hours: true for all, or a list of milestones."""
     max_per_hour: int | None = Field(default=None, ge=1)
     """At most this many messages an hour; the excess is folded into one summary."""
+    _label: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _masked_label(self, info: ValidationInfo) -> TargetConfig:
+        # The label is stored with every delivery: no value from the environment in it.
+        hidden: Collection[str] = (info.context or {}).get(ENVIRONMENT_VALUES, ())
+        self._label = mask_values(self.name or mask_url(self.url), hidden)
+        return self
 
     @field_validator("url")
     @classmethod
@@ -267,7 +276,13 @@ class TargetConfig(_Section):
 
     @property
     def label(self) -> str:
-        """How the target is named in logs, history and status: never with secrets."""
+        """How the target is named in logs, history, status and the stored deliveries:
+        its name or masked URL, with every value taken from the environment masked."""
+        return self._label or self.former_label
+
+    @property
+    def former_label(self) -> str:
+        """The label before values from the environment were masked in it (user names)."""
         return self.name or mask_url(self.url)
 
     def receives(self, story: str, milestone: str) -> bool:
@@ -286,6 +301,29 @@ class TargetConfig(_Section):
     def follows(self, story: str) -> bool:
         """Whether messages about `story` (alerts, digests) are for this target."""
         return self.stories is None or story in self.stories
+
+
+MASK = "****"
+MIN_LENGTH = 4
+"""Shorter secrets are not masked inside longer text (they would mangle ordinary words);
+a shorter one that is a whole part of a URL (`json://bob@...`) still is."""
+ENVIRONMENT_VALUES = "environment values"
+"""The validation context key of the values `${VAR}` put into `notify` or `database`."""
+_URL_SEPARATORS = re.compile(r"([/:@?&=#]+)")
+
+
+def mask_values(text: str, values: Collection[str]) -> str:
+    """`text` with each of `values` masked: inside any word when at least MIN_LENGTH long,
+    and, whatever its length, where it is a whole part of a URL (a user name, a host)."""
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= MIN_LENGTH:
+            for variant in dict.fromkeys((value, quote(value, safe=""))):
+                text = text.replace(variant, MASK)
+    short = {value for value in values if value and len(value) < MIN_LENGTH}
+    if not short:
+        return text
+    parts = _URL_SEPARATORS.split(text)  # the separators are at the odd places
+    return "".join(MASK if unquote(part) in short else part for part in parts)
 
 
 def mask_url(url: str) -> str:
@@ -412,6 +450,11 @@ class Config(_Section):
     def target(self, label: str) -> TargetConfig | None:
         return next((t for t in self.notify if t.label == label), None)
 
+    def relabelled(self) -> dict[str, str]:
+        """Former label → label, for the targets whose label now masks a value from the
+        environment that it showed before (a user name): their stored deliveries move."""
+        return {t.former_label: t.label for t in self.notify if t.former_label != t.label}
+
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         return feed.interval or self.fetch.interval
 
@@ -478,26 +521,45 @@ def parse_config(
     raw = located.value
     if not isinstance(raw, dict):
         raise ConfigError("the config must be a mapping of sections (database, feeds, ...)")
+    secrets = _environment_values(located)
     try:
         stories = compile_stories(raw.get("stories", []), key="stories", cues=raw.get("cues"))
         rest = {k: v for k, v in raw.items() if k != "cues"}
-        config = Config.model_validate({**rest, "stories": stories, "path": path})
+        config = Config.model_validate(
+            {**rest, "stories": stories, "path": path},
+            context={ENVIRONMENT_VALUES: secrets},
+        )
         if examples:  # last: the rules are sound, now do they judge right?
             check_examples(config.stories)
     except ConfigError as exc:
         raise exc.at(line=located.line_of(exc.key)) from None
     except ValidationError as exc:
         raise _first_error(exc, located) from None
-    config._secrets = tuple(
-        value
-        for key, values in located.substituted.items()
-        if key.split(".")[0].split("[")[0] in _SECRET_SECTIONS
-        for value in values
-    )
+    config._secrets = secrets
     return config
 
 
 _SECRET_SECTIONS = {"notify", "database"}
+
+
+def _environment_values(located: Located) -> tuple[str, ...]:
+    """What `${VAR}` put into `notify` or `database`; of a whole URL, its user name too
+    (apprise's masked form of a URL shows the user name)."""
+    values = [
+        value
+        for key, found in located.substituted.items()
+        if key.split(".")[0].split("[")[0] in _SECRET_SECTIONS
+        for value in found
+    ]
+    users = [_user_name(value) for value in values if "://" in value]
+    return tuple(dict.fromkeys([*values, *(user for user in users if user)]))
+
+
+def _user_name(url: str) -> str:
+    try:
+        return unquote(urlsplit(url).username or "")
+    except ValueError:
+        return ""
 
 
 def _first_error(exc: ValidationError, located: Located) -> ConfigError:

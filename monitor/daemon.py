@@ -39,11 +39,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Config, FeedConfig, load_config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Fetcher
 from monitor.metrics import Metrics, MetricsServer
 from monitor.notify import AppriseSender
-from monitor.pipeline import Pipeline
+from monitor.pipeline import UNRECORDED, Pipeline
 from monitor.redact import Redactor
 from monitor.store import Store
 from monitor.worker import InlineReader, ReadWorker, open_reader
@@ -303,12 +303,14 @@ class Service:
         if pipeline is None or feed is None or self._stop.is_set():
             return
         started = time.monotonic()
-        report = await self._tracked(pipeline.check_feed(feed))
+        report = await self._tracked(pipeline.check_feed(feed), job="feed")
         if report is None:
             return
         self.metrics.feed_checked(report, time.monotonic() - started)
+        if report.outcome == UNRECORDED:
+            return  # the health check needs the store that just failed
         if not self._stop.is_set():
-            await self._tracked(pipeline.check_health([name]))
+            await self._tracked(pipeline.check_health([name]), job="feed")
         if report.events:
             self._deliver_soon()
 
@@ -316,8 +318,8 @@ class Service:
         pipeline = self.pipeline
         if pipeline is None or self._stop.is_set():
             return
-        await self._tracked(pipeline.prepare())
-        report = await self._tracked(pipeline.deliver(stopping=self._stop.is_set))
+        await self._tracked(pipeline.prepare(), job="delivery")
+        report = await self._tracked(pipeline.deliver(stopping=self._stop.is_set), job="delivery")
         if report is not None:
             self.metrics.delivered(report)
 
@@ -326,13 +328,21 @@ class Service:
         if job is not None and not self._stop.is_set():
             job.modify(next_run_time=datetime.now(UTC))
 
-    async def _tracked(self, work: Coroutine[Any, Any, T]) -> T | None:
-        """Run a job's work as a task that shutdown can wait for."""
+    async def _tracked(self, work: Coroutine[Any, Any, T], *, job: str) -> T | None:
+        """Run a job's work as a task that shutdown can wait for.
+
+        A storage failure is logged in one line and counted against `job` (for /healthz);
+        the service keeps going, and the job runs again on its schedule.
+        """
         task = asyncio.ensure_future(work)
         self._running.add(task)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
+            return None
+        except StoreError as exc:
+            self.log.error("store.failed", job=job, error=str(exc))
+            self.metrics.stored(job, ok=False)
             return None
         except Exception:
             self.log.exception("job.crashed")
@@ -368,6 +378,12 @@ class Service:
                     return False
                 await self._apply(new, reason)
                 return True
+            except StoreError as exc:  # before anything changed: _apply syncs feeds first
+                self.metrics.reloads.labels("rejected").inc()
+                self.log.error(
+                    "config.reload_failed", reason=reason, error=str(exc), kept="running config"
+                )
+                return False
             except Exception:
                 self.metrics.reloads.labels("rejected").inc()
                 self.log.exception("config.reload_failed", reason=reason, kept="running config")

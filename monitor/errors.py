@@ -2,7 +2,7 @@
 
     MonitorError
     ├── ConfigError            the config file is unusable (names the key and line)
-    ├── StoreError             the database is unreachable or its schema is wrong
+    ├── StoreError             the database cannot be opened, read or written (one line)
     ├── LabelsError            a labelled file for `monitor eval` is unreadable or has bad lines
     └── FeedError              one feed could not be read (recorded and backed off per feed)
         ├── TransientFeedError     worth retrying: timeouts, 5xx, connection resets
@@ -45,7 +45,9 @@ class ConfigError(MonitorError):
 
 
 class StoreError(MonitorError):
-    """The database cannot be opened, migrated or written."""
+    """The database cannot be opened, migrated, read or written: a missing driver, a
+    read-only or full disk, a corrupt file, a lost server. Its message is one line; the
+    store raises it for every database failure, never SQLAlchemy's own exceptions."""
 
 
 class LabelsError(MonitorError):

@@ -7,8 +7,9 @@ so `monitor_alerts` is the database's truth rather than this process's memory.
 
 `MetricsServer` serves `/metrics` (Prometheus text format) and `/healthz` from a
 thread, on a loopback address only (`http.listen` in the config; off by default).
-`/healthz` answers 200 while the event loop keeps beating, 503 once it stalls or the
-service is stopping.
+`/healthz` answers 200 while the event loop keeps beating, 503 once it stalls, the
+service is stopping, or the store has failed `STORAGE_FAILURES` feed checks (or delivery
+runs) in a row.
 """
 
 from __future__ import annotations
@@ -26,15 +27,18 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
-from monitor.pipeline import DeliveryReport, FeedReport
+from monitor.pipeline import UNRECORDED, DeliveryReport, FeedReport
 from monitor.store import DEAD, FAILED, PENDING, SENT, Store
 
 CHECK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STALL_AFTER = 30.0
 """Seconds without a heartbeat from the event loop after which /healthz fails."""
+STORAGE_FAILURES = 3
+"""Feed checks whose result the store could not record, or delivery runs it failed, in a
+row, after which /healthz fails; the next one that succeeds clears it."""
+JOBS = ("feed", "delivery")
 
 WallClock = Callable[[], float]
 
@@ -103,7 +107,16 @@ class Metrics:
             registry=registry,
         )
         self.feeds = Gauge("monitor_feeds", "Feeds in the running config", registry=registry)
-        for outcome in ("ok", "unchanged", "failed", "backoff", "gone"):
+        self.storage = Gauge(
+            "monitor_storage_failures",
+            "Jobs in a row whose store work failed, by job (feed checks, delivery runs)",
+            ["job"],
+            registry=registry,
+        )
+        self.storage_failures = dict.fromkeys(JOBS, 0)
+        for job in JOBS:
+            self.storage.labels(job)
+        for outcome in ("ok", "unchanged", "failed", UNRECORDED, "backoff", "gone"):
             self.checks.labels(outcome)
         for result in (SENT, FAILED, DEAD):
             self.sends.labels(result)
@@ -116,9 +129,12 @@ class Metrics:
         self.stopping = False
 
     def feed_checked(self, report: FeedReport, seconds: float) -> None:
-        """Record one feed's check."""
+        """Record one feed's check (and whether the store recorded it)."""
         self.checks.labels(report.outcome).inc()
         if report.outcome in ("backoff", "gone"):
+            return
+        self.stored("feed", ok=report.outcome != UNRECORDED)
+        if report.outcome == UNRECORDED:
             return
         self.fetches.labels(str(report.status) if report.status else "error").inc()
         self.cycle.observe(seconds)
@@ -133,10 +149,17 @@ class Metrics:
             self.events.labels(story, milestone).inc()
 
     def delivered(self, report: DeliveryReport) -> None:
-        """Record one run of the delivery job."""
+        """Record one run of the delivery job (that ran: the store did its part)."""
+        self.stored("delivery", ok=True)
         self.sends.labels(SENT).inc(report.sent)
         self.sends.labels(FAILED).inc(report.failed)
         self.sends.labels(DEAD).inc(report.dead)
+
+    def stored(self, job: str, *, ok: bool) -> None:
+        """Whether a `job` (feed, delivery) got its store work done; failures in a row count."""
+        failures = 0 if ok else self.storage_failures.get(job, 0) + 1
+        self.storage_failures[job] = failures
+        self.storage.labels(job).set(failures)
 
     def beat(self) -> None:
         """Called from the event loop: it is alive."""
@@ -149,11 +172,14 @@ class Metrics:
             "status": "ok",
             "loop_silent_seconds": round(silent, 1),
             "last_success": self.last_success_at,
+            "storage_failures": dict(self.storage_failures),
         }
         if self.stopping:
             body["status"] = "stopping"
         elif silent > STALL_AFTER:
             body["status"] = "stalled"
+        elif max(self.storage_failures.values()) >= STORAGE_FAILURES:
+            body["status"] = "storage failing"
         return body["status"] == "ok", body
 
 
@@ -169,7 +195,7 @@ class OutboxCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             counts = self.store.delivery_counts()
-        except (SQLAlchemyError, StoreError) as exc:
+        except StoreError as exc:
             structlog.get_logger("monitor.metrics").warning("metrics.outbox_failed", error=str(exc))
             return
         family = self._family()

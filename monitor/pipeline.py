@@ -19,7 +19,7 @@ import structlog
 from monitor.backoff import retry_delay
 from monitor.config import Config, FeedConfig
 from monitor.digest import Digests
-from monitor.errors import FeedError, FeedGone, RateLimited
+from monitor.errors import FeedError, FeedGone, RateLimited, StoreError
 from monitor.fetch import Fetcher, Validators
 from monitor.health import FeedHealth
 from monitor.match import Verdict
@@ -30,10 +30,20 @@ from monitor.store import Classified, Store
 from monitor.tables import Feed
 from monitor.worker import FeedReader, InlineReader
 
-__all__ = ["CycleReport", "DeliveryReport", "FeedReport", "Pipeline", "retry_delay", "utcnow"]
+__all__ = [
+    "UNRECORDED",
+    "CycleReport",
+    "DeliveryReport",
+    "FeedReport",
+    "Pipeline",
+    "retry_delay",
+    "utcnow",
+]
 
 Clock = Callable[[], datetime]
 _IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story matched")
+UNRECORDED = "unrecorded"
+"""The outcome of a feed check whose result the store could not record."""
 
 
 def utcnow() -> datetime:
@@ -46,6 +56,7 @@ class FeedReport:
 
     feed: str
     outcome: str
+    """ok, unchanged, failed (the feed's fault, recorded), backoff, gone, or UNRECORDED."""
     new: int = 0
     events: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
@@ -114,8 +125,17 @@ class Pipeline:
     ) -> FeedReport:
         """Fetch, parse, match and store one feed; never raises for the feed's own faults.
 
-        `state` is the feed's stored row when the caller has just read it.
+        `state` is the feed's stored row when the caller has just read it. A feed whose
+        result the store could not record is reported `unrecorded` (and not backed off:
+        nothing about it was written); what that means is the caller's to decide.
         """
+        try:
+            return await self._checked(feed, force, state)
+        except StoreError as exc:
+            self.log.error("feed.unrecorded", feed=feed.name, error=str(exc))
+            return FeedReport(feed.name, UNRECORDED, error=str(exc))
+
+    async def _checked(self, feed: FeedConfig, force: bool, state: Feed | None) -> FeedReport:
         log = self.log.bind(feed=feed.name)
         if state is None:
             state = await asyncio.to_thread(self.store.feed, feed.name)
@@ -130,6 +150,8 @@ class Pipeline:
                 return await self._check(feed, state, log)
         except FeedError as exc:
             return await self._failed(feed, state, exc)
+        except StoreError:
+            raise  # the database's fault, not the feed's: no backoff
         except Exception as exc:
             # A fault no stage foresaw (a parser bug on odd input, say) stays this feed's.
             log.exception("feed.crashed")
@@ -198,18 +220,6 @@ class Pipeline:
         gone = isinstance(exc, FeedGone)
         now = self.clock()
         log = self.log.bind(feed=feed.name)
-        try:
-            await asyncio.to_thread(
-                self.store.record_failure,
-                feed.name,
-                str(exc),
-                exc.status,
-                now=now,
-                next_check=now + delay,
-                gone=gone,
-            )
-        except Exception:
-            log.exception("feed.unrecorded", error=str(exc))
         log.warning(
             "feed.failed",
             error=str(exc),
@@ -217,6 +227,15 @@ class Pipeline:
             status=exc.status,
             failures=failures,
             retry_in=None if gone else round(delay.total_seconds()),
+        )
+        await asyncio.to_thread(
+            self.store.record_failure,
+            feed.name,
+            str(exc),
+            exc.status,
+            now=now,
+            next_check=now + delay,
+            gone=gone,
         )
         return FeedReport(
             feed.name, "failed", error=str(exc), status=exc.status, kind=type(exc).__name__

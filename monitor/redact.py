@@ -15,18 +15,15 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import apprise
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from monitor.config import Config, mask_url
+from monitor.config import MASK, MIN_LENGTH, Config, mask_url, mask_values
 
-MASK = "****"
-MIN_LENGTH = 4
-"""Shorter secrets are not masked as substrings (they would mangle ordinary words);
-the URLs that contain them still are."""
+__all__ = ["MASK", "MIN_LENGTH", "Redactor", "config_secrets", "url_secrets"]
 
 _URL_PARTS = re.compile(r"[/:@?&=#]+")
 
@@ -44,12 +41,10 @@ def url_secrets(url: str) -> set[str]:
 def config_secrets(config: Config) -> dict[str, str]:
     """Every secret of `config`, mapped to what replaces it."""
     replacements: dict[str, str] = {}
-    # A user name is shown by apprise's own masked form; masking it would only mangle
-    # ordinary words (a user called "monitor" would blank out every logger name).
-    users = {unquote(urlsplit(t.url).username or "") for t in config.notify}
+    # A user name from the environment too: apprise's own masked form shows it, but it
+    # was put there to stay out of the file. (A user name written in the file is shown.)
     for value in config.secrets:
-        if value not in users:
-            _add(replacements, value, MASK)
+        _add(replacements, value, MASK)
     try:
         password = make_url(config.database).password
     except ArgumentError:
@@ -58,7 +53,7 @@ def config_secrets(config: Config) -> dict[str, str]:
         _add(replacements, str(password), MASK)
     for target in config.notify:
         secrets = url_secrets(target.url)
-        secrets.update(s for s in config.secrets if s and s in target.url and s not in users)
+        secrets.update(s for s in config.secrets if s and s in target.url)
         if not secrets:
             continue
         tokens: dict[str, str] = {}
@@ -68,7 +63,7 @@ def config_secrets(config: Config) -> dict[str, str]:
         # The whole URL becomes its masked form, keeping the line readable. apprise
         # leaves some secrets in it (custom headers), so those are masked too: the
         # replacement holds no secret, and redacting twice changes nothing.
-        masked = Redactor(tokens)(mask_url(target.url))
+        masked = Redactor(tokens)(mask_values(mask_url(target.url), config.secrets))
         _add(replacements, target.url, masked)
         plugin: Any = apprise.Apprise.instantiate(target.url)
         if plugin is not None:

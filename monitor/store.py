@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -288,30 +288,39 @@ class Store:
     def open(cls, url: str) -> Store:
         """Connect to `url`, apply pending migrations, and return the store."""
         try:
-            engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-            if engine.dialect.name == "sqlite":
-                _configure_sqlite(engine)
-            store = cls(engine)
+            store = cls(_engine(url))
             store.migrate()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open database: {_short(exc)}") from None
+        except StoreError as exc:
+            raise StoreError(f"cannot open database: {exc}") from None
         except OSError as exc:
             raise StoreError(f"cannot open database: {exc}") from None
         return store
+
+    @staticmethod
+    def check(url: str) -> None:
+        """Raise StoreError when `url` names a driver that cannot be loaded (no connection)."""
+        _engine(url).dispose()
 
     def close(self) -> None:
         self.engine.dispose()
 
     # -- sessions -------------------------------------------------------------
 
+    # Both wrap the database's failures (a read-only or full disk, a corrupt file, a lost
+    # server) into a one-line StoreError: no SQLAlchemy exception leaves the store.
+
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with _storage_errors(), Session(self.engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        with self._write_lock, Session(self._writer, expire_on_commit=False) as session:
+        with (
+            _storage_errors(),
+            self._write_lock,
+            Session(self._writer, expire_on_commit=False) as session,
+        ):
             try:
                 yield session
                 session.commit()
@@ -321,7 +330,10 @@ class Store:
 
     def migrate(self) -> None:
         """Apply the named migrations this database has not seen yet, in order."""
-        SQLModel.metadata.create_all(self.engine, tables=[SQLModel.metadata.tables["migration"]])
+        with _storage_errors():
+            SQLModel.metadata.create_all(
+                self.engine, tables=[SQLModel.metadata.tables["migration"]]
+            )
         with self._write() as session:
             done = set(session.exec(select(Migration.name)).all())
             for name, step in MIGRATIONS:
@@ -945,6 +957,23 @@ class Store:
             )
         return _rowcount(done)
 
+    def readdress(self, labels: Mapping[str, str]) -> int:
+        """Address the deliveries stored for each former target label to its new label."""
+        with self._read() as session:
+            found = session.exec(
+                select(Delivery.id).where(col(Delivery.target).in_(list(labels))).limit(1)
+            ).first()
+        if found is None:  # the usual case: no write, so no wait for the write lock
+            return 0
+        moved = 0
+        with self._write() as session:
+            for former, label in labels.items():
+                done = session.execute(
+                    update(Delivery).where(col(Delivery.target) == former).values(target=label)
+                )
+                moved += _rowcount(done)
+        return moved
+
     def outbox(self, statuses: Collection[str]) -> list[OutboxRow]:
         """Deliveries in `statuses`, oldest first (for status and warnings)."""
         with self._read() as session:
@@ -1357,9 +1386,41 @@ def _published_before(entry: Entry, moment: datetime) -> bool:
     return entry.published is not None and entry.published < moment
 
 
+def _engine(url: str) -> Engine:
+    """An engine for `url` (nothing connects yet); StoreError when its driver is unusable."""
+    try:
+        engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    except ImportError as exc:
+        driver = url.split("://", 1)[0]
+        raise StoreError(f"the driver of {driver} is not installed ({exc})") from None
+    except SQLAlchemyError as exc:
+        raise StoreError(_short(exc)) from None
+    if engine.dialect.is_async:
+        engine.dispose()
+        raise StoreError(
+            f"{engine.dialect.driver} is an asyncio driver; monitor needs a synchronous one "
+            "(postgresql+psycopg, sqlite)"
+        )
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """SQLAlchemy's (and so the driver's) failures, as StoreError: the store's boundary."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreError(_short(exc)) from None
+
+
 def _short(exc: SQLAlchemyError) -> str:
+    """The driver's own message, first line only (no SQL, no parameters, no traceback)."""
     original = getattr(exc, "orig", None)
-    return str(original) if original is not None else str(exc).splitlines()[0]
+    text = str(original) if original is not None else str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(original or exc).__name__
 
 
 def _configure_sqlite(engine: Engine) -> None:

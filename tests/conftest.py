@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.full_disk import monitor_module
 from tests.support.servers import AlertReceiver, FeedServer, MailSink
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,9 +104,13 @@ def run_cli(
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
     stdin: str | None = None,
+    room: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m monitor [--config config] args...` and capture its output."""
-    command = [sys.executable, "-m", "monitor"]
+    """Run `python -m monitor [--config config] args...` and capture its output.
+
+    `room`: on a disk full but for this many bytes (see tests/support/full_disk.py).
+    """
+    command = [sys.executable, "-m", *monitor_module(room)]
     if config is not None:
         command += ["--config", str(config)]
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}

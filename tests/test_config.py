@@ -355,3 +355,50 @@ def test_target_label_has_no_secret(url: str, label: str) -> None:
     assert config.notify[0].label == label
     assert "S3CR3T" not in label
     assert "T0K3N" not in label
+
+
+@pytest.mark.parametrize(
+    ("target", "env", "label"),
+    [
+        pytest.param(
+            "url: 'json://${USER}:${PASS}@host.example/hook'",
+            {"USER": "someuser", "PASS": "pw"},
+            "json://****:****@host.example/hook",
+            id="user-name",
+        ),
+        pytest.param(
+            "url: 'json://${USER}@host.example/hook'",
+            {"USER": "bob"},
+            "json://****@host.example/hook",
+            id="short-user-name",
+        ),
+        pytest.param(
+            "url: '${HOOK}'",
+            {"HOOK": "json://someuser:pw@host.example/hook"},
+            "json://****:****@host.example/hook",
+            id="whole-url",
+        ),
+        pytest.param(
+            "url: 'json://someuser@${HOST}/hook'",
+            {"HOST": "hooks.internal"},
+            "json://someuser@****/hook",
+            id="host-from-env-user-in-file",
+        ),
+        pytest.param(
+            "{name: 'desk-${TEAM}', url: 'json://h.example/x'}",
+            {"TEAM": "nightshift"},
+            "desk-****",
+            id="name",
+        ),
+    ],
+)
+def test_target_label_masks_environment_values(
+    target: str, env: dict[str, str], label: str
+) -> None:
+    """Every value taken from the environment is masked in a target's label, user names too."""
+    config = _config(BASE.replace("url: json://127.0.0.1:9/alerts", target), env)
+    [masked] = config.notify
+    assert masked.label == label
+    # What earlier versions stored showed the value; its deliveries are moved to `label`.
+    assert config.relabelled() == {masked.former_label: label}
+    assert masked.former_label != label

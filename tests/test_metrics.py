@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.config import HttpSettings
 from monitor.entry import Entry
 from monitor.match import Verdict
-from monitor.metrics import STALL_AFTER, Metrics, MetricsServer
-from monitor.pipeline import DeliveryReport, FeedReport
+from monitor.metrics import STALL_AFTER, STORAGE_FAILURES, Metrics, MetricsServer
+from monitor.pipeline import UNRECORDED, DeliveryReport, FeedReport
 from monitor.store import Classified, Store
 
 
@@ -152,6 +152,29 @@ def test_healthz(
     metrics.stopping = stopping
     status, body = _get(f"{base}/healthz")
     assert (status, json.loads(body)["status"]) == (code, state)
+
+
+def test_healthz_follows_storage(served: tuple[Metrics, str, Ticks]) -> None:
+    """/healthz is 503 after STORAGE_FAILURES checks in a row went unrecorded, 200 after one
+    recorded; skipped checks change nothing, and delivery runs count on their own."""
+    metrics, base, _ = served
+    metrics.beat()
+    unrecorded = FeedReport("a", UNRECORDED, error="disk I/O error")
+    for _ in range(STORAGE_FAILURES - 1):
+        metrics.feed_checked(unrecorded, 0.1)
+    assert _get(f"{base}/healthz")[0] == 200
+    metrics.feed_checked(unrecorded, 0.1)
+    metrics.feed_checked(FeedReport("b", "backoff"), 0)
+    metrics.delivered(DeliveryReport(sent=1))
+    status, body = _get(f"{base}/healthz")
+    assert (status, json.loads(body)["status"]) == (503, "storage failing")
+    assert json.loads(body)["storage_failures"] == {"feed": STORAGE_FAILURES, "delivery": 0}
+    assert _value(_families(base)["monitor_storage_failures"], "", job="feed") == STORAGE_FAILURES
+    metrics.feed_checked(FeedReport("a", "unchanged", status=304), 0.1)
+    assert _get(f"{base}/healthz")[0] == 200
+    for _ in range(STORAGE_FAILURES):
+        metrics.stored("delivery", ok=False)
+    assert _get(f"{base}/healthz")[0] == 503
 
 
 def test_unknown_path_is_404(served: tuple[Metrics, str, Ticks]) -> None:

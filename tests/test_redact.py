@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,13 @@ import structlog
 from monitor.config import parse_config
 from monitor.logs import configure_logging
 from monitor.redact import MASK, Redactor, config_secrets, url_secrets
+from monitor.store import Notice, Store
 from tests.conftest import run_cli, shipped_stories, write_config
 from tests.support.daemon import Daemon
 from tests.support.feeds import FILLER, UNVEILING_EN, rss
 from tests.support.servers import AlertReceiver, FeedServer, MailSink
+
+NOW = datetime.now(UTC)
 
 
 def _config(notify: str, env: dict[str, str] | None = None, database: str = "sqlite:///m.db"):  # type: ignore[no-untyped-def]
@@ -100,10 +104,17 @@ def test_url_secrets_are_the_parts_apprise_masks(
         ),
         pytest.param(
             "  - url: 'mailtos://${SMTP_USER}:${SMTP_PASSWORD}@smtp.example.org?to=d@example.org'",
-            {"SMTP_USER": "monitor", "SMTP_PASSWORD": "MailPass77"},
+            {"SMTP_USER": "deskuser", "SMTP_PASSWORD": "MailPass77"},
+            "deskuser",
+            "smtp.example.org",
+            id="user-name-from-env",
+        ),
+        pytest.param(
+            "  - url: 'mailtos://monitor:${SMTP_PASSWORD}@smtp.example.org?to=d@example.org'",
+            {"SMTP_PASSWORD": "MailPass77"},
             "MailPass77",
             "monitor.daemon",
-            id="user-name-is-not-masked",
+            id="user-name-in-the-file-is-shown",
         ),
     ],
 )
@@ -223,3 +234,73 @@ def test_no_command_prints_a_secret(
     for name, text in outputs.items():
         for secret in ("Tok3nJSON42", "HeaderKey4242", "MailPass4242"):
             assert secret not in text, f"{secret} printed by `{name}`"
+
+
+@pytest.mark.slow
+def test_user_name_from_the_environment_is_shown_nowhere(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver, second: AlertReceiver
+) -> None:
+    """`json://${JSON_USER}:...`: the user name is in no output, no log, no database file."""
+    env = {"JSON_USER": "someuser", "JSON_PASS": "Pa55wordJSON"}
+    second.down = True
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    targets = [
+        {"url": f"json://${{JSON_USER}}:${{JSON_PASS}}@127.0.0.1:{port}/alerts"}
+        for port in (receiver.port, second.port)
+    ]
+    config = write_config(tmp_path, {"feed": url}, targets)
+    outputs: dict[str, str] = {}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        result = run_cli(config, "--log-level", "DEBUG", "--log-format", "json", *args, env=env)
+        outputs[" ".join(args)] = result.stdout + result.stderr
+        return result
+
+    cli("once")
+    feed_server.serve("/feed.xml", rss([UNVEILING_EN, *FILLER]))
+    assert cli("once").returncode == 0
+    for command in (
+        ["status"],
+        ["status", "--json", "--deliveries"],
+        ["history"],
+        ["history", "--json"],
+        ["replay"],
+    ):
+        assert cli(*command).returncode == 0
+    assert cli("test-notify").returncode == 1
+    assert cli("deliver").returncode == 1
+
+    assert len(receiver.messages()) == 2  # the alert, the test message: the target works
+    [event] = [json.loads(line) for line in outputs["history --json"].splitlines()]
+    assert {d["target"] for d in event["deliveries"]} == {
+        f"json://****:****@127.0.0.1:{port}/alerts" for port in (receiver.port, second.port)
+    }
+    assert "delivery.failed" in outputs["once"]
+    for name, text in outputs.items():
+        assert "someuser" not in text, f"the user name printed by `{name}`"
+        assert "Pa55wordJSON" not in text, f"the password printed by `{name}`"
+    for stored in tmp_path.glob("monitor.db*"):
+        assert b"someuser" not in stored.read_bytes(), stored.name
+
+
+def test_deliveries_queued_under_a_label_with_the_user_name_are_sent(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """A delivery stored under a label that showed an environment user name still goes out."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    hook = f"json://${{JSON_USER}}:${{JSON_PASS}}@127.0.0.1:{receiver.port}/alerts"
+    config = write_config(tmp_path, {"feed": url}, [{"url": hook}])
+    former = f"json://someuser:****@127.0.0.1:{receiver.port}/alerts"
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    store.enqueue([Notice("before", [former], "Queued by an earlier version", "body")], now=NOW)
+    store.close()
+
+    env = {"JSON_USER": "someuser", "JSON_PASS": "Pa55wordJSON"}
+    result = run_cli(config, "deliver", env=env)
+    assert result.returncode == 0, result.stderr
+    [sent] = receiver.messages()
+    assert sent["title"].endswith("Queued by an earlier version")
+    history = run_cli(config, "status", "--json", "--deliveries", env=env)
+    [row] = [json.loads(line) for line in history.stdout.splitlines()]
+    assert row["target"] == f"json://****:****@127.0.0.1:{receiver.port}/alerts"
+    assert row["counts"]["sent"] == 1

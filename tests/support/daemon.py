@@ -15,6 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from tests.support.full_disk import monitor_module
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,11 +29,13 @@ class Daemon:
         *options: str,
         run_args: Sequence[str] = ("--reload-check", "0"),
         env: Mapping[str, str] | None = None,
+        room: int | None = None,
     ) -> None:
+        # `room`: on a disk full but for this many bytes (see tests/support/full_disk.py).
         self.command = [
             sys.executable,
             "-m",
-            "monitor",
+            *monitor_module(room),
             "--config",
             str(config),
             "--log-format",
