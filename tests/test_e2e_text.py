@@ -1,0 +1,124 @@
+"""Feed text end to end: made safe and capped where it is parsed.
+
+`monitor once` runs as a subprocess against a loopback feed server and a `json://`
+receiver. A poisoned item (a lone surrogate, a NUL byte, a link too long to index) must
+not keep the good item beside it from alerting, on SQLite and on PostgreSQL; a huge
+title must not make a huge message or a huge `status`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, write_config
+from tests.support.feeds import FILLER, Item, json_feed
+from tests.support.postgres import schema_url
+from tests.support.servers import AlertReceiver, FeedServer
+
+UNVEILED = Item(
+    "Monument to North Korean soldiers unveiled in Kursk",
+    "https://wire.example/unveiled",
+    "A monument honouring Korean People's Army soldiers was unveiled in Kursk on Sunday.",
+)
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The database URL for `sqlite` (a file beside the config) or `postgresql` (a fresh schema)."""
+    if request.param == "sqlite":
+        yield "sqlite:///monitor.db"
+        return
+    with schema_url() as url:
+        yield url
+
+
+def _config(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver, database: str
+) -> Path:
+    """A config with one JSON feed, already fetched once (so the next items alert)."""
+    url = feed_server.serve("/wire.json", json_feed(FILLER), content_type="application/json")
+    config = write_config(
+        tmp_path, {"wire": url}, [{"name": "desk", "url": receiver.url}], database=database
+    )
+    _once(config)
+    return config
+
+
+def _serve(feed_server: FeedServer, items: list[Item]) -> None:
+    feed_server.serve("/wire.json", json_feed(items), content_type="application/json")
+
+
+def _once(config: Path) -> None:
+    result = run_cli(config, "once")
+    assert result.returncode == 0, result.stderr + result.stdout[-3000:]
+
+
+def _output(config: Path, *args: str) -> str:
+    result = run_cli(config, *args, env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _poisoned(title: str = "Central bank keeps key rate", link: str = "") -> Item:
+    return Item(title, link or "https://wire.example/rate-2")
+
+
+POSTGRES = pytest.mark.postgres
+# Random hex: PostgreSQL compresses a repetitive link below its index limit.
+LONG_LINK = "https://wire.example/" + "".join(f"{n * 7919 % 65536:04x}" for n in range(800))
+
+
+@pytest.mark.parametrize(
+    ("bad", "database"),
+    [
+        pytest.param(_poisoned("Central bank \ud800 keeps rate"), "sqlite", id="surrogate-sqlite"),
+        pytest.param(
+            _poisoned("Central bank \ud800 keeps rate"),
+            "postgresql",
+            marks=POSTGRES,
+            id="surrogate-pg",
+        ),
+        pytest.param(
+            _poisoned("Central bank \x00 keeps rate"), "postgresql", marks=POSTGRES, id="nul-pg"
+        ),
+        pytest.param(_poisoned(link=LONG_LINK), "postgresql", marks=POSTGRES, id="3kB-link-pg"),
+    ],
+    indirect=["database"],
+)
+def test_a_poisoned_item_does_not_keep_its_feed_from_alerting(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver, bad: Item, database: str
+) -> None:
+    """An item that cannot be stored as sent is made storable; the milestone beside it alerts."""
+    config = _config(tmp_path, feed_server, receiver, database)
+    _serve(feed_server, [bad, UNVEILED, *FILLER])
+    _once(config)
+    [alert] = receiver.messages()
+    assert UNVEILED.title in alert["message"]
+    status = json.loads(_output(config, "status", "--json"))
+    assert status["last_error"] is None
+    assert status["items_seen"] == len(FILLER) + 2
+
+
+HUGE = UNVEILED.title + " " + "and more words " * 70_000  # about 1 MB
+
+
+def test_a_huge_title_is_capped_where_it_is_read(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """A 1 MB title is stored capped, alerts in a small message, and keeps `status` small."""
+    config = _config(tmp_path, feed_server, receiver, "sqlite:///monitor.db")
+    _serve(feed_server, [Item(HUGE, UNVEILED.link, UNVEILED.summary), *FILLER])
+    _once(config)
+    [alert] = receiver.messages()
+    assert UNVEILED.title in alert["message"]
+    assert len(json.dumps(alert)) < 3_000
+    [event] = [json.loads(line) for line in _output(config, "history", "--json").splitlines()]
+    assert event["title"].startswith(UNVEILED.title)
+    assert event["title"].endswith("…")
+    assert event["title"][:-1].split()[-1] in {"and", "more", "words"}
+    assert len(event["title"]) <= 500
+    assert len(_output(config, "status")) < 10_000
