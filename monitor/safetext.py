@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 ELLIPSIS = "…"
@@ -118,10 +119,10 @@ def json_line(value: Any, limit: int = SHOWN_MAX_CHARS) -> str:
 
 
 def cleaned(value: Any, limit: int = SHOWN_MAX_CHARS, *, clean_text: bool = True) -> Any:
-    """`value` with every string inside it (in dicts, lists, tuples) cleaned and capped."""
+    """`value` with every string inside it (in mappings, lists, tuples) cleaned and capped."""
     if isinstance(value, str):
         return cap(clean(value) if clean_text else value, limit)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {key: cleaned(item, limit, clean_text=clean_text) for key, item in value.items()}
     if type(value) in (list, tuple):
         return type(value)(cleaned(item, limit, clean_text=clean_text) for item in value)

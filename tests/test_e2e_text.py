@@ -1,16 +1,21 @@
-"""Feed text end to end: made safe and capped where it is parsed.
+"""Feed text end to end: made safe where it is parsed, and shown safely wherever it goes out.
 
 `monitor once` runs as a subprocess against a loopback feed server and a `json://`
 receiver. A poisoned item (a lone surrogate, a NUL byte, a link too long to index) must
-not keep the good item beside it from alerting, on SQLite and on PostgreSQL; a huge
-title must not make a huge message or a huge `status`.
+not keep the good item beside it from alerting, on SQLite and on PostgreSQL; terminal
+controls in a title must never reach a terminal or a message raw; a huge title must not
+make a huge message or a huge `status`. Rows stored before text was made safe at the
+parse boundary are doctored into the database directly, to show that output is safe
+on its own too.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +28,11 @@ UNVEILED = Item(
     "Monument to North Korean soldiers unveiled in Kursk",
     "https://wire.example/unveiled",
     "A monument honouring Korean People's Army soldiers was unveiled in Kursk on Sunday.",
+)
+RAW_CONTROLS = ("\x1b", "\x07", "\x08", "\x00", "\x9b")
+"""ESC, BEL, BS, NUL and the 8-bit CSI: none may reach a terminal or a message raw."""
+HOSTILE = (
+    "[/] \x1b]0;owned\x07\x1b[2J\x08\x08Monument to North Korean soldiers unveiled in Kursk\x9b"
 )
 
 
@@ -61,6 +71,10 @@ def _output(config: Path, *args: str) -> str:
     result = run_cli(config, *args, env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def _raw_controls(text: str) -> list[str]:
+    return [repr(c) for c in RAW_CONTROLS if c in text]
 
 
 def _poisoned(title: str = "Central bank keeps key rate", link: str = "") -> Item:
@@ -103,6 +117,58 @@ def test_a_poisoned_item_does_not_keep_its_feed_from_alerting(
     assert status["items_seen"] == len(FILLER) + 2
 
 
+def test_terminal_controls_in_a_title_reach_no_terminal_and_no_message(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """ESC, BEL and BS in a title are gone from the alert, history, status and the digest."""
+    config = _config(tmp_path, feed_server, receiver, "sqlite:///monitor.db")
+    _serve(feed_server, [Item(HOSTILE, UNVEILED.link, UNVEILED.summary), *FILLER])
+    _once(config)
+    [alert] = receiver.messages()
+    assert "Monument to North Korean soldiers unveiled in Kursk" in alert["message"]
+    assert _raw_controls(alert["message"] + alert["title"]) == []
+    for command in (["history"], ["history", "--json"], ["status"], ["status", "--json"]):
+        assert _raw_controls(_output(config, *command)) == [], command
+    assert _raw_controls(_output(config, "digest", "--dry-run")) == []
+
+
+def _doctor(database: Path, title: str) -> None:
+    """Give every stored report and event `title`, as a store written before this change might."""
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE item SET title = ?", (title,))
+        db.execute("UPDATE event SET title = ?", (title,))
+
+
+def test_controls_already_stored_are_shown_escaped_and_sent_stripped(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """Rows stored raw before sanitising are escaped by every command and stripped in messages."""
+    config = _config(tmp_path, feed_server, receiver, "sqlite:///monitor.db")
+    receiver.down = True
+    _serve(feed_server, [UNVEILED, *FILLER])
+    _once(config)  # the alert is queued, and waits: its message is rendered at send time
+    _doctor(tmp_path / "monitor.db", HOSTILE)
+
+    history = _output(config, "history")
+    assert _raw_controls(history) == []
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\x08\\x08Monument" in history
+    for command in (["history", "--json"], ["status"], ["status", "--json"]):
+        assert _raw_controls(_output(config, *command)) == [], command
+    assert _raw_controls(_output(config, "status", "--json", "--deliveries")) == []
+    for fmt in ("text", "markdown", "html"):
+        digest = _output(config, "digest", "--dry-run", "--format", fmt)
+        assert "unveiled in Kursk" in digest
+        assert _raw_controls(digest) == [], fmt
+    replay = _output(config, "replay")
+    assert _raw_controls(replay) == []
+
+    receiver.down = False
+    _output(config, "deliver")
+    [alert] = receiver.messages()
+    assert "]0;owned[2JMonument to North Korean soldiers unveiled in Kursk" in alert["message"]
+    assert _raw_controls(alert["message"] + alert["title"]) == []
+
+
 HUGE = UNVEILED.title + " " + "and more words " * 70_000  # about 1 MB
 
 
@@ -122,3 +188,34 @@ def test_a_huge_title_is_capped_where_it_is_read(
     assert event["title"][:-1].split()[-1] in {"and", "more", "words"}
     assert len(event["title"]) <= 500
     assert len(_output(config, "status")) < 10_000
+
+
+def test_a_huge_title_stored_before_capping_is_printed_capped(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """A 1 MB title already in the store gives small output from every command and message."""
+    config = _config(tmp_path, feed_server, receiver, "sqlite:///monitor.db")
+    receiver.down = True
+    _serve(feed_server, [UNVEILED, *FILLER])
+    _once(config)
+    _doctor(tmp_path / "monitor.db", HUGE)
+
+    sizes: dict[str, Any] = {
+        " ".join(command): len(_output(config, *command))
+        for command in (
+            ["history"],
+            ["history", "--json"],
+            ["status"],
+            ["status", "--json"],
+            ["status", "--json", "--deliveries"],
+            ["digest", "--dry-run"],
+            ["replay"],
+            ["replay", "--json"],
+        )
+    }
+    assert {command: size for command, size in sizes.items() if size > 10_000} == {}
+    receiver.down = False
+    _output(config, "deliver")
+    [alert] = receiver.messages()
+    assert UNVEILED.title in alert["message"]
+    assert len(json.dumps(alert)) < 3_000
