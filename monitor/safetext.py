@@ -51,7 +51,7 @@ def _replacement(char: str) -> str:
 
 def clean(text: str) -> str:
     """`text` with lone surrogates replaced and unsafe controls removed (see the module)."""
-    if _UNSAFE.search(text) is None:  # nearly always: the search is all it costs
+    if text.isprintable() or _UNSAFE.search(text) is None:  # nearly always: cheap checks
         return text
     return _UNSAFE.sub(lambda match: _replacement(match.group()), text)
 
