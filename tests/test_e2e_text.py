@@ -36,18 +36,21 @@ HOSTILE = (
 )
 
 
+SQLITE = "sqlite:///monitor.db"
+
+
 @pytest.fixture
 def database(request: pytest.FixtureRequest) -> Iterator[str]:
     """The database URL for `sqlite` (a file beside the config) or `postgresql` (a fresh schema)."""
     if request.param == "sqlite":
-        yield "sqlite:///monitor.db"
+        yield SQLITE
         return
     with schema_url() as url:
         yield url
 
 
 def _config(
-    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver, database: str
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver, database: str = SQLITE
 ) -> Path:
     """A config with one JSON feed, already fetched once (so the next items alert)."""
     url = feed_server.serve("/wire.json", json_feed(FILLER), content_type="application/json")
@@ -75,6 +78,42 @@ def _output(config: Path, *args: str) -> str:
 
 def _raw_controls(text: str) -> list[str]:
     return [repr(c) for c in RAW_CONTROLS if c in text]
+
+
+def _alert_for(
+    config: Path, feed_server: FeedServer, receiver: AlertReceiver, *items: Item
+) -> dict[str, Any]:
+    """The one alert that `items`, new in the feed, make."""
+    _serve(feed_server, [*items, *FILLER])
+    _once(config)
+    [alert] = receiver.messages()
+    return alert
+
+
+def _stored_before(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver, title: str
+) -> Path:
+    """A config whose store holds a milestone, its alert still queued, all titled `title`.
+
+    The titles are written into the database directly, as a version that stored text
+    raw would have; the alert's message is rendered only when it is sent.
+    """
+    config = _config(tmp_path, feed_server, receiver)
+    receiver.down = True
+    _serve(feed_server, [UNVEILED, *FILLER])
+    _once(config)
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        db.execute("UPDATE item SET title = ?", (title,))
+        db.execute("UPDATE event SET title = ?", (title,))
+    return config
+
+
+def _delivered(config: Path, receiver: AlertReceiver) -> dict[str, Any]:
+    """The one alert that `monitor deliver` sends once the receiver is up."""
+    receiver.down = False
+    _output(config, "deliver")
+    [alert] = receiver.messages()
+    return alert
 
 
 def _poisoned(title: str = "Central bank keeps key rate", link: str = "") -> Item:
@@ -108,9 +147,7 @@ def test_a_poisoned_item_does_not_keep_its_feed_from_alerting(
 ) -> None:
     """An item that cannot be stored as sent is made storable; the milestone beside it alerts."""
     config = _config(tmp_path, feed_server, receiver, database)
-    _serve(feed_server, [bad, UNVEILED, *FILLER])
-    _once(config)
-    [alert] = receiver.messages()
+    alert = _alert_for(config, feed_server, receiver, bad, UNVEILED)
     assert UNVEILED.title in alert["message"]
     status = json.loads(_output(config, "status", "--json"))
     assert status["last_error"] is None
@@ -121,10 +158,10 @@ def test_terminal_controls_in_a_title_reach_no_terminal_and_no_message(
     tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
 ) -> None:
     """ESC, BEL and BS in a title are gone from the alert, history, status and the digest."""
-    config = _config(tmp_path, feed_server, receiver, "sqlite:///monitor.db")
-    _serve(feed_server, [Item(HOSTILE, UNVEILED.link, UNVEILED.summary), *FILLER])
-    _once(config)
-    [alert] = receiver.messages()
+    config = _config(tmp_path, feed_server, receiver)
+    alert = _alert_for(
+        config, feed_server, receiver, Item(HOSTILE, UNVEILED.link, UNVEILED.summary)
+    )
     assert "Monument to North Korean soldiers unveiled in Kursk" in alert["message"]
     assert _raw_controls(alert["message"] + alert["title"]) == []
     for command in (["history"], ["history", "--json"], ["status"], ["status", "--json"]):
@@ -132,22 +169,11 @@ def test_terminal_controls_in_a_title_reach_no_terminal_and_no_message(
     assert _raw_controls(_output(config, "digest", "--dry-run")) == []
 
 
-def _doctor(database: Path, title: str) -> None:
-    """Give every stored report and event `title`, as a store written before this change might."""
-    with sqlite3.connect(database) as db:
-        db.execute("UPDATE item SET title = ?", (title,))
-        db.execute("UPDATE event SET title = ?", (title,))
-
-
 def test_controls_already_stored_are_shown_escaped_and_sent_stripped(
     tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
 ) -> None:
     """Rows stored raw before sanitising are escaped by every command and stripped in messages."""
-    config = _config(tmp_path, feed_server, receiver, "sqlite:///monitor.db")
-    receiver.down = True
-    _serve(feed_server, [UNVEILED, *FILLER])
-    _once(config)  # the alert is queued, and waits: its message is rendered at send time
-    _doctor(tmp_path / "monitor.db", HOSTILE)
+    config = _stored_before(tmp_path, feed_server, receiver, HOSTILE)
 
     history = _output(config, "history")
     assert _raw_controls(history) == []
@@ -162,9 +188,7 @@ def test_controls_already_stored_are_shown_escaped_and_sent_stripped(
     replay = _output(config, "replay")
     assert _raw_controls(replay) == []
 
-    receiver.down = False
-    _output(config, "deliver")
-    [alert] = receiver.messages()
+    alert = _delivered(config, receiver)
     assert "]0;owned[2JMonument to North Korean soldiers unveiled in Kursk" in alert["message"]
     assert _raw_controls(alert["message"] + alert["title"]) == []
 
@@ -176,10 +200,8 @@ def test_a_huge_title_is_capped_where_it_is_read(
     tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
 ) -> None:
     """A 1 MB title is stored capped, alerts in a small message, and keeps `status` small."""
-    config = _config(tmp_path, feed_server, receiver, "sqlite:///monitor.db")
-    _serve(feed_server, [Item(HUGE, UNVEILED.link, UNVEILED.summary), *FILLER])
-    _once(config)
-    [alert] = receiver.messages()
+    config = _config(tmp_path, feed_server, receiver)
+    alert = _alert_for(config, feed_server, receiver, Item(HUGE, UNVEILED.link, UNVEILED.summary))
     assert UNVEILED.title in alert["message"]
     assert len(json.dumps(alert)) < 3_000
     [event] = [json.loads(line) for line in _output(config, "history", "--json").splitlines()]
@@ -194,11 +216,7 @@ def test_a_huge_title_stored_before_capping_is_printed_capped(
     tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
 ) -> None:
     """A 1 MB title already in the store gives small output from every command and message."""
-    config = _config(tmp_path, feed_server, receiver, "sqlite:///monitor.db")
-    receiver.down = True
-    _serve(feed_server, [UNVEILED, *FILLER])
-    _once(config)
-    _doctor(tmp_path / "monitor.db", HUGE)
+    config = _stored_before(tmp_path, feed_server, receiver, HUGE)
 
     sizes: dict[str, Any] = {
         " ".join(command): len(_output(config, *command))
@@ -214,8 +232,6 @@ def test_a_huge_title_stored_before_capping_is_printed_capped(
         )
     }
     assert {command: size for command, size in sizes.items() if size > 10_000} == {}
-    receiver.down = False
-    _output(config, "deliver")
-    [alert] = receiver.messages()
+    alert = _delivered(config, receiver)
     assert UNVEILED.title in alert["message"]
     assert len(json.dumps(alert)) < 3_000
