@@ -35,7 +35,8 @@ from typing import Any
 ELLIPSIS = "…"
 
 SHOWN_MAX_CHARS = 2048
-"""The most of one field that any command or message shows (a URL can be this long)."""
+"""The most of one field that any command or message shows: as long as the longest link
+an entry keeps (`monitor.parse.URL_MAX_CHARS`), four times its longest title."""
 
 _BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
 _SURROGATES = "\ud800-\udfff"
@@ -78,16 +79,13 @@ _SHOWN_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}{_SURROGATES}]")
 _SHOWN_UNSAFE_IN_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI_CONTROLS}{_SURROGATES}]")
 # What json.dumps leaves raw with ensure_ascii=False (it escapes U+0000-U+001F itself).
 _JSON_UNSAFE = re.compile(f"[\x7f-\x9f{_BIDI_CONTROLS}{_SURROGATES}]")
-
-
 _NAMED_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def _escaped(char: str) -> str:
     code = ord(char)
-    if char in _NAMED_ESCAPES:
-        return _NAMED_ESCAPES[char]
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    named = _NAMED_ESCAPES.get(char)
+    return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def shown(text: str, limit: int | None = SHOWN_MAX_CHARS, *, lines: bool = False) -> str:

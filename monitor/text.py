@@ -74,8 +74,8 @@ def html_to_text(s: str) -> str:
     elements dropped, block elements separated by a space, whitespace collapsed.
     Plain text without `<` passes through (entities decoded), so calling this on
     text that is already plain is harmless. The result is `clean`: no control
-    characters but spaces, no bidi overrides, no lone surrogates, whether they came
-    as characters or as character references.
+    characters, bidi overrides or lone surrogates, whether they came as characters
+    or as character references.
     """
     if not s.isascii() and _C1.search(s):
         s = s.translate(_C1_TO_CP1252)
