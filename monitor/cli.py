@@ -11,13 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import json
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import structlog
 
@@ -35,6 +34,7 @@ from monitor.redact import Redactor
 from monitor.render import FORMATS, Format, Renderer
 from monitor.replay import MilestoneGroup, replay
 from monitor.rules import Story
+from monitor.safetext import json_line, shown
 from monitor.store import Store
 from monitor.worker import open_reader
 
@@ -202,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _classify(args: argparse.Namespace, config: Config) -> int:
     for result in classify_stream(sys.stdin, config.stories):
-        print(json.dumps(result, ensure_ascii=False), flush=True)
+        print(json_line(result), flush=True)
     return EXIT_OK
 
 
@@ -211,7 +211,7 @@ def _eval(args: argparse.Namespace, config: Config) -> int:
         rows, foreign = evaluate.read_rows(args.file, config.stories)
     except LabelsError as exc:
         for problem in exc.problems:
-            print(f"monitor: {problem}", file=sys.stderr)
+            _say(f"monitor: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if args.bench:
         started = time.perf_counter()
@@ -224,9 +224,9 @@ def _eval(args: argparse.Namespace, config: Config) -> int:
     bar = evaluate.Bar(args.min_precision, args.min_recall, args.min_f1, args.max_near_misses)
     shortfalls = bar.shortfalls(report.scores)
     if args.json:
-        print(json.dumps(evaluate.as_json(report, shortfalls), ensure_ascii=False))
+        print(json_line(evaluate.as_json(report, shortfalls)))
     else:
-        print(evaluate.render(report))
+        print(shown(evaluate.render(report), None, lines=True))
     if shortfalls:
         print(f"monitor: below the bar: {'; '.join(shortfalls)}", file=sys.stderr)
         return EXIT_FAILED
@@ -251,7 +251,7 @@ def _fraction(text: str) -> float:
 
 
 def _explain(args: argparse.Namespace, config: Config) -> int:
-    print(explain(args.title, args.summary, config.stories))
+    print(shown(explain(args.title, args.summary, config.stories), None, lines=True))
     return EXIT_OK
 
 
@@ -262,7 +262,7 @@ def _replay(args: argparse.Namespace, config: Config, store: Store) -> int:
         for group in report.milestones:
             first = group.first
             print(
-                json.dumps(
+                json_line(
                     {
                         "type": "milestone",
                         "story": group.story,
@@ -273,13 +273,12 @@ def _replay(args: argparse.Namespace, config: Config, store: Store) -> int:
                         "url": first.url,
                         "feed": first.feed,
                         "sources": [item.url for item, _ in group.reports if item.url],
-                    },
-                    ensure_ascii=False,
+                    }
                 )
             )
         for change in report.changes:
             print(
-                json.dumps(
+                json_line(
                     {
                         "type": "changed",
                         "title": change.item.title,
@@ -291,8 +290,7 @@ def _replay(args: argparse.Namespace, config: Config, store: Store) -> int:
                             "milestone": change.verdict.milestone,
                         },
                         "why": change.verdict.why,
-                    },
-                    ensure_ascii=False,
+                    }
                 )
             )
         return EXIT_OK
@@ -313,7 +311,7 @@ def _replay(args: argparse.Namespace, config: Config, store: Store) -> int:
         for change in report.changes:
             was = change.item.milestone or change.item.story or "irrelevant"
             now = change.verdict.milestone or change.verdict.story or "irrelevant"
-            print(f"  {was} → {now}: [{change.item.feed}] {change.item.title}")
+            _say(f"  {was} → {now}: [{change.item.feed}] {change.item.title}")
     return EXIT_OK
 
 
@@ -322,10 +320,10 @@ def _print_group(group: MilestoneGroup, stories: dict[str, Story]) -> None:
     first = group.first
     when = f" (event since {_iso(group.recorded_at)})" if group.recorded_at else ""
     silent = " (first report came in a feed's first fetch: silent)" if first.silent else ""
-    print(f"  {label} — {group.story}{when}{silent}")
-    print(f"    first: [{first.feed}] {first.title}")
+    _say(f"  {label} — {group.story}{when}{silent}")
+    _say(f"    first: [{first.feed}] {first.title}")
     if first.url:
-        print(f"           {first.url}")
+        _say(f"           {first.url}")
     if len(group.reports) > 1:
         print(f"    + {len(group.reports) - 1} later report(s)")
 
@@ -522,10 +520,10 @@ def _test_notify(args: argparse.Namespace, config: Config, store: Store) -> int:
         fmt: Format = target.message_format if target else "text"
         outcome = sender.send(label, render_test(renderer, label, fmt))
         if outcome.ok:
-            print(f"ok      {label}")
+            _say(f"ok      {label}")
         else:
             failed += 1
-            print(f"FAILED  {label}: {outcome.error}")
+            _say(f"FAILED  {label}: {outcome.error}")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -561,20 +559,20 @@ def _history(args: argparse.Namespace, config: Config, store: Store) -> int:
                     for d in event.deliveries
                 ],
             }
-            print(json.dumps(record, ensure_ascii=False))
+            print(json_line(record))
             continue
-        print(f"{_iso(event.created_at)}  {label} — {event.story}")
-        print(f"    {event.title}")
+        _say(f"{_iso(event.created_at)}  {label} — {event.story}")
+        _say(f"    {event.title}")
         if event.url:
-            print(f"    {event.url}")
+            _say(f"    {event.url}")
         others = len(event.sources) - 1
         if others > 0:
-            print(f"    + {others} more report(s): {', '.join(event.outlets[1:])}")
+            _say(f"    + {others} more report(s): {', '.join(event.outlets[1:])}")
         if event.silent:
             print("    (recorded without alerting: first fetch of its feed, or too old)")
         for d in event.deliveries:
             error = f" — {d.last_error}" if d.last_error else ""
-            print(f"    → {d.target}: {d.status} after {d.attempts} attempt(s){error}")
+            _say(f"    → {d.target}: {d.status} after {d.attempts} attempt(s){error}")
     return EXIT_OK
 
 
@@ -588,7 +586,7 @@ def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
     if args.json:
         rows = status.delivery_rows(report) if args.deliveries else status.feed_rows(report)
         for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
+            print(json_line(row))
     else:
         status.render(report, Console())
     return EXIT_OK
@@ -596,6 +594,11 @@ def _status(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def _say(line: str, file: TextIO | None = None) -> None:
+    """Print one line that carries text from feeds, servers or users: capped, escaped."""
+    print(shown(line), file=file)
 
 
 # The tools that show what the rules do run even when the rules judge an example wrong

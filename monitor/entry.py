@@ -13,7 +13,10 @@ class Entry:
     `key` identifies the entry within its feed: a digest of the GUID, else of the
     canonical link, else of title + link. `url` is the canonical link (see
     `monitor.urls.canonical_url`). `title` and `summary` are plain text (no markup,
-    entities decoded, whitespace collapsed). `published` is timezone-aware UTC or None.
+    entities decoded, whitespace collapsed), safe and capped: every text field is
+    `monitor.safetext.clean` (no controls but tab and newline, no bidi overrides, no
+    lone surrogates) and at most `monitor.parse.*_MAX_CHARS` long. `published` is
+    timezone-aware UTC or None.
     `outlet` is the original publisher when an aggregator names it (Google News
     `<source>`), else None. `lang` is the entry's or feed's declared language, if any.
     """

@@ -38,11 +38,15 @@ from lxml import etree
 
 from monitor.entry import Entry, ParsedFeed
 from monitor.errors import NotAFeed
+from monitor.safetext import cap, clean
 from monitor.text import html_to_text
 from monitor.urls import canonical_url
 
 __all__ = [
+    "OUTLET_MAX_CHARS",
     "SUMMARY_MAX_CHARS",
+    "TITLE_MAX_CHARS",
+    "URL_MAX_CHARS",
     "entry_key",
     "parse",
     "parse_fast",
@@ -50,7 +54,12 @@ __all__ = [
     "without_dtd",
 ]
 
+TITLE_MAX_CHARS = 500
 SUMMARY_MAX_CHARS = 4000
+OUTLET_MAX_CHARS = 200
+LANG_MAX_CHARS = 35
+URL_MAX_CHARS = 2048
+"""A longer link is no link: PostgreSQL cannot index it (2,704 bytes at most)."""
 
 _ATOM = "http://www.w3.org/2005/Atom"
 _RSS1 = "http://purl.org/rss/1.0/"
@@ -111,22 +120,29 @@ def _entry(
     link = link.strip() if link else None
     url = canonical_url(link, base_url)
     title = html_to_text(title)
+    # Text is made safe (by html_to_text, `clean`) and capped here, once. The key is
+    # taken from the raw GUID, the whole title and the full URL: capping changes no
+    # item's identity.
     return Entry(
         key=entry_key(guid or None, url, title, link),
-        url=url,
-        title=title,
-        summary=html_to_text(summary)[:SUMMARY_MAX_CHARS],
+        url=url if url and len(url) <= URL_MAX_CHARS else None,
+        title=cap(title, TITLE_MAX_CHARS),
+        summary=cap(html_to_text(summary), SUMMARY_MAX_CHARS),
         published=published,
-        guid=guid or None,
-        outlet=html_to_text(outlet) or None if outlet else None,
+        guid=clean(guid) or None if guid else None,
+        outlet=cap(html_to_text(outlet), OUTLET_MAX_CHARS) or None if outlet else None,
         lang=_language(lang),
     )
+
+
+def _feed_title(value: str | None) -> str | None:
+    return cap(html_to_text(value), TITLE_MAX_CHARS) if value else None
 
 
 def _language(value: str | None) -> str | None:
     if not value:
         return None
-    tag = value.strip().lower().replace("_", "-")
+    tag = clean(value).strip().lower().replace("_", "-")[:LANG_MAX_CHARS]
     return tag or None
 
 
@@ -171,7 +187,7 @@ def _parse_json_feed(body: bytes, base_url: str) -> ParsedFeed:
     title = _json_str(document, "title")
     return ParsedFeed(
         entries=entries,
-        title=html_to_text(title) if title else None,
+        title=_feed_title(title),
         lang=_language(feed_lang),
         parser="jsonfeed",
     )
@@ -227,7 +243,7 @@ def parse_with_feedparser(body: bytes, base_url: str, content_type: str | None) 
     feed_lang = feed.get("language") or _detail_language(feed, "title")
     return ParsedFeed(
         entries=[_feedparser_entry(e, base_url, feed_lang) for e in result.entries],
-        title=html_to_text(feed["title"]) if feed.get("title") else None,
+        title=_feed_title(feed.get("title")),
         lang=_language(feed_lang),
         parser="feedparser",
     )
@@ -448,7 +464,7 @@ def _parse_fast(body: bytes, base_url: str, content_type: str | None) -> ParsedF
         raise _Decline(f"root element {root.tag!r}")
     return ParsedFeed(
         entries=[read_entry(item) for item in items],
-        title=html_to_text(title) if title else None,
+        title=_feed_title(title),
         lang=_language(feed_lang),
         parser="lxml",
     )

@@ -6,11 +6,16 @@ Three output formats, one per kind of target:
     markdown  CommonMark that apprise turns into Slack mrkdwn
     html      an email body (apprise adds the plain-text alternative part)
 
-Feed text is never trusted. Every value a template prints is escaped for its format,
-the way Jinja's autoescape does for HTML: `html` escapes `<>&"'`; `markdown` escapes
-what Slack or CommonMark would read as markup (`<` `>` become `\\<` `\\>`, which apprise
-sends as `&lt;` `&gt;`, so `<!channel>`, `<@U123>` and `<url|label>` cannot be formed;
-`[`, `]`, `(`, `)`, `!`, `#` lose their link and heading meaning); `text` prints as is.
+Feed text is never trusted. Every string in a context is first `cleaned` (see
+`monitor.safetext`: no control characters but tab and newline, no bidi overrides, no
+lone surrogates) and capped at `SHOWN_MAX_CHARS`, so neither a row stored before text
+was made safe at the parse boundary nor an error text from a server can carry terminal
+escapes or a megabyte into a message. Then every value a template prints is escaped
+for its format, the way Jinja's autoescape does for HTML: `html` escapes `<>&"'`;
+`markdown` escapes what Slack or CommonMark would read as markup (`<` `>` become `\\<`
+`\\>`, which apprise sends as `&lt;` `&gt;`, so `<!channel>`, `<@U123>` and `<url|label>`
+cannot be formed; `[`, `]`, `(`, `)`, `!`, `#` lose their link and heading meaning);
+`text` prints as is.
 Links are made only by the `link(url, label)` helper, and only for http(s) URLs.
 Templates run in Jinja's sandbox; the defaults live in `monitor/templates/` and each
 can be overridden from the config (`templates.<kind>.<part>`), checked at load time.
@@ -29,6 +34,8 @@ from urllib.parse import quote, urlsplit
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
+
+from monitor.safetext import cleaned
 
 Format = Literal["text", "markdown", "html"]
 Kind = Literal["alert", "update", "digest", "summary", "notice"]
@@ -171,6 +178,7 @@ class Renderer:
 
     def render(self, kind: Kind, fmt: Format, context: Mapping[str, Any]) -> Message:
         """The message of `kind` for a target that takes `fmt`."""
+        context = cleaned(context)
         title = _one_line(self._template(kind, "title").render(context))
         body = self._template(kind, fmt).render(context).strip() + "\n"
         return Message(title=title, body=body, format=fmt)

@@ -5,7 +5,10 @@ check, errors and backoff, the last item it gave; the deliveries still pending a
 dead ones); `feed_rows` and `delivery_rows` turn it into JSON lines, and `render` into
 rich tables for a terminal. Everything shown goes through the redactor first: error
 texts from apprise can carry a target's URL, and a table may wrap a secret across
-lines where no stream-level filter would recognise it.
+lines where no stream-level filter would recognise it. Every cell is plain text (never
+rich markup: a headline "[/]" would stop the command), its control characters shown
+escaped and its length capped at `CELL_MAX_CHARS`, so a stored megabyte prints as
+a few lines.
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.config import Config
+from monitor.safetext import cap, shown
 from monitor.store import DEAD, FAILED, FOLDED, PENDING, SENT, LatestItem, OutboxRow, Store
 
 Redact = Callable[[str], str]
 SHOWN_DELIVERIES = 100
 """At most this many pending and this many dead deliveries are listed (all are counted)."""
 STATES = (PENDING, FAILED, SENT, DEAD, FOLDED)
+CELL_MAX_CHARS = 200
+"""The most of one value a table cell shows."""
+NOTE_MAX_CHARS = 100
+"""The most of an error or an address a feed's notes show (they share one cell)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,16 +271,20 @@ def _feeds_table(report: StatusReport) -> Table:
         last_check = ago(f.last_checked, now)
         if f.last_status:
             last_check += f" ({f.last_status})"
-        item = f"{f.last_item.title} · {ago(f.last_item.seen_at, now)}" if f.last_item else "-"
+        item = (
+            Text(f"{shown(f.last_item.title, CELL_MAX_CHARS)} · {ago(f.last_item.seen_at, now)}")
+            if f.last_item
+            else "-"
+        )
         notes = _feed_notes(f, now)
         table.add_row(
-            f.name,
-            Text(f.health, style=_HEALTH_STYLE.get(f.health, "")),
+            _cell(f.name),
+            _cell(f.health, _HEALTH_STYLE.get(f.health, "")),
             last_check,
             until(f.next_check, now),
             str(f.items_seen),
             item,
-            Text("; ".join(notes), style="red" if f.last_error else "") if notes else "-",
+            _cell("; ".join(notes), "red" if f.last_error else "", None) if notes else "-",
         )
     return table
 
@@ -280,11 +292,11 @@ def _feeds_table(report: StatusReport) -> Table:
 def _feed_notes(feed: FeedStatus, now: datetime) -> list[str]:
     notes = []
     if feed.last_error:
-        notes.append(f"{feed.last_error} ({feed.consecutive_failures}x)")
+        notes.append(f"{cap(feed.last_error, NOTE_MAX_CHARS)} ({feed.consecutive_failures}x)")
     if feed.backoff_until:
         notes.append(f"backoff until {until(feed.backoff_until, now)}")
     if feed.moved_to:
-        notes.append(f"moved to {feed.moved_to}")
+        notes.append(f"moved to {cap(feed.moved_to, NOTE_MAX_CHARS)}")
     if feed.told:
         notes.append(f"health targets told: {feed.told} {ago(feed.told_since, now)}")
     return notes
@@ -296,7 +308,7 @@ def _targets_table(report: StatusReport) -> Table:
     for state in STATES:
         table.add_column(state, justify="right")
     for target, by_state in report.by_target.items():
-        table.add_row(target, *(str(by_state.get(s, 0)) for s in STATES))
+        table.add_row(_cell(target), *(str(by_state.get(s, 0)) for s in STATES))
     return table
 
 
@@ -319,15 +331,20 @@ def _deliveries_table(
         elif row.kind == "update":
             alert = f"update: {alert}"
         table.add_row(
-            row.target,
+            _cell(row.target),
             row.kind,
             f"held ({row.hold})" if row.hold else row.status,
             str(row.attempts),
             until(row.next_attempt_at, now) if waiting else ago(row.created_at, now),
-            alert,
-            row.last_error or "-",
+            _cell(alert),
+            _cell(row.last_error or "-"),
         )
     return table
+
+
+def _cell(value: str, style: str = "", limit: int | None = CELL_MAX_CHARS) -> Text:
+    """`value` as a cell: plain text (not markup), escaped and capped."""
+    return Text(shown(value, limit), style=style)
 
 
 def ago(moment: datetime | None, now: datetime) -> str:

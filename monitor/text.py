@@ -13,6 +13,8 @@ import threading
 
 from lxml import etree
 
+from monitor.safetext import clean
+
 # Elements whose text is code or metadata, never prose.
 _DROPPED = frozenset(
     {"script", "style", "template", "noscript", "head", "title", "iframe", "object", "svg", "math"}
@@ -71,20 +73,30 @@ def html_to_text(s: str) -> str:
     Entities are decoded, tags removed, the contents of script, style and similar
     elements dropped, block elements separated by a space, whitespace collapsed.
     Plain text without `<` passes through (entities decoded), so calling this on
-    text that is already plain is harmless.
+    text that is already plain is harmless. The result is `clean`: no control
+    characters, bidi overrides or lone surrogates, whether they came as characters
+    or as character references.
     """
     if not s.isascii() and _C1.search(s):
         s = s.translate(_C1_TO_CP1252)
     if "<" not in s:
-        return collapse_whitespace(html.unescape(s) if "&" in s else s)
+        return _clean_line(html.unescape(s) if "&" in s else s)
     # A space before every block tag, opening or closing, keeps the words on either
     # side apart. Done on the string, it costs a tenth of padding each element after
     # parsing; a space that lands inside an attribute or a comment is dropped anyway.
-    spaced = _BLOCK_TAG.sub(" <", s[:MAX_HTML_CHARS])
+    # Cleaned first: lxml would turn a NUL into U+FFFD and drop a lone surrogate.
+    spaced = _BLOCK_TAG.sub(" <", clean(s[:MAX_HTML_CHARS]))
     root = etree.fromstring(spaced, _parsers.html)
     if root is None:
         return ""
     # Code-like elements go with their text; their tails (prose after them) stay.
     etree.strip_elements(root, *_DROPPED, with_tail=False)
     text: str = etree.tostring(root, method="text", encoding="unicode", with_tail=False)
-    return collapse_whitespace(text)
+    return _clean_line(text)
+
+
+def _clean_line(text: str) -> str:
+    """`text` on one line and `clean`; a removed control leaves no double space."""
+    line = collapse_whitespace(text)
+    cleaned = clean(line)
+    return line if cleaned is line else collapse_whitespace(cleaned)

@@ -49,6 +49,48 @@ def test_explain(headline: str, verdict: str) -> None:
     assert verdict in last
 
 
+RAW = ("\x1b", "\x07", "\x08", "\x9b", "\u202e", "\ud800")
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\x08Monument\u202e unveiled in Kursk\x9b"
+
+
+def _raw(text: str) -> list[str]:
+    return [repr(c) for c in RAW if c in text]
+
+
+def test_explain_shows_controls_escaped() -> None:
+    """explain quotes the words it matched with their controls escaped, never raw."""
+    result = run_cli(CONFIG, "explain", "Monument to North\x1b\x07 Korean soldiers unveiled")
+    assert result.returncode == 0, result.stderr
+    assert _raw(result.stdout) == []
+    assert "“North\\x1b\\x07 Korean”" in result.stdout
+
+
+def test_classify_writes_safe_json_for_any_text() -> None:
+    """classify answers controls and lone surrogates with valid JSON that holds none raw."""
+    line = json.dumps({"id": HOSTILE, "title": f"{HOSTILE} \ud800", "summary": "\x9b"})
+    result = run_cli(CONFIG, "classify", stdin=line)
+    assert result.returncode == 0, result.stderr
+    assert _raw(result.stdout) == []
+    assert json.loads(result.stdout)["id"] == HOSTILE
+
+
+def test_eval_shows_controls_escaped(tmp_path: Path) -> None:
+    """eval's errors and bad-line reports show a labelled text's controls as escapes."""
+    labelled = tmp_path / "labels.jsonl"
+    wrong = {"id": HOSTILE, "title": f"{UNVEILING_EN.title} {HOSTILE}", "label": "irrelevant"}
+    labelled.write_text(json.dumps(wrong) + "\n", encoding="utf-8")
+    result = run_cli(CONFIG, "eval", str(labelled))
+    assert result.returncode == 0, result.stderr
+    assert "labelled irrelevant, got unveiling" in result.stdout
+    assert _raw(result.stdout) == []
+    assert json.loads(run_cli(CONFIG, "eval", str(labelled), "--json").stdout)["errors"]
+    labelled.write_text(json.dumps({**wrong, "label": HOSTILE}) + "\n", encoding="utf-8")
+    result = run_cli(CONFIG, "eval", str(labelled))
+    assert result.returncode == 2
+    assert "unknown label" in result.stderr
+    assert _raw(result.stderr) == []
+
+
 def test_classify_keeps_order_and_survives_bad_lines() -> None:
     """classify answers every input line in order, reporting a bad line in place."""
     lines = [

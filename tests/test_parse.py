@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import random
 import threading
 import time
@@ -20,7 +21,10 @@ from monitor import parse as parse_module
 from monitor.entry import Entry, ParsedFeed
 from monitor.errors import NotAFeed
 from monitor.parse import (
+    OUTLET_MAX_CHARS,
     SUMMARY_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    URL_MAX_CHARS,
     entry_key,
     parse,
     parse_fast,
@@ -356,13 +360,109 @@ def test_atom_xhtml_content_becomes_text_when_there_is_no_summary() -> None:
 
 
 def test_summary_is_capped() -> None:
-    """A very long description is cut to SUMMARY_MAX_CHARS characters."""
+    """A very long description is cut to SUMMARY_MAX_CHARS characters, on a word boundary."""
     body = (
         b"<rss version='2.0'><channel><title>t</title><item><title>long</title><description>"
-        + b"word " * 5000
+        + b"words " * 5000
         + b"</description></item></channel></rss>"
     )
-    assert len(parse(body, BASE).entries[0].summary) == SUMMARY_MAX_CHARS
+    summary = parse(body, BASE).entries[0].summary
+    assert len(summary) <= SUMMARY_MAX_CHARS
+    assert summary.endswith(" words…")
+
+
+# --- text made safe at the boundary ------------------------------------------------------------
+
+
+def _rss_items(*items: str) -> bytes:
+    channel = "<rss version='2.0'><channel><title>t</title>{}</channel></rss>"
+    return channel.format("".join(items)).encode()
+
+
+def _json_feed(item: dict[str, object], **feed: object) -> bytes:
+    document = {"version": "https://jsonfeed.org/version/1.1", "items": [item], **feed}
+    return json.dumps(document).encode()
+
+
+def test_every_text_field_is_cleaned() -> None:
+    """Title, summary, GUID and language lose controls and bidi overrides; surrogates are U+FFFD."""
+    raw_id = "id-\x1b[2J-\ud800"
+    body = _json_feed(
+        {
+            "id": raw_id,
+            "url": "https://wire.example/a",
+            "title": "\x1b]0;x\x07Monument \ud800unveiled\x08 in \u202eKursk\x00",
+            "summary": "<p>Lead&#27; text\x9b\x81 with\rbreak \u200fmark</p>",
+            "language": "en\x00-gb",
+        },
+        title="Feed \x07title",
+    )
+    feed = parse(body, BASE)
+    entry = feed.entries[0]
+    assert entry.title == "]0;xMonument \ufffdunveiled in Kursk"
+    # C1 controls are read as Windows-1252 first (U+009B is "›"); those it lacks go.
+    assert entry.summary == "Lead text› with break \u200fmark"
+    assert (entry.guid, entry.lang, feed.title) == ("id-[2J-\ufffd", "en-gb", "Feed title")
+    assert entry.key == entry_key(raw_id, entry.url, entry.title, entry.url)
+
+
+def test_feedparser_path_cleans_the_outlet_too() -> None:
+    """Ill-formed XML read by feedparser gets the same cleaning, the outlet included."""
+    body = (
+        b"<rss version='2.0'><channel><title>t</title><item><title>A\x1b[31m red</title>"
+        b"<link>https://wire.example/b</link><source url='https://o.example/'>Out\x07let &amp;"
+        b" Co</source></item></channel></rss>"
+    )
+    assert parse_fast(body, BASE, None) is None
+    entry = parse(body, BASE).entries[0]
+    assert (entry.title, entry.outlet) == ("A[31m red", "Outlet & Co")
+
+
+def test_title_and_outlet_are_capped_and_identity_kept() -> None:
+    """A huge title is capped; the key still tells apart titles that differ past the cap."""
+    long_title = "Monument unveiled " + "and more words " * 70_000
+    feed = parse(
+        _rss_items(
+            f"<item><title>{long_title}x</title><source url='https://o.example/'>"
+            f"{'Outlet ' * 100}</source></item>",
+            f"<item><title>{long_title}y</title></item>",
+        ),
+        BASE,
+    )
+    first, second = feed.entries
+    assert len(first.title) <= TITLE_MAX_CHARS
+    assert first.title.endswith("…")
+    assert first.title[:-1].split()[-1] in {"and", "more", "words"}
+    assert first.outlet is not None
+    assert len(first.outlet) <= OUTLET_MAX_CHARS
+    assert first.key != second.key
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        pytest.param("https://wire.example/a\x1b[2J\x07", id="esc-bel"),
+        pytest.param("https://wire.example/\u202egpj.exe", id="bidi-override"),
+        pytest.param("https://wire.example/a?q=\x9b&r=\x00#\x08", id="c1-nul-fragment"),
+        pytest.param("https://user\x1b@wire.example/a", id="user-info"),
+    ],
+)
+def test_links_carry_no_controls(link: str) -> None:
+    """A link's controls are percent-encoded or dropped by the canonical form, never kept raw."""
+    url = parse(_json_feed({"id": "1", "url": link, "title": "t"}), BASE).entries[0].url
+    assert url is not None
+    assert url.isascii()
+    assert url.isprintable()
+
+
+def test_a_link_too_long_to_index_is_no_link() -> None:
+    """A canonical link over URL_MAX_CHARS is dropped; the key still rests on the full link."""
+    long_link = "https://wire.example/" + "a" * URL_MAX_CHARS
+    entry = parse(_json_feed({"url": long_link, "title": "t"}), BASE).entries[0]
+    assert entry.url is None
+    assert entry.key == entry_key(None, long_link, "t", long_link)
+    fine = "https://wire.example/" + "a" * (URL_MAX_CHARS - 30)
+    assert parse(_json_feed({"url": fine, "title": "t"}), BASE).entries[0].url == fine
 
 
 def test_google_news_source_names_the_outlet() -> None:

@@ -76,6 +76,39 @@ def test_slack_text_has_no_injected_controls(text: str, kind: str) -> None:
     assert not re.search(r"@(here|channel|everyone)\b", body)
 
 
+CONTROLS = "\x1b]0;owned\x07\x1b[2J\x08\x00\x9b\u202egpj.exe"
+RAW = ("\x1b", "\x07", "\x08", "\x00", "\x9b", "\u202e", "\ud800")
+
+
+@pytest.mark.parametrize("kind", ["alert", "update", "digest", "summary"])
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_controls_in_feed_text_reach_no_message(kind: str, fmt: str) -> None:
+    """Controls, bidi overrides and lone surrogates in any field never reach a message raw."""
+    context = _with_every_string(SAMPLES[kind], f"{CONTROLS} Kursk \ud800 news")  # type: ignore[index]
+    message = Renderer().render(kind, fmt, context)  # type: ignore[arg-type]
+    assert [c for c in RAW if c in message.title + message.body] == []
+    assert "2Jgpj.exe Kursk \ufffd news" in message.title + message.body
+
+
+@pytest.mark.parametrize("kind", ["alert", "update", "digest", "summary", "notice"])
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_a_huge_field_makes_no_huge_message(kind: str, fmt: str) -> None:
+    """Every field is capped before it is rendered: a megabyte anywhere is a small message."""
+    context = _with_every_string(SAMPLES[kind], "word " * 200_000)  # type: ignore[index]
+    message = Renderer().render(kind, fmt, context)  # type: ignore[arg-type]
+    assert len(message.title) < 5_000
+    assert len(message.body) < 100_000
+
+
+def _with_every_string(value: Any, text: str) -> Any:
+    """`value` with every string in it but URLs replaced by `text`."""
+    if isinstance(value, dict):
+        return {k: v if k == "url" else _with_every_string(v, text) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_every_string(item, text) for item in value]
+    return text if isinstance(value, str) else value
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -30,6 +30,10 @@ CASES = [
     pytest.param("<!-- note -->visible", "visible", id="comment-dropped"),
     pytest.param("don\x92t \x96 stop", "don’t – stop", id="c1-controls-as-windows-1252"),
     pytest.param("<p>Привет, <b>мир</b></p>", "Привет, мир", id="cyrillic"),
+    pytest.param("<b>a</b>\x00b", "ab", id="nul-in-markup-removed"),
+    pytest.param("<b>bad\ud800</b>", "bad\ufffd", id="surrogate-in-markup-replaced"),
+    pytest.param("<p>a &#27; &#x202E;b</p>", "a b", id="control-references-removed"),
+    pytest.param("a \x1b\x07 b\x08", "a b", id="removed-controls-leave-one-space"),
     pytest.param("", "", id="empty"),
     pytest.param("<p> </p>", "", id="only-markup"),
     pytest.param(

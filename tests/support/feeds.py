@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -63,3 +64,22 @@ UNVEILING_RU = Item(
     "Торжественная церемония открытия памятника военнослужащим Корейской народной армии, "
     "участвовавшим в освобождении Курской области, прошла в субботу.",
 )
+
+
+def json_feed(items: list[Item], title: str = "Test feed") -> str:
+    """A JSON Feed 1.1 document carrying `items`; its escapes can carry any code point."""
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": title,
+        "items": [
+            {
+                "id": item.guid or item.link,
+                "url": item.link,
+                "title": item.title,
+                "summary": item.summary,
+                "date_published": (item.published or datetime.now(UTC)).isoformat(),
+            }
+            for item in items
+        ],
+    }
+    return json.dumps(document)
