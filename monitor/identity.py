@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from monitor.entry import Entry
 from monitor.textnorm import normalize
@@ -81,8 +80,11 @@ def is_site_root(url: str | None) -> bool:
     """Whether a canonical link is a site's front page (no path, no query)."""
     if not url:
         return False
-    parts = urlsplit(url)
-    return parts.path in ("", "/") and not parts.query
+    # A canonical link's path starts at the first slash after the host (no urlsplit:
+    # this runs for every GUID-less entry of every fetch).
+    rest = url.partition("://")[2]
+    slash = rest.find("/")
+    return slash == -1 or rest[slash:] == "/"
 
 
 def _digest(text: str) -> str:
