@@ -10,8 +10,9 @@ whitespace collapsed). Two texts with one normalised form get one verdict, so a 
 is *material* exactly when the normalised form changes: a re-spaced headline, a curly
 quote made straight or a word re-cased is the same report; an edited word is a new
 version, judged again. (An entry no story's prefilter admits is stored with the lead of
-its summary only, see `monitor.worker`; edits past the lead of such an entry are not
-seen, and cannot make it about a story without also changing what the prefilter reads.)
+its summary only, `monitor.worker`, and that lead is its content: an edit past the lead
+is no change, unless it makes the prefilter admit the entry, whose whole summary then
+counts and differs.)
 
 **Identity in a feed (level 1).** An entry is the feed's key (its GUID, else its
 canonical link, else a hash of title and link; `monitor.parse.entry_key`) plus its
@@ -27,7 +28,7 @@ distinct report is an item of its own, never a version of another one.
 
 **Copies (level 2).** An entry whose canonical link *and* content are already stored
 (from any feed, under any key) is a copy: the same report again, nothing to judge. A
-link alone is no longer enough: the same link with a new headline is judged (a wire
+link alone is not enough: the same link with a new headline is judged (a wire
 story rewritten as it develops, a link republished under a new GUID, a feed that links
 everything to its homepage). So a shared link can never turn a new report into a copy.
 """
