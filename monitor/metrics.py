@@ -77,6 +77,12 @@ class Metrics:
         self.items = Counter(
             "monitor_items_seen", "New items stored, by feed", ["feed"], registry=registry
         )
+        self.skipped = Counter(
+            "monitor_items_skipped",
+            "Items the store could not write (left out, the rest of the feed stored), by feed",
+            ["feed"],
+            registry=registry,
+        )
         self.events = Counter(
             "monitor_events",
             "Milestone events created, by story and milestone",
@@ -145,6 +151,8 @@ class Metrics:
         self.last_success.set(self.last_success_at)
         if report.new:
             self.items.labels(report.feed).inc(report.new)
+        if report.skipped:
+            self.skipped.labels(report.feed).inc(report.skipped)
         for story, milestone in report.events:
             self.events.labels(story, milestone).inc()
 

@@ -3,6 +3,14 @@
 Each stage is called with values; IO (the fetcher, the store, the sender, the clock)
 is handed in. One feed's failure is caught here, recorded against that feed and
 backed off; it never reaches the scheduler or the other feeds.
+
+Every entry of a changed feed body is judged by the match stage before the store sees
+it; the store decides what each verdict changes, by identity (DESIGN.md "Identity and
+deduplication", `monitor.identity`). "Seen" is not "judged": dedup decides what is
+sent, never what is read. An entry whose headline or summary changed is a new version
+whose verdict counts; only the same content again (in this feed, or the same link and
+content in any) is passed over. One item the store cannot write is one item's fault:
+it is left out, logged (`item.skipped`) and counted, and the rest of its feed stored.
 """
 
 from __future__ import annotations
@@ -64,6 +72,8 @@ class FeedReport:
     """The HTTP status of the fetch, when there was one."""
     kind: str | None = None
     """The error class of a failed fetch (`TransientFeedError`, `FeedGone`, ...)."""
+    skipped: int = 0
+    """Items the store could not write, left out of the feed's ingest."""
 
 
 @dataclass(slots=True)
@@ -193,21 +203,37 @@ class Pipeline:
             content_hash=digest,
             moved_to=result.moved_to,
         )
+        for skipped in outcome.skipped:
+            log.warning(
+                "item.skipped",
+                key=skipped.key,
+                title=skipped.title[:200],
+                url=skipped.url,
+                error=skipped.error,
+            )
         log.info(
             "feed.checked",
             status=result.status,
             entries=len(classified),
             new=outcome.new,
+            versions=outcome.versions,
             duplicates=outcome.duplicates,
             relevant=outcome.relevant,
             events=len(outcome.events),
             attached=outcome.attached,
             updates=outcome.updates,
+            capped=outcome.capped,
+            skipped=len(outcome.skipped),
         )
         for story, milestone in outcome.events:
             log.info("event.created", story=story, milestone=milestone)
         return FeedReport(
-            feed.name, "ok", new=outcome.new, events=outcome.events, status=result.status
+            feed.name,
+            "ok",
+            new=outcome.new,
+            events=outcome.events,
+            status=result.status,
+            skipped=len(outcome.skipped),
         )
 
     async def _failed(self, feed: FeedConfig, state: Feed, exc: FeedError) -> FeedReport:

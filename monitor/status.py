@@ -54,6 +54,8 @@ class FeedStatus:
     items_seen: int
     moved_to: str | None
     last_item: LatestItem | None
+    items_skipped: int = 0
+    """Items the store could not write (each try counted); the rest of the feed was."""
     told: str | None = None
     """The trouble the health targets were last told about (failing, silent), if any."""
     told_since: datetime | None = None
@@ -125,6 +127,7 @@ def collect(config: Config, store: Store, now: datetime, redact: Redact = str) -
                 consecutive_failures=row.consecutive_failures,
                 failing_since=row.failing_since,
                 items_seen=row.items_seen,
+                items_skipped=row.items_skipped,
                 moved_to=row.moved_to,
                 last_item=latest.get(feed.name),
                 told=row.health,
@@ -186,6 +189,7 @@ def feed_rows(report: StatusReport) -> list[dict[str, Any]]:
             "consecutive_failures": f.consecutive_failures,
             "failing_since": _iso(f.failing_since),
             "items_seen": f.items_seen,
+            "items_skipped": f.items_skipped,
             "health_told": f.told,
             "health_told_since": _iso(f.told_since),
             "last_item": (
@@ -297,6 +301,8 @@ def _feed_notes(feed: FeedStatus, now: datetime) -> list[str]:
         notes.append(f"backoff until {until(feed.backoff_until, now)}")
     if feed.moved_to:
         notes.append(f"moved to {cap(feed.moved_to, NOTE_MAX_CHARS)}")
+    if feed.items_skipped:
+        notes.append(f"items not stored: {feed.items_skipped} (item.skipped in the log)")
     if feed.told:
         notes.append(f"health targets told: {feed.told} {ago(feed.told_since, now)}")
     return notes

@@ -2,9 +2,16 @@
 
 `ingest` writes a fetch's new items, the events they create and the outbox rows for
 those events in one transaction, so a crash never leaves an event without its
-deliveries or a delivery without its event. The outbox is drained through `claim_due`
-(a lease per row, so a crashed sender's row is retried once the lease ends) and
-`finish`.
+deliveries or a delivery without its event. What is new is decided by content, not by
+the link alone ("seen" is not "judged", `monitor.identity`): a stored item whose
+headline or summary changed is stored again as a new version and judged; a link
+already stored with another headline is judged; only the same link with the same
+content is a copy. Alerting keeps its own identity: one event per story and milestone,
+whichever version or copy reports it, so re-judging never alerts twice. One row the
+database refuses is left out of its feed's ingest and reported, never the feed.
+
+The outbox is drained through `claim_due` (a lease per row, so a crashed sender's row
+is retried once the lease ends) and `finish`.
 
 SQLite is the embedded default (WAL, busy timeout, `BEGIN IMMEDIATE` for writes);
 the same code runs on PostgreSQL, where claims use `FOR UPDATE SKIP LOCKED`.
@@ -15,18 +22,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, event, func, inspect, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, StatementError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from monitor import cluster
+from monitor import cluster, identity
 from monitor.entry import Entry
 from monitor.errors import StoreError
 from monitor.match import Verdict
@@ -42,12 +49,34 @@ _UPDATE_FEED_BY_NAME = update(_FEED).where(_FEED.c.name == bindparam("feed_name"
 _UPDATE_FEED_BY_ID = (
     update(_FEED)
     .where(_FEED.c.id == bindparam("feed_id"))
-    .values(items_seen=_FEED.c.items_seen + bindparam("added"))
+    .values(
+        items_seen=_FEED.c.items_seen + bindparam("added"),
+        items_skipped=_FEED.c.items_skipped + bindparam("skipped"),
+    )
 )
-_FIRST_BY_URL = (
-    select(_ITEM.c.url, func.min(_ITEM.c.id))
-    .where(_ITEM.c.url.in_(bindparam("urls", expanding=True)), _ITEM.c.duplicate_of.is_(None))
-    .group_by(_ITEM.c.url)
+_STORED_KEYS = select(_ITEM.c.id, _ITEM.c.key, _ITEM.c.content_hash).where(
+    _ITEM.c.feed_id == bindparam("feed_id"), _ITEM.c.key.in_(bindparam("keys", expanding=True))
+)
+_VERSIONS = (
+    select(_ITEM.c.id, _ITEM.c.version_of, _ITEM.c.story, _ITEM.c.cluster_id)
+    .where(
+        or_(
+            _ITEM.c.id.in_(bindparam("firsts", expanding=True)),
+            _ITEM.c.version_of.in_(bindparam("of_firsts", expanding=True)),
+        )
+    )
+    .order_by(_ITEM.c.id)
+)
+# Links and contents as two lists (a superset of the pairs wanted): SQLite seeks the
+# (url, content_hash) index for two IN lists, but scans it for a list of row values.
+_FIRST_BY_CONTENT = (
+    select(_ITEM.c.url, _ITEM.c.content_hash, func.min(_ITEM.c.id))
+    .where(
+        _ITEM.c.url.in_(bindparam("urls", expanding=True)),
+        _ITEM.c.content_hash.in_(bindparam("contents", expanding=True)),
+        _ITEM.c.duplicate_of.is_(None),
+    )
+    .group_by(_ITEM.c.url, _ITEM.c.content_hash)
 )
 _BAND = cast(Table, ClusterBand.__table__)  # type: ignore[attr-defined]
 _CANDIDATES = (
@@ -66,6 +95,8 @@ _CANDIDATES = (
     .order_by(_ITEM.c.id)
 )
 _INSERT_BAND = _BAND.insert()
+_EVENT = cast(Table, Event.__table__)  # type: ignore[attr-defined]
+_EVENT_KEYS = select(_EVENT.c.story, _EVENT.c.milestone)
 _MARK_COPY = (
     update(_ITEM).where(_ITEM.c.id == bindparam("item_id")).values(duplicate_of=bindparam("first"))
 )
@@ -79,6 +110,11 @@ FOLDED = "folded"
 """An alert over its target's hourly cap, carried by a summary delivery (`folded_into`)."""
 _SQLITE_BUSY_MS = 30_000
 _CLUSTER_WINDOW = timedelta(days=30)
+_LOOKUP_CHUNK = 400
+"""Keys or links per lookup statement: well under any database's limit on parameters."""
+_T = TypeVar("_T")
+_ROW_FAULTS = (SQLAlchemyError, UnicodeError, ValueError)
+"""What an insert can raise; `_row_fault` tells a refused row from a failing database."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +125,54 @@ class Classified:
     verdict: Verdict
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedItem:
+    """An entry the database refused to store: left out, the rest of its feed stored."""
+
+    key: str
+    title: str
+    url: str | None
+    error: str
+
+
 @dataclass(slots=True)
 class IngestResult:
     """What one `ingest` call did."""
 
     new: int = 0
+    """Entries this feed never had: new items."""
+    versions: int = 0
+    """Items this feed had whose content changed: new versions, judged again."""
     duplicates: int = 0
+    """New items and versions whose link and content were already stored: copies."""
     relevant: int = 0
     events: list[tuple[str, str]] = field(default_factory=list)
     attached: int = 0
     updates: int = 0
     """New developments (clusters) that are no milestone, announced to update targets."""
     deliveries: int = 0
+    capped: int = 0
+    """Changed versions left out: their item has `identity.MAX_VERSIONS` versions and
+    they report no milestone that lacks an event."""
+    skipped: list[SkippedItem] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Row:
+    """An entry an ingest stores: a new item, or a new version of a stored one."""
+
+    classified: Classified
+    key: str
+    """The row's key: the entry's identity (`identity.keys`), or a version's key."""
+    content: str
+    """`identity.content_hash` of the entry."""
+    version_of: int | None = None
+    """For a version: its item's first version."""
+    joins: int | None = None
+    """For a version: the cluster its item's earlier versions of the same story are in."""
+    signature: cluster.Signature | None = None
+    id: int | None = None
+    """Once inserted; None if another process inserted it first or the database refused it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,11 +501,16 @@ class Store:
     ) -> IngestResult:
         """Record a fetched feed's entries, their events and outbox rows, atomically.
 
-        Entries already stored for this feed are skipped (identity level 1). A new
-        entry whose canonical URL is already stored is a copy (level 2) and changes
-        nothing else. Entries from a feed's first fetch, or published before
-        `alert_after`, are recorded silently: they may create or join events but
-        never alert.
+        Identity (DESIGN.md, `monitor.identity`): an entry this feed stored with the
+        same content is skipped (level 1); one whose content changed is stored as a new
+        version and judged again. A new item or version whose canonical link and
+        content were already stored, by any feed, is a copy and changes nothing else
+        (level 2); everything else relevant is clustered (level 3) and, if it reports a
+        milestone, creates or joins that milestone's one event (level 4), so a
+        milestone alerts once whichever version, feed or outlet reports it first.
+        Entries from a feed's first fetch, or published before `alert_after`, are
+        recorded silently: they may create or join events but never alert. An entry
+        the database refuses is left out and listed in the result's `skipped`.
         """
         result = IngestResult()
         with self._write() as session:
@@ -447,28 +524,21 @@ class Store:
             def silent(entry: Entry) -> bool:
                 return baseline or _published_before(entry, alert_after)
 
-            # Only relevant items are signed (clustering is for them alone), once.
-            signatures = {
-                c.entry.key: cluster.signature(c.entry.title, c.entry.summary)
-                for c in items
-                if c.verdict.relevant
-            }
-            new_ids = self._insert_items(db, feed_id, items, signatures, now=now, silent=silent)
-            fresh = [c for c in items if c.entry.key in new_ids]
-            result.new = len(fresh)
-            copies = self._copies(db, fresh, new_ids)
+            rows = self._within_cap(db, self._unseen(db, feed_id, items), result)
+            self._insert_items(db, feed_id, rows, now=now, silent=silent, result=result)
+            stored = [row for row in rows if row.id is not None]
+            result.versions = sum(1 for row in stored if row.version_of is not None)
+            result.new = len(stored) - result.versions
+            copies = self._copies(db, stored)
             result.duplicates = len(copies)
-            for classified in fresh:
-                item_id = new_ids[classified.entry.key]
-                if item_id in copies or not classified.verdict.relevant:
+            for row in stored:
+                if row.id in copies or not row.classified.verdict.relevant:
                     continue
                 result.relevant += 1
                 self._place(
                     session,
-                    classified,
-                    item_id,
-                    signatures[classified.entry.key],
-                    silent=silent(classified.entry),
+                    row,
+                    silent=silent(row.classified.entry),
                     now=now,
                     route=route,
                     result=result,
@@ -485,67 +555,163 @@ class Store:
                 values["moved_to"] = moved_to
             if result.new:
                 values["last_item_at"] = now
-            db.execute(_UPDATE_FEED_BY_ID, {"feed_id": feed_id, "added": result.new, **values})
+            db.execute(
+                _UPDATE_FEED_BY_ID,
+                {"feed_id": feed_id, "added": result.new, "skipped": len(result.skipped), **values},
+            )
         return result
+
+    def _unseen(self, db: Connection, feed_id: int, items: Sequence[Classified]) -> list[_Row]:
+        """The entries this feed has not stored with this content (identity level 1): new
+        items, and new versions of stored ones (a changed title or summary)."""
+        hashes = [identity.content_hash(c.entry.title, c.entry.summary) for c in items]
+        keys = identity.keys([c.entry for c in items], hashes)
+        fetched: dict[str, _Row] = {}
+        for classified, key, digest in zip(items, keys, hashes, strict=True):
+            fetched.setdefault(key, _Row(classified, key, digest))
+        lookup = [*fetched, *(identity.version_key(r.key, r.content) for r in fetched.values())]
+        stored: dict[str, tuple[int, str | None]] = {}
+        for chunk in _chunks(lookup):
+            for item_id, key, digest in db.execute(
+                _STORED_KEYS, {"feed_id": feed_id, "keys": chunk}
+            ):
+                stored[key] = (item_id, digest)
+        unseen = []
+        for row in fetched.values():
+            first = stored.get(row.key)
+            version = identity.version_key(row.key, row.content)
+            if version in stored or (first is not None and first[1] == row.content):
+                continue
+            if first is not None:
+                row.key, row.version_of = version, first[0]
+            unseen.append(row)
+        return unseen
+
+    def _within_cap(self, db: Connection, rows: list[_Row], result: IngestResult) -> list[_Row]:
+        """Give each version the cluster of its item's earlier versions; leave out the
+        versions of items that have `identity.MAX_VERSIONS` already, unless they report
+        a milestone that has no event yet."""
+        firsts = sorted({row.version_of for row in rows if row.version_of is not None})
+        if not firsts:
+            return rows
+        counts: dict[int, int] = {}
+        clusters: dict[tuple[int, str], int] = {}
+        for chunk in _chunks(firsts):
+            found = db.execute(_VERSIONS, {"firsts": chunk, "of_firsts": chunk})
+            for item_id, version_of, story, cluster_id in found:  # oldest first
+                first = version_of or item_id
+                counts[first] = counts.get(first, 0) + 1
+                if story is not None and cluster_id is not None:
+                    clusters[(first, story)] = cluster_id
+        events: set[tuple[str, str]] | None = None
+        kept = []
+        for row in rows:
+            verdict = row.classified.verdict
+            if row.version_of is not None and verdict.story is not None:
+                row.joins = clusters.get((row.version_of, verdict.story))
+            if (
+                row.version_of is not None
+                and counts.get(row.version_of, 0) >= identity.MAX_VERSIONS
+            ):
+                if events is None:
+                    events = {(story, milestone) for story, milestone in db.execute(_EVENT_KEYS)}
+                if verdict.milestone is None or (verdict.story, verdict.milestone) in events:
+                    result.capped += 1
+                    continue
+            kept.append(row)
+        return kept
 
     def _insert_items(
         self,
         db: Connection,
         feed_id: int,
-        items: Sequence[Classified],
-        signatures: dict[str, cluster.Signature | None],
+        rows: Sequence[_Row],
         *,
         now: datetime,
         silent: Callable[[Entry], bool],
-    ) -> dict[str, int]:
-        rows: dict[str, dict[str, Any]] = {}
-        for classified in items:
-            entry, verdict = classified.entry, classified.verdict
-            if entry.key in rows:
-                continue
-            rows[entry.key] = {
-                "feed_id": feed_id,
-                "key": entry.key,
-                "url": entry.url,
-                "title": entry.title,
-                "summary": entry.summary,
-                "outlet": entry.outlet,
-                "lang": entry.lang,
-                "published": entry.published,
-                "seen_at": now,
-                "story": verdict.story,
-                "milestone": verdict.milestone,
-                "terms": _terms_json(verdict) if verdict.story else None,
-                "signature": cluster.pack(sig) if (sig := signatures.get(entry.key)) else None,
-                "silent": silent(entry),
-            }
-        if not rows:
-            return {}
-        # One statement with the rows as parameters (executemany): SQLAlchemy compiles it
-        # once and batches the rows itself. Rows inlined with .values(list) compiled a new
-        # statement of thousands of parameters per feed, most of an ingest's cost.
-        outcome = db.execute(self._insert_items_sql, list(rows.values()))
-        return {key: item_id for item_id, key in outcome}
+        result: IngestResult,
+    ) -> None:
+        """Insert the rows and set their ids: in one batch, or, when the database
+        refuses the batch, one by one, leaving out the rows it refuses."""
+        values = []
+        for row in rows:
+            entry, verdict = row.classified.entry, row.classified.verdict
+            # Only relevant items are signed (clustering is for them alone).
+            if verdict.relevant:
+                row.signature = cluster.signature(entry.title, entry.summary)
+            values.append(
+                {
+                    "feed_id": feed_id,
+                    "key": row.key,
+                    "url": entry.url,
+                    "title": entry.title,
+                    "summary": entry.summary,
+                    "outlet": entry.outlet,
+                    "lang": entry.lang,
+                    "published": entry.published,
+                    "seen_at": now,
+                    "story": verdict.story,
+                    "milestone": verdict.milestone,
+                    "terms": _terms_json(verdict) if verdict.story else None,
+                    "signature": cluster.pack(row.signature) if row.signature else None,
+                    "content_hash": row.content,
+                    "version_of": row.version_of,
+                    "silent": silent(entry),
+                }
+            )
+        if not values:
+            return
+        try:
+            # One statement with the rows as parameters (executemany): SQLAlchemy
+            # compiles it once and batches the rows itself. Rows inlined with
+            # .values(list) compiled a new statement of thousands of parameters per feed,
+            # most of an ingest's cost. The savepoint keeps the transaction usable (on
+            # PostgreSQL an error aborts it) if the database refuses the batch.
+            with db.begin_nested():
+                inserted = db.execute(self._insert_items_sql, values).all()
+        except _ROW_FAULTS as exc:
+            if not _row_fault(exc):
+                raise
+            inserted = []
+            for row, one in zip(rows, values, strict=True):
+                try:
+                    with db.begin_nested():
+                        inserted += db.execute(self._insert_items_sql, [one]).all()
+                except _ROW_FAULTS as refused:
+                    if not _row_fault(refused):
+                        raise
+                    entry = row.classified.entry
+                    error = _short(refused) if isinstance(refused, SQLAlchemyError) else refused
+                    # The first line: PostgreSQL's DETAIL repeats the whole row.
+                    reason = f"{error}".split("\n", 1)[0][:500]
+                    result.skipped.append(SkippedItem(row.key, entry.title, entry.url, reason))
+        ids = {key: item_id for item_id, key in inserted}
+        for row in rows:
+            row.id = ids.get(row.key)
 
     def _insert_statement(self, table: type[SQLModel] | Table) -> Any:
         if self._sqlite:
             return sqlite.insert(table)
         return postgresql.insert(table)
 
-    def _copies(
-        self, db: Connection, fresh: Sequence[Classified], new_ids: dict[str, int]
-    ) -> set[int]:
-        """Ids of new items whose canonical URL was already stored (identity level 2)."""
-        urls = {c.entry.url for c in fresh if c.entry.url}
-        if not urls:
-            return set()
-        first_by_url: dict[str, int] = dict(db.execute(_FIRST_BY_URL, {"urls": list(urls)}).all())
+    def _copies(self, db: Connection, rows: Sequence[_Row]) -> set[int]:
+        """Ids of the stored rows whose canonical link and content an earlier item has
+        (identity level 2): copies, not judged again. The same link with other content
+        is no copy: it is a new report, or a new version of one."""
+        linked = [row for row in rows if row.classified.entry.url]
+        first: dict[tuple[str, str], int] = {}
+        for chunk in _chunks(linked):
+            urls = sorted({row.classified.entry.url or "" for row in chunk})
+            contents = sorted({row.content for row in chunk})
+            found = db.execute(_FIRST_BY_CONTENT, {"urls": urls, "contents": contents})
+            for url, digest, item_id in found:
+                first[(url, digest)] = item_id
         copies: dict[int, int] = {}
-        for classified in fresh:
-            item_id = new_ids[classified.entry.key]
-            first = first_by_url.get(classified.entry.url or "")
-            if first is not None and first != item_id:
-                copies[item_id] = first
+        for row in rows:
+            assert row.id is not None
+            earliest = first.get((row.classified.entry.url or "", row.content))
+            if earliest is not None and earliest != row.id:
+                copies[row.id] = earliest
         if copies:
             db.execute(_MARK_COPY, [{"item_id": i, "first": f} for i, f in copies.items()])
         return set(copies)
@@ -553,9 +719,7 @@ class Store:
     def _place(
         self,
         session: Session,
-        classified: Classified,
-        item_id: int,
-        signature: cluster.Signature | None,
+        row: _Row,
         *,
         silent: bool,
         now: datetime,
@@ -563,10 +727,19 @@ class Store:
         result: IngestResult,
     ) -> None:
         """Cluster a relevant item; a milestone creates or joins its event, and the first
-        report of a new development (a new cluster) that is no milestone is an update."""
-        entry, verdict = classified.entry, classified.verdict
+        report of a new development (a new cluster) that is no milestone is an update.
+
+        A version stays in its item's cluster: an edited report is the same report, so
+        a headline rewritten in place is judged (its milestone alerts) but never
+        announced again as a new development.
+        """
+        entry, verdict = row.classified.entry, row.classified.verdict
         assert verdict.story is not None
-        cluster_id = self._cluster_of(session.connection(), item_id, verdict.story, signature, now)
+        assert row.id is not None
+        item_id = row.id
+        cluster_id = self._cluster_of(
+            session.connection(), item_id, verdict.story, row.signature, now, joined=row.joins
+        )
         changes: dict[str, Any] = {"cluster_id": cluster_id}
         if verdict.milestone is None:
             if cluster_id == item_id and not silent:
@@ -612,25 +785,30 @@ class Store:
         story: str,
         signature: cluster.Signature | None,
         now: datetime,
+        *,
+        joined: int | None = None,
     ) -> int:
         """The cluster (its first item's id) of near-duplicate reports (identity level 3).
 
         Candidates share a band with the item (an indexed lookup); the most similar one
-        at or above `cluster.THRESHOLD` gives its cluster, else the item starts one. The
-        item's own bands are recorded for the items that come after it.
+        at or above `cluster.THRESHOLD` gives its cluster, else the item starts one.
+        `joined` (a version's item's cluster) is taken as it is. The item's own bands
+        are recorded for the items that come after it.
         """
         if signature is None:
-            return item_id
+            return joined or item_id
         keys = cluster.band_keys(signature)
-        candidates = db.execute(
-            _CANDIDATES,
-            {"story": story, "keys": keys, "since": now - _CLUSTER_WINDOW, "item_id": item_id},
-        ).all()
-        best, found = 0.0, item_id
-        for other_id, other_cluster, packed in candidates:  # oldest first: it wins a tie
-            similarity = cluster.similarity(signature, cluster.unpack(packed))
-            if similarity >= cluster.THRESHOLD and similarity > best:
-                best, found = similarity, other_cluster or other_id
+        found = joined or item_id
+        if joined is None:
+            candidates = db.execute(
+                _CANDIDATES,
+                {"story": story, "keys": keys, "since": now - _CLUSTER_WINDOW, "item_id": item_id},
+            ).all()
+            best = 0.0
+            for other_id, other_cluster, packed in candidates:  # oldest first: it wins a tie
+                similarity = cluster.similarity(signature, cluster.unpack(packed))
+                if similarity >= cluster.THRESHOLD and similarity > best:
+                    best, found = similarity, other_cluster or other_id
         db.execute(
             _INSERT_BAND,
             [{"story": story, "key": key, "item_id": item_id, "seen_at": now} for key in keys],
@@ -1000,7 +1178,8 @@ class Store:
         """A story's non-milestone updates and later milestone reports seen in the period.
 
         Silent items (a feed's first fetch, old items) and copies of an article already
-        stored are left out; rewrites of one update (one cluster) are shown once.
+        stored are left out; rewrites of one update (one cluster) are shown once, and
+        counted once per link (an edited version of a report shown is not "one more").
         """
         with self._read() as session:
             base = (
@@ -1016,33 +1195,35 @@ class Store:
                 .order_by(col(Item.seen_at), col(Item.id))
             )
             updates: dict[int, UpdateView] = {}
+            links: dict[int, set[str | None]] = {}
             for item, feed in session.exec(base.where(col(Item.event_id).is_(None))).all():
                 assert item.id is not None
                 group = item.cluster_id or item.id
-                if group in updates:
+                if group not in updates:
+                    updates[group] = UpdateView(
+                        item.title, item.url, item.outlet, feed, item.lang, _utc(item.seen_at), 0
+                    )
+                    links[group] = {item.url}
+                elif item.url is None or item.url not in links[group]:
+                    links[group].add(item.url)
                     first = updates[group]
                     updates[group] = dataclasses.replace(first, more=first.more + 1)
-                    continue
-                updates[group] = UpdateView(
-                    item.title, item.url, item.outlet, feed, item.lang, _utc(item.seen_at), 0
-                )
+            events = session.exec(
+                select(Event)
+                .where(Event.story == story)
+                .order_by(col(Event.created_at), col(Event.id))
+            ).all()
+            # What each event already shows: its first report and its link.
+            shown = {e.id: ({e.first_item_id}, {e.url}) for e in events}
             later: dict[int, list[SourceView]] = {}
             for item, feed in session.exec(base.where(col(Item.event_id).is_not(None))).all():
                 assert item.event_id is not None
-                first_id = session.exec(
-                    select(Event.first_item_id).where(Event.id == item.event_id)
-                ).one()
-                if item.id == first_id:
+                ids, urls = shown[item.event_id]
+                if item.id in ids or (item.url is not None and item.url in urls):
                     continue
+                urls.add(item.url)
                 later.setdefault(item.event_id, []).append(_source_view(item, feed))
-            timeline = [
-                _event_view(session, row)
-                for row in session.exec(
-                    select(Event)
-                    .where(Event.story == story)
-                    .order_by(col(Event.created_at), col(Event.id))
-                ).all()
-            ]
+            timeline = [_event_view(session, row) for row in events]
         by_id = {e.id: e for e in timeline}
         reports = [(by_id[event_id], sources) for event_id, sources in later.items()]
         return DigestMaterial(list(updates.values()), reports, timeline)
@@ -1050,12 +1231,17 @@ class Store:
     # -- feed health ----------------------------------------------------------
 
     def arrivals(self, name: str, since: datetime, limit: int = 200) -> list[datetime]:
-        """When fetches of the feed brought new items (distinct times, oldest first)."""
+        """When fetches of the feed brought new items (distinct times, oldest first; a
+        new version of an item is no new item)."""
         with self._read() as session:
             rows = session.exec(
                 select(Item.seen_at)
                 .join(Feed, col(Feed.id) == col(Item.feed_id))
-                .where(Feed.name == name, col(Item.seen_at) >= since)
+                .where(
+                    Feed.name == name,
+                    col(Item.seen_at) >= since,
+                    col(Item.version_of).is_(None),
+                )
                 .group_by(col(Item.seen_at))
                 .order_by(col(Item.seen_at).desc())
                 .limit(limit)
@@ -1071,7 +1257,7 @@ class Store:
             rows = session.execute(
                 select(Feed.name, Item.seen_at)
                 .join(Feed, col(Feed.id) == col(Item.feed_id))
-                .where(col(Item.seen_at) >= since)
+                .where(col(Item.seen_at) >= since, col(Item.version_of).is_(None))
                 .group_by(col(Feed.name), col(Item.seen_at))
             ).all()
         for name, seen_at in rows:
@@ -1100,7 +1286,8 @@ class Store:
     # -- history and status ---------------------------------------------------
 
     def items(self, since: datetime | None = None) -> Iterator[StoredItem]:
-        """Stored items (not copies), oldest first, for re-running rules over them."""
+        """Stored items, every version of each (not copies), oldest first, for re-running
+        rules over them."""
         statement = (
             select(Item, Feed.name)
             .join(Feed, col(Feed.id) == col(Item.feed_id))
@@ -1229,23 +1416,15 @@ class Store:
 
 def _event_view(session: Session, row: Event) -> EventView:
     assert row.id is not None
-    sources: list[SourceView] = []
-    seen_urls: set[str] = set()
     statement = (
         select(Item, Feed.name)
         .join(Feed, col(Feed.id) == col(Item.feed_id))
         .where(Item.event_id == row.id)
         .order_by(col(Item.seen_at), col(Item.id))
     )
-    terms: dict[str, list[str]] = {}
-    for item, feed_name in session.exec(statement).all():
-        if item.id == row.first_item_id and item.terms:
-            terms = json.loads(item.terms)
-        if item.url and item.url in seen_urls:
-            continue
-        if item.url:
-            seen_urls.add(item.url)
-        sources.append(_source_view(item, feed_name))
+    reports = session.exec(statement).all()
+    first = next((item for item, _ in reports if item.id == row.first_item_id), None)
+    terms: dict[str, list[str]] = json.loads(first.terms) if first and first.terms else {}
     deliveries = [
         _delivery_view(d)
         for d in session.exec(
@@ -1261,7 +1440,7 @@ def _event_view(session: Session, row: Event) -> EventView:
         outlet=row.outlet,
         created_at=row.created_at,
         silent=row.silent,
-        sources=sources,
+        sources=_distinct_sources(reports),
         deliveries=deliveries,
         terms=terms,
     )
@@ -1289,10 +1468,24 @@ def _update_view(session: Session, item: Item, feed_name: str) -> UpdateAlertVie
         outlet=item.outlet,
         created_at=_utc(item.seen_at),
         silent=item.silent,
-        sources=[_source_view(item, feed_name), *(_source_view(i, f) for i, f in members)],
+        sources=_distinct_sources([(item, feed_name), *members]),
         deliveries=[_delivery_view(d) for d in deliveries],
         terms=json.loads(item.terms) if item.terms else {},
     )
+
+
+def _distinct_sources(reports: Iterable[tuple[Item, str]]) -> list[SourceView]:
+    """One source per link, the first report with it (its versions and copies with
+    other text add none); reports without a link are each a source."""
+    sources: list[SourceView] = []
+    seen: set[str] = set()
+    for item, feed_name in reports:
+        if item.url in seen:
+            continue
+        if item.url:
+            seen.add(item.url)
+        sources.append(_source_view(item, feed_name))
+    return sources
 
 
 def _delivery_view(row: Delivery) -> DeliveryView:
@@ -1326,6 +1519,23 @@ def _outbox_row(row: Delivery) -> OutboxRow:
         title=row.title,
         event_id=row.event_id,
     )
+
+
+def _chunks(values: Sequence[_T], size: int = _LOOKUP_CHUNK) -> Iterator[Sequence[_T]]:
+    """`values` in slices of at most `size`, for lookups with one parameter per value."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _row_fault(exc: BaseException) -> bool:
+    """Whether an insert failed for the row's own values (a text the database refuses,
+    a constraint it breaks), as opposed to the database failing (locked, full, gone):
+    a refused row is left out; a failing database fails the feed's ingest."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, StatementError):  # the driver could not even bind the values
+        return isinstance(exc.orig, UnicodeError | ValueError)
+    return isinstance(exc, UnicodeError | ValueError)
 
 
 def _rowcount(result: Any) -> int:
@@ -1455,7 +1665,11 @@ def _add_missing_columns(session: Session, table: str, names: Sequence[str]) -> 
             continue
         column = columns[name]
         kind = column.type.compile(dialect=connection.dialect)
-        default = " NOT NULL DEFAULT FALSE" if kind.upper().startswith("BOOL") else ""
+        default = ""
+        if kind.upper().startswith("BOOL"):
+            default = " NOT NULL DEFAULT FALSE"
+        elif not column.nullable:  # a count: the model's default, a literal integer
+            default = f" NOT NULL DEFAULT {int(column.default.arg)}"  # type: ignore[union-attr]
         connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}{default}")
 
 
@@ -1496,8 +1710,43 @@ def _minhash_clusters(session: Session) -> None:
         db.execute(_INSERT_BAND, bands)
 
 
+def _report_versions(session: Session) -> None:
+    """Items carry their content's digest and, for a later version, its first version;
+    copies are found by link and content together; feeds count the items they could not
+    store. Every stored item gets its digest, so nothing seen before the upgrade is
+    taken for changed after it."""
+    _add_missing_columns(session, "item", ["content_hash", "version_of"])
+    _add_missing_columns(session, "feed", ["items_skipped"])
+    db = session.connection()
+    db.exec_driver_sql("DROP INDEX IF EXISTS ix_item_url")
+    for index in _ITEM.indexes:
+        if index.name in ("ix_item_version_of", "ix_item_url_content"):
+            index.create(db, checkfirst=True)
+    after = 0
+    while True:
+        batch = db.execute(
+            select(_ITEM.c.id, _ITEM.c.title, _ITEM.c.summary)
+            .where(_ITEM.c.content_hash.is_(None), _ITEM.c.id > after)
+            .order_by(_ITEM.c.id)
+            .limit(1000)
+        ).all()
+        if not batch:
+            return
+        db.execute(
+            update(_ITEM)
+            .where(_ITEM.c.id == bindparam("item_id"))
+            .values(content_hash=bindparam("digest")),
+            [
+                {"item_id": item_id, "digest": identity.content_hash(title, summary)}
+                for item_id, title, summary in batch
+            ],
+        )
+        after = batch[-1][0]
+
+
 MIGRATIONS: list[tuple[str, Callable[[Session], None]]] = [
     ("0001_initial", _initial_schema),
     ("0002_delivery_routing", _delivery_routing),
     ("0003_minhash_clusters", _minhash_clusters),
+    ("0004_report_versions", _report_versions),
 ]

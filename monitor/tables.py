@@ -1,7 +1,8 @@
 """The database schema: what was seen, what happened, and what must be sent.
 
     feed          one row per configured feed: validators, health, backoff
-    item          every entry ever seen (identity level 1: feed + key), with its verdict
+    item          every version of every entry seen (identity level 1: feed + key +
+                  content), with its verdict
     cluster_band  the LSH bands of relevant items' MinHash signatures (identity level 3)
     event         one row per (story, milestone): the thing people are alerted about
     delivery      the outbox: one row per (message, target), drained by the notify stage
@@ -36,6 +37,9 @@ class Feed(SQLModel, table=True):
     next_check: datetime | None = None
     items_seen: int = 0
     last_item_at: datetime | None = None
+    items_skipped: int = 0
+    """Items the store could not write (a row the database refused), each time one was
+    tried; they were left out and the rest of the feed was stored."""
     baseline_done: bool = False
     gone: bool = False
     health: str | None = None
@@ -44,17 +48,24 @@ class Feed(SQLModel, table=True):
 
 
 class Item(SQLModel, table=True):
-    """One entry of one feed, stored once and never processed again."""
+    """One version of one entry of one feed: stored once, judged once.
+
+    The first version of an entry has the entry's key (`monitor.identity.keys`); a later
+    one, whose title or summary changed materially, has `identity.version_key(key,
+    content_hash)` and points at the first in `version_of`. Old versions stay as history.
+    """
 
     __table_args__ = (
         UniqueConstraint("feed_id", "key"),
         Index("ix_item_story_seen", "story", "seen_at"),
+        Index("ix_item_version_of", "version_of"),
+        Index("ix_item_url_content", "url", "content_hash"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     feed_id: int = Field(foreign_key="feed.id", index=True)
     key: str
-    url: str | None = Field(default=None, index=True)
+    url: str | None = None
     title: str = Field(sa_column=Column(Text, nullable=False))
     summary: str = Field(sa_column=Column(Text, nullable=False))
     outlet: str | None = None
@@ -71,6 +82,11 @@ class Item(SQLModel, table=True):
     cluster_id: int | None = Field(default=None, index=True)
     """For a relevant item: the first item of its near-duplicate cluster (maybe itself)."""
     duplicate_of: int | None = None
+    """For a copy (the same canonical link and content already stored): the first item."""
+    content_hash: str | None = None
+    """`monitor.identity.content_hash` of the title and summary: what the rules read."""
+    version_of: int | None = None
+    """For a later version of an entry: the id of its first version."""
     silent: bool = False
     event_id: int | None = Field(default=None, foreign_key="event.id", index=True)
 

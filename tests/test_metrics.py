@@ -70,9 +70,12 @@ def _value(family: Any, suffix: str = "_total", **labels: str) -> float:
 
 
 def test_metrics_parse_and_count(served: tuple[Metrics, str, Ticks], store: Store) -> None:
-    """Feed checks, fetch statuses, errors, items, events and sends, in Prometheus text."""
+    """Feed checks, fetch statuses, errors, items (stored and skipped), events and sends,
+    in Prometheus text."""
     metrics, base, _ = served
-    metrics.feed_checked(FeedReport("a", "ok", new=3, events=[("s", "unveiling")], status=200), 0.2)
+    metrics.feed_checked(
+        FeedReport("a", "ok", new=3, events=[("s", "unveiling")], status=200, skipped=2), 0.2
+    )
     metrics.feed_checked(FeedReport("a", "unchanged", status=304), 0.01)
     metrics.feed_checked(FeedReport("b", "failed", error="x", status=503, kind="RateLimited"), 3)
     metrics.feed_checked(FeedReport("c", "failed", error="timeout", kind="TransientFeedError"), 30)
@@ -96,6 +99,7 @@ def test_metrics_parse_and_count(served: tuple[Metrics, str, Ticks], store: Stor
     }
     assert _value(families["monitor_fetch_errors"], feed="b", kind="RateLimited") == 1
     assert _value(families["monitor_items_seen"], feed="a") == 3
+    assert _value(families["monitor_items_skipped"], feed="a") == 2
     assert _value(families["monitor_events"], milestone="unveiling") == 1
     assert _value(families["monitor_delivery_attempts"], result="sent") == 2
     cycle = families["monitor_cycle_duration_seconds"]

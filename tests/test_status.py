@@ -54,8 +54,12 @@ def scene(tmp_path: Path) -> Iterator[tuple[Config, Store]]:
     unveiled = Verdict(story=STORY, milestone="unveiling", terms={"watch": ("monument",)}, why="t")
     earlier = NOW - timedelta(minutes=20)
     _ingest(store, "healthy", [Classified(_entry("h0", "Weather"), quiet)], earlier)
+    refused = Classified(_entry("h2", "A lone surrogate \ud800 no database stores"), quiet)
     _ingest(
-        store, "healthy", [Classified(_entry("h1", "Monument unveiled in Kursk"), unveiled)], NOW
+        store,
+        "healthy",
+        [refused, Classified(_entry("h1", "Monument unveiled in Kursk"), unveiled)],
+        NOW,
     )
     store.record_failure(
         "failing",
@@ -85,7 +89,7 @@ def test_collect_reports_every_feed_state(scene: tuple[Config, Store]) -> None:
     }
     assert feeds["healthy"].last_item is not None
     assert feeds["healthy"].last_item.title == "Monument unveiled in Kursk"
-    assert feeds["healthy"].items_seen == 2
+    assert (feeds["healthy"].items_seen, feeds["healthy"].items_skipped) == (2, 1)
     assert feeds["failing"].backoff_until == NOW + timedelta(hours=1)
     assert feeds["failing"].last_error == f"HTTP 503 for token {MASK}"
     assert feeds["healthy"].backoff_until is None
@@ -106,6 +110,7 @@ def test_json_rows(scene: tuple[Config, Store]) -> None:
     assert failing["consecutive_failures"] == 1
     healthy = next(f for f in feeds if f["name"] == "healthy")
     assert healthy["last_item"]["url"] == "https://x.example/h1"
+    assert (healthy["items_skipped"], failing["items_skipped"]) == (1, 0)
     outbox = json.loads(json.dumps(status.delivery_rows(report)))
     targets = {r["target"]: r["counts"] for r in outbox if r["type"] == "target"}
     none = {"pending": 0, "failed": 0, "sent": 0, "dead": 0, "folded": 0}
@@ -131,6 +136,7 @@ def test_table_shows_health_and_outbox(scene: tuple[Config, Store]) -> None:
         "backoff until in 1h",
         "gone",
         "Monument unveiled in Kursk · 0s ago",
+        "items not stored: 1",
         "Waiting to be sent",
         "HTTP 500 from desk",
         "Dead",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from monitor.entry import Entry
+from monitor.identity import MAX_VERSIONS
 from monitor.match import Verdict
 from monitor.store import MIGRATIONS, Classified, Store
 from tests.support.postgres import schema_url
@@ -125,7 +128,8 @@ def test_same_article_in_two_feeds_is_one_copy(store: Store) -> None:
 
 
 def test_changed_guid_does_not_alert_again(store: Store) -> None:
-    """An already-seen article republished under a new GUID is a copy, not news."""
+    """An article republished under a new GUID and headline is judged, and only joins
+    the milestone it already alerted; with its old headline it is a copy."""
     baseline(store, "a")
     url = "https://outlet.example/site-chosen"
     ingest(
@@ -142,8 +146,13 @@ def test_changed_guid_does_not_alert_again(store: Store) -> None:
             )
         ],
     )
-    assert again.duplicates == 1
-    assert again.deliveries == 0
+    assert (again.duplicates, again.attached, again.deliveries) == (0, 1, 0)
+    same = ingest(
+        store,
+        "a",
+        [Classified(entry("guid-3", "Site  CHOSEN", url=url), milestone("site_selection"))],
+    )
+    assert (same.new, same.duplicates, same.attached, same.deliveries) == (1, 1, 0, 0)
 
 
 def test_old_items_never_alert(store: Store) -> None:
@@ -457,3 +466,194 @@ def test_history_has_events_and_updates_newest_first(store: Store) -> None:
         (None, "Funds"),
     ]
     assert [v.title for v in store.history(limit=1)] == ["Monument unveiled"]
+
+
+def _versions(store: Store) -> list[tuple[str, str, int | None]]:
+    """(title, milestone or '', version_of) of every stored item but the baselines, oldest first."""
+    with store._read() as session:
+        rows = session.execute(
+            text(
+                "select title, coalesce(milestone, ''), version_of from item "
+                "where key not like '%-old' order by id"
+            )
+        )
+        return [tuple(row) for row in rows.all()]  # type: ignore[misc]
+
+
+def test_a_headline_changed_in_place_is_a_version_judged_again(store: Store) -> None:
+    """The same key with a new headline is stored beside the old one and alerts its
+    milestone; the same text again, or the old one back, is nothing new."""
+    baseline(store, "a")
+    url = "https://tass.example/kursk-site"
+    discussed = Classified(entry("g", "Council discusses site", url=url), UPDATE)
+    chosen = Classified(entry("g", "Site chosen", url=url), milestone("site_selection"))
+    assert ingest(store, "a", [discussed]).updates == 1
+    changed = ingest(store, "a", [chosen])
+    assert (changed.new, changed.versions, changed.events) == (0, 1, [(STORY, "site_selection")])
+    assert changed.deliveries == 2
+    for again in ([chosen], [discussed]):
+        result = ingest(store, "a", again)
+        assert (result.new, result.versions, result.deliveries) == (0, 0, 0)
+    [first_id] = [v.id for v in store.items() if v.title == "Council discusses site"]
+    assert _versions(store) == [
+        ("Council discusses site", "", None),
+        ("Site chosen", "site_selection", first_id),
+    ]
+    assert store.feed("a").items_seen == 2  # the baseline and the one report
+    [event] = store.events()
+    assert (event.title, [s.url for s in event.sources]) == ("Site chosen", [url])
+    # Both versions in one fetch: the key is shared, so each is its own content; both
+    # contents are stored, so both are copies, and nothing is judged again.
+    both = ingest(store, "a", [discussed, chosen])
+    assert (both.duplicates, both.relevant, both.deliveries) == (2, 0, 0)
+
+
+def test_a_version_stays_in_its_reports_cluster(store: Store) -> None:
+    """A development rewritten in place is judged but is no second update."""
+    baseline(store, "wire")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)])
+    rewritten = entry("w", "Governor: funds found", summary="Money for the memorial is found.")
+    result = ingest(store, "wire", [Classified(rewritten, UPDATE)])
+    assert (result.versions, result.relevant, result.updates) == (1, 1, 0)
+    assert len(set(_clusters(store).values())) == 1
+    [update] = store.update_alerts()
+    assert [s.url for s in update.sources] == ["https://news.example/w"]
+
+
+def test_a_link_stored_from_another_feed_is_judged(store: Store) -> None:
+    """Feed b carrying feed a's link with a milestone headline creates the event; with
+    feed a's headline it is a copy."""
+    baseline(store, "a", "b", "c")
+    url = "https://outlet.example/kursk"
+    ingest(store, "a", [Classified(entry("a1", "Council discusses site", url=url), UPDATE)])
+    copy = ingest(store, "c", [Classified(entry("c1", "Council discusses site", url=url), UPDATE)])
+    assert (copy.duplicates, copy.relevant) == (1, 0)
+    moved = ingest(store, "b", [Classified(entry("b1", "Site chosen", url=url), milestone())])
+    assert (moved.duplicates, moved.events, moved.deliveries) == (0, [(STORY, "unveiling")], 2)
+
+
+def test_reports_sharing_a_link_and_no_guid_are_items_of_their_own(store: Store) -> None:
+    """Entries linked to one section page, or GUID-less to the homepage, are each an
+    item: a new one among them is new, and a repeat is nothing."""
+    baseline(store, "home")
+    section = "https://site.example/news"
+
+    def page(key: str, title: str, url: str, verdict: Verdict = IRRELEVANT) -> Classified:
+        return Classified(dataclasses.replace(entry(key, title, url=url), guid=None), verdict)
+
+    old = [page("s", "Weather", section), page("s", "Football", section)]
+    assert ingest(store, "home", old).new == 2
+    fresh = page("s", "Monument unveiled", section, milestone())
+    result = ingest(store, "home", [fresh, *old])
+    assert (result.new, result.versions, result.events) == (1, 0, [(STORY, "unveiling")])
+    assert ingest(store, "home", [fresh, *old]).new == 0
+    root = "https://site.example/"
+    assert ingest(store, "home", [page("r", "One", root)]).new == 1
+    assert ingest(store, "home", [page("r", "Two", root)]).new == 1
+    assert all(version_of is None for _, _, version_of in _versions(store))
+
+
+def test_versions_past_the_cap_are_kept_only_for_a_new_milestone(store: Store) -> None:
+    """An item rewritten on every fetch stops growing the store at MAX_VERSIONS, but a
+    milestone it reports first still alerts."""
+    baseline(store, "a")
+    for n in range(MAX_VERSIONS):
+        result = ingest(store, "a", [Classified(entry("k", f"Weather {n}"), IRRELEVANT)])
+        assert result.new + result.versions == 1
+    over = ingest(store, "a", [Classified(entry("k", "Weather again"), IRRELEVANT)])
+    assert (over.versions, over.capped) == (0, 1)
+    news = ingest(store, "a", [Classified(entry("k", "Monument unveiled"), milestone())])
+    assert (news.versions, news.events) == (1, [(STORY, "unveiling")])
+    again = ingest(store, "a", [Classified(entry("k", "Monument unveiled!"), milestone())])
+    assert (again.versions, again.capped, again.deliveries) == (0, 1, 0)
+
+
+def test_an_upgraded_database_knows_what_it_has_seen(store: Store) -> None:
+    """0004_report_versions gives stored items their content digest: nothing seen
+    before the upgrade is new or changed after it, and a changed headline is."""
+    baseline(store, "a")
+    url = "https://tass.example/kursk-site"
+    discussed = Classified(entry("g", "Council discusses site", url=url), UPDATE)
+    ingest(store, "a", [discussed])
+    with store._write() as session:  # as a database from before the migration was
+        for index in ("ix_item_version_of", "ix_item_url_content"):
+            session.execute(text(f"drop index {index}"))
+        for column in ("content_hash", "version_of"):
+            session.execute(text(f"alter table item drop column {column}"))
+        session.execute(text("alter table feed drop column items_skipped"))
+        session.execute(text("create index ix_item_url on item (url)"))
+        session.execute(text("delete from migration where name = '0004_report_versions'"))
+    store.migrate()
+    seen = ingest(store, "a", [discussed])
+    assert (seen.new, seen.versions) == (0, 0)
+    copy = ingest(store, "a", [Classified(entry("g2", "Council discusses site", url=url), UPDATE)])
+    assert copy.duplicates == 1
+    chosen = Classified(entry("g", "Site chosen", url=url), milestone("site_selection"))
+    assert ingest(store, "a", [chosen]).events == [(STORY, "site_selection")]
+
+
+def test_a_row_the_database_refuses_is_left_out(store: Store) -> None:
+    """Text the database cannot store (a lone surrogate; a NUL on PostgreSQL) skips its
+    item, counted on the feed; the milestone beside it alerts."""
+    baseline(store, "a")
+    items = [
+        Classified(entry("bad", "Broken \ud800 title"), IRRELEVANT),
+        Classified(entry("nul", "NUL \x00 inside"), IRRELEVANT),
+        Classified(entry("m", "Monument unveiled"), milestone()),
+    ]
+    result = ingest(store, "a", items)
+    refused = ["bad"] if store.engine.dialect.name == "sqlite" else ["bad", "nul"]
+    assert [s.key for s in result.skipped] == refused
+    assert result.skipped[0].title == "Broken \ud800 title"
+    assert (result.events, result.new) == ([(STORY, "unveiling")], 3 - len(refused))
+    again = ingest(store, "a", items)  # tried again, refused again, nothing else new
+    assert ([s.key for s in again.skipped], again.new) == (refused, 0)
+    assert store.feed("a").items_skipped == 2 * len(refused)
+
+
+@pytest.mark.postgres
+def test_a_failing_database_is_no_refused_row() -> None:
+    """An insert failing for the database's own reason (a full disk) fails the whole
+    ingest, so the feed's check is recorded as failed rather than its items skipped."""
+    with schema_url() as url:
+        store = Store.open(url)
+        try:
+            baseline(store, "a")
+            with store._write() as session:
+                session.execute(
+                    text(
+                        "create function full_disk() returns trigger language plpgsql as "
+                        "$$ begin raise exception 'no space left' using errcode = '53100'; end $$"
+                    )
+                )
+                session.execute(
+                    text(
+                        "create trigger full_disk before insert on item "
+                        "for each row execute function full_disk()"
+                    )
+                )
+            with pytest.raises(OperationalError, match="no space left"):
+                ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+            assert (store.feed("a").items_seen, store.feed("a").items_skipped) == (1, 0)
+        finally:
+            store.close()
+
+
+def test_a_digest_shows_a_report_once_whatever_its_versions(store: Store) -> None:
+    """Versions of an update or of a milestone's report add no "more" and no later
+    report; a rewrite from another outlet does."""
+    baseline(store, "wire", "agency")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)])
+    edited = WIRE.replace("Tuesday", "Wednesday")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=edited), UPDATE)])
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=REWRITE), UPDATE)])
+    ingest(store, "wire", [Classified(entry("m", "Monument unveiled"), milestone())])
+    ingest(store, "wire", [Classified(entry("m", "Monument unveiled today"), milestone())])
+    ingest(store, "agency", [Classified(entry("a", "Monument opened"), milestone())])
+    material = store.digest_material(STORY, NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    assert [(u.title, u.more) for u in material.updates] == [("Site proposed", 1)]
+    [(event, later)] = material.reports
+    assert (event.title, [s.url for s in later]) == (
+        "Monument unveiled",
+        ["https://news.example/a"],
+    )
