@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 
 from monitor.entry import Entry
+from monitor.errors import StoreError
 from monitor.identity import MAX_VERSIONS
 from monitor.match import Verdict
 from monitor.store import MIGRATIONS, Classified, Store
@@ -632,7 +632,7 @@ def test_a_failing_database_is_no_refused_row() -> None:
                         "for each row execute function full_disk()"
                     )
                 )
-            with pytest.raises(OperationalError, match="no space left"):
+            with pytest.raises(StoreError, match="no space left"):
                 ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
             assert (store.feed("a").items_seen, store.feed("a").items_skipped) == (1, 0)
         finally:
