@@ -29,6 +29,9 @@ class Entry:
     guid: str | None = None
     outlet: str | None = None
     lang: str | None = None
+    content: str | None = None
+    """`monitor.identity.content_hash` of title and summary, taken where the entry is
+    read (the parse worker, beside the service process); None until then."""
 
     @property
     def text(self) -> str:

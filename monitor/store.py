@@ -564,7 +564,9 @@ class Store:
     def _unseen(self, db: Connection, feed_id: int, items: Sequence[Classified]) -> list[_Row]:
         """The entries this feed has not stored with this content (identity level 1): new
         items, and new versions of stored ones (a changed title or summary)."""
-        hashes = [identity.content_hash(c.entry.title, c.entry.summary) for c in items]
+        hashes = [
+            c.entry.content or identity.content_hash(c.entry.title, c.entry.summary) for c in items
+        ]
         keys = identity.keys([c.entry for c in items], hashes)
         fetched: dict[str, _Row] = {}
         for classified, key, digest in zip(items, keys, hashes, strict=True):

@@ -31,6 +31,7 @@ import structlog
 
 from monitor.entry import Entry
 from monitor.errors import FeedError, NotAFeed, PermanentFeedError, TransientFeedError
+from monitor.identity import content_hash
 from monitor.match import Verdict, classify, prefilter
 from monitor.payload import Payload
 from monitor.rules import Story
@@ -77,10 +78,14 @@ def read_feed(
         entry = parsed_entry
         if lang and not entry.lang:
             entry = dataclasses.replace(entry, lang=lang)
+        verdict = None
         if prefilter(entry.title, entry.summary, stories):
-            read.append((entry, classify(entry.title, entry.summary, stories)))
+            verdict = classify(entry.title, entry.summary, stories)
         else:
-            read.append((_lead_only(entry), None))
+            entry = _lead_only(entry)
+        # Hashed here, in the worker: the store needs it for every entry (identity).
+        entry = dataclasses.replace(entry, content=content_hash(entry.title, entry.summary))
+        read.append((entry, verdict))
     return read
 
 
