@@ -268,7 +268,7 @@ class _Scope:
 
     def counts(self, hit: Hit) -> bool:
         """Whether a hit speaks of this story's subject (not aside)."""
-        return (not self.excluded and not self.background) or self.aside(hit[0]) is None
+        return self.counts_all or self.aside(hit[0]) is None
 
     def counting(self, hits: list[Hit]) -> list[Hit]:
         """The hits that speak of this story's subject."""

@@ -108,15 +108,9 @@ class TermSet:
     def _each(self) -> dict[int, re.Pattern[str]]:
         return {}
 
-    def search(self, text: str, scripts: str | None = None) -> bool:
-        """True if any term occurs in `text` (normalised); `scripts` as for `hits`."""
-        pattern = self.pattern if scripts is None else self._for(scripts)
-        return pattern.search(text) is not None
-
-    def first(self, text: str) -> Hit | None:
-        """The leftmost occurrence in `text`, or None."""
-        m = self.pattern.search(text)
-        return None if m is None else (m.start(), m.end(), self._which(text, m))
+    def search(self, text: str) -> bool:
+        """True if any term occurs in `text` (normalised)."""
+        return self.pattern.search(text) is not None
 
     def hits(
         self,
