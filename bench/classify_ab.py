@@ -30,8 +30,8 @@ def _engine(root: Path) -> tuple[Classify, Sequence[Any]]:
         del sys.modules[name]
     sys.path.insert(0, str(root))
     try:
-        from monitor.config import load_config  # noqa: PLC0415 (imported per checkout)
-        from monitor.match import classify  # noqa: PLC0415
+        from monitor.config.settings import load_config  # noqa: PLC0415 (imported per checkout)
+        from monitor.match.classify import classify  # noqa: PLC0415
 
         try:
             config = load_config(root / "config.yaml", env={}, examples=False)

@@ -18,9 +18,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.entry import Entry
-from monitor.match import Verdict
-from monitor.store import Classified, Store
+from monitor.ingest.entry import Entry
+from monitor.match.classify import Verdict
+from monitor.store.store import Classified, Store
 
 VOCABULARY = [f"w{i}" for i in range(5000)]
 RELEVANT = Verdict(story="story", milestone=None, terms={"watch": ("w",)}, why="bench")

@@ -30,11 +30,11 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.process_time()
-    import monitor.cli  # noqa: F401, PLC0415 - the import is what is being timed
-    from monitor.config import load_config  # noqa: PLC0415
-    from monitor.match import Verdict, classify, prefilter  # noqa: PLC0415
-    from monitor.parse import parse  # noqa: PLC0415
-    from monitor.store import Classified, Store  # noqa: PLC0415
+    import monitor.cli.main  # noqa: F401, PLC0415 - the import is what is being timed
+    from monitor.config.settings import load_config  # noqa: PLC0415
+    from monitor.ingest.parse import parse  # noqa: PLC0415
+    from monitor.match.classify import Verdict, classify, prefilter  # noqa: PLC0415
+    from monitor.store.store import Classified, Store  # noqa: PLC0415
 
     imports = time.process_time() - started
 

@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.config import load_config
-from monitor.notify import AppriseSender
-from monitor.outbox import Outbox
-from monitor.render import Renderer
-from monitor.store import Store
+from monitor.config.settings import load_config
+from monitor.delivery.notify import AppriseSender
+from monitor.delivery.outbox import Outbox
+from monitor.store.store import Store
+from monitor.templates.render import Renderer
 from tests.support.plugins import loopback_plugins
 
 

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.config import load_config
-from monitor.digest import Digests
-from monitor.health import FeedHealth
-from monitor.notify import AppriseSender
-from monitor.outbox import DeliveryReport, Outbox
-from monitor.render import Renderer
-from monitor.store import OutboxRow, Store
+from monitor.config.settings import load_config
+from monitor.delivery.digest import Digests
+from monitor.delivery.notify import AppriseSender
+from monitor.delivery.outbox import DeliveryReport, Outbox
+from monitor.service.health import FeedHealth
+from monitor.store.store import OutboxRow, Store
+from monitor.templates.render import Renderer
 from tests.conftest import write_config
 from tests.support.clock import FakeClock
 from tests.support.events import Newsroom

@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from monitor.config import Config, load_config
-from monitor.entry import Entry
-from monitor.match import Verdict
-from monitor.notify import route
-from monitor.store import Classified, IngestResult, Store
+from monitor.config.settings import Config, load_config
+from monitor.delivery.notify import route
+from monitor.ingest.entry import Entry
+from monitor.match.classify import Verdict
+from monitor.store.store import Classified, IngestResult, Store
 
 STORY = "kursk-kpa-monument"
 FEED = "wire"

@@ -7,8 +7,8 @@ from typing import Any
 import apprise
 from apprise.plugins.slack import NotifySlack
 
-from monitor.config import TargetConfig
-from monitor.notify import PluginFactory
+from monitor.config.settings import TargetConfig
+from monitor.delivery.notify import PluginFactory
 
 
 def loopback_plugins(slack_base: str | None = None) -> PluginFactory:

@@ -1,0 +1,138 @@
+"""The notify stage: hand one rendered message to one target, and say how it went.
+
+Each target gets its own `apprise.Apprise` holding one plugin, so the result read back
+(apprise's `AppriseResult` → one `NotifyResult` → its attempts and their logs) is that
+target's own. Nothing here retries or remembers: the outbox in the store does both, so
+a send that fails here is tried again later, by this process or the next one.
+
+apprise does not hand back response headers, so a `Retry-After` cannot be read; what
+it does log is the HTTP status (`error=429.`), which the outbox uses to wait longer
+after a rate limit.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TextIO
+
+import apprise
+
+from monitor.config.settings import Config, Receives, TargetConfig
+from monitor.templates.render import Message
+
+STDOUT = "stdout"
+"""The built-in target used when `notify` is empty: every message is printed."""
+
+PluginFactory = Callable[[TargetConfig], Any]
+"""Builds the apprise plugin for a target (tests tune throttling or endpoints here)."""
+
+_HTTP_STATUS = re.compile(r"error=(\d{3})\b")
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """One target's result for one message."""
+
+    ok: bool
+    error: str | None = None
+    status: int | None = None
+    """The HTTP status apprise logged for the failure, when it logged one."""
+
+
+class Sender(Protocol):
+    """Something that can deliver a message to a target label."""
+
+    def send(self, target: str, message: Message) -> SendOutcome: ...
+
+
+def target_labels(config: Config) -> list[str]:
+    """The labels deliveries are addressed to under this config."""
+    return [t.label for t in config.notify] or [STDOUT]
+
+
+def labels_for(config: Config, kind: Receives) -> list[str]:
+    """The targets that receive `kind` of message; all of them go to stdout without targets."""
+    if not config.notify:
+        return [STDOUT]
+    return [t.label for t in config.targets_for(kind)]
+
+
+def route(config: Config, story: str, milestone: str | None) -> Sequence[str]:
+    """The targets that receive an immediate alert for `milestone` of `story`, or for an
+    update about it when `milestone` is None."""
+    if not config.notify:
+        return [STDOUT]
+    if milestone is None:
+        return [t.label for t in config.notify if t.receives_updates(story)]
+    return [t.label for t in config.notify if t.receives(story, milestone)]
+
+
+def default_plugin(target: TargetConfig) -> Any:
+    return apprise.Apprise.instantiate(target.url)
+
+
+class AppriseSender:
+    """Sends through apprise, one `Apprise` per target; prints for the stdout target."""
+
+    def __init__(
+        self,
+        targets: Sequence[TargetConfig],
+        stdout: TextIO | None = None,
+        *,
+        plugin_factory: PluginFactory = default_plugin,
+    ) -> None:
+        self._targets = {t.label: t for t in targets}
+        self._clients: dict[str, Any] = {}
+        self._stdout = stdout
+        self._factory = plugin_factory
+
+    def send(self, target: str, message: Message) -> SendOutcome:
+        if target == STDOUT and target not in self._targets:
+            return self._print(message)
+        config = self._targets.get(target)
+        if config is None:
+            return SendOutcome(False, f"target {target!r} is not configured")
+        client = self._clients.get(target)
+        if client is None:
+            plugin = self._factory(config)
+            client = apprise.Apprise()
+            if plugin is None or not client.add(plugin):
+                return SendOutcome(False, "apprise rejected the URL")
+            self._clients[target] = client
+        try:
+            result = client.notify(
+                title=message.title,
+                body=message.body,
+                body_format=apprise.NotifyFormat(message.format),
+            )
+        except Exception as exc:  # a plugin bug must cost one send, not the run
+            return SendOutcome(False, f"apprise raised {type(exc).__name__}: {exc}")
+        return _outcome(result)
+
+    def _print(self, message: Message) -> SendOutcome:
+        stream = self._stdout or sys.stdout
+        print(f"=== {message.title} ===\n{message.body}", file=stream, flush=True)
+        return SendOutcome(True)
+
+
+def _outcome(result: Any) -> SendOutcome:
+    """This target's result, read from apprise's result object."""
+    services = list(result)
+    if not services:
+        return SendOutcome(False, f"apprise sent nothing (status {result.status.name})")
+    service = services[0]
+    if service.status == apprise.AppriseResultStatus.SUCCESS:
+        return SendOutcome(True)
+    lines = [
+        str(entry.message)
+        for attempt in service.attempts
+        for entry in attempt.logs
+        if getattr(entry, "message", None)
+    ]
+    failures = [line for line in lines if _HTTP_STATUS.search(line)] or lines
+    error = failures[-1] if failures else f"apprise status {service.status.name}"
+    found = _HTTP_STATUS.search(error)
+    return SendOutcome(False, error, int(found.group(1)) if found else None)

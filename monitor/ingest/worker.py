@@ -1,0 +1,432 @@
+"""Parsing and matching, in the service process or in a child process of their own.
+
+Reading a feed (parse the bytes, prefilter and classify each entry) is pure-Python CPU
+work. In the service process it shares one core with fetching and storing (the GIL),
+so `ReadWorker` runs it in one child process, `python -m monitor.ingest.worker`, which imports
+only the parse and match stages (about 30 MB). That puts the cycle on two cores, and
+a feed whose parsing crashes or hangs the child fails alone: the child is replaced and
+the feeds queued behind it are sent to the new one.
+
+Frames on the child's pipes are a 4-byte length and a pickle; the child is our own
+executable, and nothing else writes to its pipes. The child never writes anything else
+on its stdout (its `print`s and logs go to stderr).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import os
+import pickle
+import struct
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Any, BinaryIO, Protocol
+
+import structlog
+
+from monitor.core.errors import FeedError, NotAFeed, PermanentFeedError, TransientFeedError
+from monitor.ingest.entry import Entry
+from monitor.ingest.identity import content_hash
+from monitor.ingest.payload import Payload
+from monitor.match.classify import Verdict, classify, prefilter
+from monitor.match.rules import Story
+
+Body = bytes | Payload
+"""A body to read: plain bytes, or a payload as the server sent it, decoded here."""
+Read = list[tuple[Entry, Verdict | None]]
+"""Each entry of a feed with its verdict; None for an entry the prefilter turned away."""
+
+DEADLINE = 60.0
+"""Seconds one feed may take in the child before it is killed (a parser stuck on input)."""
+_GIVE_UP_AFTER = 5
+"""Child failures in a row, with no success between, after which reading stays inline."""
+_LENGTH = struct.Struct(">I")
+_PIPE_BYTES = 1 << 20
+_ERRORS: dict[str, type[FeedError]] = {
+    cls.__name__: cls for cls in (NotAFeed, PermanentFeedError, TransientFeedError, FeedError)
+}
+
+
+def read_feed(
+    body: Body,
+    base_url: str,
+    content_type: str | None,
+    lang: str | None,
+    stories: Sequence[Story],
+) -> Read:
+    """Decode and parse `body` and judge each entry: the CPU work of checking one feed.
+
+    `lang` (the feed's configured language) is given to entries that declare none,
+    when the feed itself declares none either.
+    """
+    data = body.decode() if isinstance(body, Payload) else body
+    if not data.strip():
+        raise NotAFeed("the server sent an empty body")
+    # Imported here: with the parse worker on, the service process never parses, and
+    # lxml is a tenth of its start-up.
+    from monitor.ingest.parse import parse  # noqa: PLC0415
+
+    parsed = parse(data, base_url, content_type)
+    lang = parsed.lang or lang
+    read: Read = []
+    for parsed_entry in parsed.entries:
+        entry = parsed_entry
+        if lang and not entry.lang:
+            entry = dataclasses.replace(entry, lang=lang)
+        verdict = None
+        if prefilter(entry.title, entry.summary, stories):
+            verdict = classify(entry.title, entry.summary, stories)
+        else:
+            entry = _lead_only(entry)
+        # Hashed here, in the worker: the store needs it for every entry (identity).
+        entry = dataclasses.replace(entry, content=content_hash(entry.title, entry.summary))
+        read.append((entry, verdict))
+    return read
+
+
+LEAD_CHARS = 500
+"""How much of the summary is kept of an item no story's prefilter admits."""
+
+
+def _lead_only(entry: Entry) -> Entry:
+    """The entry with its summary cut to the lead, at a word boundary.
+
+    Full text is stored only for items the prefilter admits: the rest (nearly all of
+    them) need their title and lead for `replay` to re-judge them under edited rules,
+    and not the megabytes of body text every cycle would otherwise carry and store.
+    """
+    if len(entry.summary) <= LEAD_CHARS:
+        return entry
+    cut = entry.summary.rfind(" ", 0, LEAD_CHARS + 1)
+    return dataclasses.replace(entry, summary=entry.summary[: cut if cut > 0 else LEAD_CHARS])
+
+
+class FeedReader(Protocol):
+    """Turns a fetched body into judged entries."""
+
+    async def read(
+        self, body: Body, base_url: str, content_type: str | None, lang: str | None
+    ) -> Read: ...
+
+
+class InlineReader:
+    """Reads in a thread of the service process (tests, or `fetch.parse_worker: false`)."""
+
+    def __init__(self, stories: Sequence[Story]) -> None:
+        self.stories = stories
+
+    async def __aenter__(self) -> InlineReader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def read(
+        self, body: Body, base_url: str, content_type: str | None, lang: str | None
+    ) -> Read:
+        return await asyncio.to_thread(read_feed, body, base_url, content_type, lang, self.stories)
+
+
+def open_reader(parse_worker: bool, stories: Sequence[Story]) -> ReadWorker | InlineReader:
+    """The reader a service process uses: in a child process unless configured not to."""
+    return ReadWorker(stories) if parse_worker else InlineReader(stories)
+
+
+@dataclass(eq=False)
+class _Job:
+    seq: int
+    args: tuple[Body, str, str | None, str | None] = field(repr=False)
+    frame: bytes = field(repr=False)
+    done: asyncio.Future[Read] = field(repr=False)
+
+
+class ReadWorker:
+    """Reads in one child process; replaces the child when it dies or hangs on a feed."""
+
+    def __init__(
+        self,
+        stories: Sequence[Story],
+        *,
+        command: Sequence[str] = (sys.executable, "-m", "monitor.ingest.worker"),
+        deadline: float = DEADLINE,
+    ) -> None:
+        self.stories = stories
+        self.command = list(command)
+        self.deadline = deadline
+        self.log = structlog.get_logger("monitor.worker")
+        self._inline = InlineReader(stories)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._pending: dict[int, _Job] = {}
+        self._seq = 0
+        self._head_since = 0.0
+        self._failures = 0
+        self._starting = asyncio.Lock()
+        self._inline_tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> ReadWorker:
+        # Start the child now: its imports then overlap the first fetches instead of
+        # holding up the first feed that needs reading.
+        await self._running()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def read(
+        self, body: Body, base_url: str, content_type: str | None, lang: str | None
+    ) -> Read:
+        if self._failures >= _GIVE_UP_AFTER:
+            return await self._inline.read(body, base_url, content_type, lang)
+        proc = await self._running()
+        if proc is None:
+            return await self._inline.read(body, base_url, content_type, lang)
+        self._seq += 1
+        args = (body, base_url, content_type, lang)
+        job = _Job(
+            self._seq,
+            args,
+            _frame((self._seq, *args)),
+            asyncio.get_running_loop().create_future(),
+        )
+        if not self._pending:
+            self._head_since = asyncio.get_running_loop().time()
+        self._pending[job.seq] = job
+        await self._send(proc, job)
+        return await job.done
+
+    async def aclose(self) -> None:
+        """Stop the child. It keeps nothing, so it is not waited for: a cycle that
+        read nothing must not wait for a child still importing its modules."""
+        proc, pump = self._proc, self._pump
+        self._proc = self._pump = None
+        if pump is not None:
+            pump.cancel()
+        if proc is not None:
+            if proc.returncode is None:
+                proc.terminate()
+            await _stop(proc)
+        for job in self._pending.values():
+            if not job.done.done():
+                job.done.set_exception(TransientFeedError("the parser worker was stopped"))
+        self._pending.clear()
+
+    async def _running(self) -> asyncio.subprocess.Process | None:
+        async with self._starting:
+            if self._proc is None or self._proc.returncode is not None:
+                await self._start()
+            return self._proc
+
+    async def _start(self) -> None:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+            )
+        except OSError as exc:
+            self._failures = _GIVE_UP_AFTER
+            self.log.error("worker.unavailable", error=str(exc), fallback="inline")
+            return
+        assert proc.stdin is not None
+        _widen(proc.stdin.transport)
+        proc.stdin.write(_frame(list(self.stories)))
+        self._proc = proc
+        self._pump = asyncio.create_task(self._answers(proc))
+        self._head_since = asyncio.get_running_loop().time()
+        for job in list(self._pending.values()):  # what the previous child left unread
+            await self._send(proc, job)
+
+    async def _send(self, proc: asyncio.subprocess.Process, job: _Job) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(job.frame)
+        # A dead child: `_answers` sees it and sends the job on to the next one.
+        with contextlib.suppress(ConnectionError):
+            await proc.stdin.drain()
+
+    async def _answers(self, proc: asyncio.subprocess.Process) -> None:
+        """Hand each answer to its job; replace the child when it dies or hangs."""
+        assert proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self.deadline
+            if self._pending:
+                wait = max(0.0, self._head_since + self.deadline - loop.time())
+            try:
+                frame = await asyncio.wait_for(_read_frame(proc.stdout), wait)
+            except TimeoutError:
+                if not self._pending:
+                    continue
+                await self._replace(proc, f"parsing took longer than {self.deadline:g}s")
+                return
+            except (asyncio.IncompleteReadError, ConnectionError):
+                code = await proc.wait()
+                await self._replace(proc, f"the parser process died (exit code {code})")
+                return
+            seq, status, *payload = pickle.loads(frame)
+            job = self._pending.pop(seq, None)
+            self._head_since = loop.time()
+            self._failures = 0
+            if job is None or job.done.done():
+                continue
+            if status == "ok":
+                job.done.set_result(_unpack(payload[0]))
+            else:
+                kind, message = payload
+                job.done.set_exception(_ERRORS.get(kind, FeedError)(message))
+
+    async def _read_inline(self, job: _Job) -> None:
+        try:
+            read = await self._inline.read(*job.args)
+        except Exception as exc:
+            if not job.done.done():
+                job.done.set_exception(exc)
+        else:
+            if not job.done.done():
+                job.done.set_result(read)
+
+    async def _replace(self, proc: asyncio.subprocess.Process, reason: str) -> None:
+        """Fail the feed the child was on, start a new child for the ones behind it."""
+        self._failures += 1
+        await _stop(proc)
+        if self._pending:
+            head = self._pending.pop(next(iter(self._pending)))
+            if not head.done.done():
+                head.done.set_exception(PermanentFeedError(reason))
+        self.log.warning("worker.replaced", reason=reason, waiting=len(self._pending))
+        self._proc = self._pump = None
+        if self._failures >= _GIVE_UP_AFTER:
+            self.log.error("worker.abandoned", failures=self._failures, fallback="inline")
+            for job in self._pending.values():
+                task = asyncio.create_task(self._read_inline(job))
+                self._inline_tasks.add(task)
+                task.add_done_callback(self._inline_tasks.discard)
+            self._pending.clear()
+            return
+        if self._pending:
+            async with self._starting:
+                await self._start()
+
+
+def _widen(transport: asyncio.BaseTransport) -> None:
+    """Let a whole feed fit in the pipe: 64 KB pipes cost one wake-up per 64 KB."""
+    pipe = transport.get_extra_info("pipe")
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.stdin is not None and not proc.stdin.is_closing():
+        proc.stdin.close()
+    if proc.returncode is None:
+        try:
+            await asyncio.wait_for(proc.wait(), 2)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def _frame(value: Any) -> bytes:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+async def _read_frame(stream: asyncio.StreamReader) -> bytes:
+    (size,) = _LENGTH.unpack(await stream.readexactly(_LENGTH.size))
+    return await stream.readexactly(size)
+
+
+Packed = list[tuple[tuple[Any, ...], dict[str, Any] | None]]
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Entry))
+
+
+def _pack(read: Read) -> Packed:
+    """Plain tuples and dicts for the pipe.
+
+    Entries go as tuples of their fields: unpickling a slotted dataclass calls
+    `dataclasses.fields` per object, a third of a second for a cycle's 16,000 entries.
+    Verdicts go as dicts, as their `terms` is a read-only mapping pickle refuses.
+    """
+    packed: Packed = []
+    for entry, verdict in read:
+        values = tuple(getattr(entry, name) for name in _ENTRY_FIELDS)
+        if verdict is None:
+            packed.append((values, None))
+            continue
+        fields = {f.name: getattr(verdict, f.name) for f in dataclasses.fields(verdict)}
+        fields["terms"] = dict(verdict.terms)
+        packed.append((values, fields))
+    return packed
+
+
+def _unpack(packed: Packed) -> Read:
+    return [
+        (
+            Entry(*values),
+            None
+            if fields is None
+            else Verdict(**{**fields, "terms": MappingProxyType(fields["terms"])}),
+        )
+        for values, fields in packed
+    ]
+
+
+def serve(
+    handle: Callable[[Body, str, str | None, str | None, Sequence[Story]], Read] = read_feed,
+    source: BinaryIO | None = None,
+    sink: BinaryIO | None = None,
+) -> None:
+    """The child's loop: stories first, then one answer per feed, in order, until EOF."""
+    if sink is None:
+        # Our stdout carries frames: keep it for them alone, and send whatever else is
+        # printed there (by Python or by a C library) to stderr.
+        sink = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+    source = source or sys.stdin.buffer
+    stories = pickle.loads(_read_frame_sync(source))
+    while True:
+        try:
+            frame = _read_frame_sync(source)
+        except EOFError:
+            return
+        seq, body, base_url, content_type, lang = pickle.loads(frame)
+        try:
+            answer: tuple[Any, ...] = (
+                seq,
+                "ok",
+                _pack(handle(body, base_url, content_type, lang, stories)),
+            )
+        except FeedError as exc:
+            answer = (seq, "error", type(exc).__name__, str(exc))
+        except Exception as exc:
+            structlog.get_logger("monitor.worker").exception("worker.crashed", url=base_url)
+            answer = (seq, "error", "FeedError", f"internal error: {type(exc).__name__}: {exc}")
+        sink.write(_frame(answer))
+        sink.flush()
+
+
+def _read_frame_sync(stream: BinaryIO) -> bytes:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return data
+
+
+if __name__ == "__main__":
+    serve()

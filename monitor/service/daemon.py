@@ -1,0 +1,590 @@
+"""`monitor run`: the long-running service.
+
+APScheduler runs one job per feed (id `feed:<name>`, its interval, with jitter) and one
+delivery job. A feed job that creates an event pulls the delivery job forward, so an
+alert leaves within seconds rather than at the next delivery tick.
+
+Under systemd (`Type=notify`) the service says READY=1 once scheduling has started,
+pings WATCHDOG=1 from the event loop (every 5 s, or at half of `WATCHDOG_USEC` if that
+is shorter), and says RELOADING=1 / STOPPING=1 around reloads and shutdown. Outside
+systemd all of that is silent.
+
+SIGHUP, or a change of the config file on disk, reloads: the new config is validated
+first, and only a valid one is applied (feeds added, removed and rescheduled, rules
+recompiled, targets replaced); an invalid one is logged with its key and the running
+config stays. SIGTERM/SIGINT stop scheduling and claiming deliveries, let work in
+flight finish within a deadline (a send that completes is recorded), and exit 0 within
+ten seconds, even when a worker thread is stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config.settings import Config, FeedConfig, load_config
+from monitor.core.errors import ConfigError, StoreError
+from monitor.delivery.notify import AppriseSender
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.worker import InlineReader, ReadWorker, open_reader
+from monitor.service.metrics import Metrics, MetricsServer
+from monitor.service.pipeline import UNRECORDED, Pipeline
+from monitor.service.redact import Redactor
+from monitor.store.store import Store
+
+DRAIN_DEADLINE = timedelta(seconds=6)
+"""How long work in flight may take to finish after SIGTERM before it is abandoned."""
+EXIT_DEADLINE = timedelta(seconds=8)
+"""From SIGTERM to exit, whatever is still running in worker threads."""
+RELOAD_CHECK = timedelta(seconds=5)
+"""How often the config file is checked for changes."""
+HEARTBEAT = timedelta(seconds=5)
+"""The event loop's heartbeat: /healthz freshness, and the watchdog ping at most this far apart."""
+DELIVERY_JOB = "deliver"
+WORKER_PREFIX = "monitor-worker"
+T = TypeVar("T")
+
+
+class Notifier(Protocol):
+    """Where service state goes: systemd's notify socket, or nowhere."""
+
+    def notify(self, state: str) -> None: ...
+
+
+class SilentNotifier:
+    """Outside systemd: no one to tell."""
+
+    def notify(self, state: str) -> None:
+        pass
+
+
+class SocketNotifier:
+    """sd_notify(3): one datagram per state to systemd's notify socket.
+
+    Like libsystemd, a socket per message: nothing to keep open or close. A failure
+    is logged and otherwise ignored; the service works the same without systemd.
+    """
+
+    def __init__(self, address: str) -> None:
+        # "@name" is an abstract socket: its real name starts with a NUL byte.
+        self.address = "\0" + address[1:] if address.startswith("@") else address
+
+    def notify(self, state: str) -> None:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.sendto(state.encode(), self.address)
+        except OSError as exc:
+            structlog.get_logger("monitor.daemon").warning(
+                "systemd.notify_failed", state=state.split("\n", maxsplit=1)[0], error=str(exc)
+            )
+
+
+def systemd_notifier(environ: Mapping[str, str] = os.environ) -> Notifier:
+    """The notifier for `$NOTIFY_SOCKET` when systemd set it; silent otherwise."""
+    address = environ.get("NOTIFY_SOCKET", "")
+    return SocketNotifier(address) if address else SilentNotifier()
+
+
+def watchdog_period(
+    environ: Mapping[str, str] = os.environ, pid: int | None = None
+) -> timedelta | None:
+    """How often to ping the watchdog: half of `$WATCHDOG_USEC`, when it is meant for us."""
+    usec = environ.get("WATCHDOG_USEC", "")
+    if not usec.isdigit() or int(usec) == 0:
+        return None
+    owner = environ.get("WATCHDOG_PID", "")
+    if owner.isdigit() and int(owner) != (pid if pid is not None else os.getpid()):
+        return None
+    return timedelta(microseconds=int(usec)) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadPlan:
+    """What applying a new config changes in a running service."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    rescheduled: tuple[str, ...] = ()
+    """Feeds whose interval or jitter changed."""
+    fetch_changed: bool = False
+    delivery_changed: bool = False
+    """The delivery job's interval changed."""
+    http_changed: bool = False
+    database_changed: bool = False
+    """Needs a restart: the running service keeps its database."""
+
+
+def plan_reload(old: Config, new: Config) -> ReloadPlan:
+    """Compare two configs and say what a running service must change."""
+    before = {f.name: f for f in old.feeds}
+    after = {f.name: f for f in new.feeds}
+    jitter_changed = old.fetch.jitter != new.fetch.jitter
+    rescheduled = tuple(
+        name
+        for name, feed in after.items()
+        if name in before
+        and (jitter_changed or old.feed_interval(before[name]) != new.feed_interval(feed))
+    )
+    return ReloadPlan(
+        added=tuple(name for name in after if name not in before),
+        removed=tuple(name for name in before if name not in after),
+        rescheduled=rescheduled,
+        fetch_changed=old.fetch != new.fetch,
+        delivery_changed=old.delivery.interval != new.delivery.interval,
+        http_changed=old.http != new.http,
+        database_changed=old.database_url() != new.database_url(),
+    )
+
+
+def file_fingerprint(path: Path) -> str | None:
+    """A digest of the file's bytes; None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+class Service:
+    """Schedules the pipeline for one config at a time until told to stop."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        load: Callable[[], Config] | None = None,
+        notifier: Notifier | None = None,
+        watchdog: timedelta | None = None,
+        metrics: Metrics | None = None,
+        redactor: Redactor | None = None,
+        reload_check: timedelta | None = RELOAD_CHECK,
+        drain_deadline: timedelta = DRAIN_DEADLINE,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._load = load or (lambda: load_config(config.path))
+        self.notifier = notifier or SilentNotifier()
+        self.watchdog = watchdog
+        self.metrics = metrics or Metrics(store)
+        self.redactor = redactor
+        self.reload_check = reload_check
+        self.drain_deadline = drain_deadline
+        self.log = structlog.get_logger("monitor.daemon")
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.fetcher: Fetcher | None = None
+        self.pipeline: Pipeline | None = None
+        self.http: MetricsServer | None = None
+        self.stop_requested_at: float | None = None
+        """`time.monotonic()` when stop was requested."""
+        self._stop = asyncio.Event()
+        self._running: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._fetchers: set[Fetcher] = set()
+        self.reader: ReadWorker | InlineReader | None = None
+        self._readers: set[ReadWorker | InlineReader] = set()
+        self._reload_lock = asyncio.Lock()
+        self._fingerprint = file_fingerprint(config.path)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            await self._start()
+            await self._stop.wait()
+        finally:
+            self.notifier.notify("STOPPING=1")
+            await self._drain()
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+        return 0
+
+    async def _start(self) -> None:
+        config = self.config
+        self.fetcher = self._open_fetcher(config)
+        self.reader = self._open_reader(config)
+        self.pipeline = Pipeline(
+            config, self.store, self.fetcher, AppriseSender(config.notify), reader=self.reader
+        )
+        await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in config.feeds])
+        if config.http is not None:
+            try:
+                server = MetricsServer(self.metrics, config.http.host, config.http.port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen on {config.http.listen}: {exc}", "http.listen"
+                ) from None
+            self.http = server.start()
+        now = datetime.now(UTC)
+        for feed in config.feeds:
+            self._add_feed_job(feed, now)
+        self._add_delivery_job(now)
+        self.scheduler.start()
+        self.metrics.feeds.set(len(config.feeds))
+        self._spawn(self._tick())
+        if self.reload_check:
+            self._spawn(self._watch_config(self.reload_check))
+        self.log.info("service.started", feeds=len(config.feeds), config=str(config.path))
+        self.notifier.notify(f"READY=1\nSTATUS={self._status_line()}")
+
+    def stop(self, signum: int | None = None) -> None:
+        if not self._stop.is_set():
+            self.stop_requested_at = time.monotonic()
+            self.log.info(
+                "service.stopping", signal=signal.Signals(signum).name if signum else None
+            )
+            self._stop.set()
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload the config file soon (signal handlers must not wait)."""
+        self._spawn(self.reload("signal"))
+
+    def _status_line(self) -> str:
+        return f"watching {len(self.config.feeds)} feeds, {len(self.config.notify)} targets"
+
+    # -- scheduling -----------------------------------------------------------
+
+    def _feed_trigger(self, config: Config, feed: FeedConfig) -> IntervalTrigger:
+        return IntervalTrigger(
+            seconds=config.feed_interval(feed).total_seconds(),
+            jitter=config.fetch.jitter.total_seconds() or None,
+            timezone=UTC,
+        )
+
+    def _add_feed_job(self, feed: FeedConfig, first_run: datetime) -> None:
+        self.scheduler.add_job(
+            self._check_feed,
+            self._feed_trigger(self.config, feed),
+            args=[feed.name],
+            id=f"feed:{feed.name}",
+            name=f"feed {feed.name}",
+            replace_existing=True,
+            next_run_time=first_run,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(self.config.feed_interval(feed).total_seconds()),
+        )
+
+    def _add_delivery_job(self, first_run: datetime) -> None:
+        self.scheduler.add_job(
+            self._deliver,
+            IntervalTrigger(seconds=self.config.delivery.interval.total_seconds(), timezone=UTC),
+            id=DELIVERY_JOB,
+            name="delivery",
+            replace_existing=True,
+            next_run_time=first_run,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=60,
+        )
+
+    async def _check_feed(self, name: str) -> None:
+        pipeline = self.pipeline
+        feed = next((f for f in self.config.feeds if f.name == name), None)
+        if pipeline is None or feed is None or self._stop.is_set():
+            return
+        started = time.monotonic()
+        report = await self._tracked(pipeline.check_feed(feed), job="feed")
+        if report is None:
+            return
+        self.metrics.feed_checked(report, time.monotonic() - started)
+        if report.outcome == UNRECORDED:
+            return  # the health check needs the store that just failed
+        if not self._stop.is_set():
+            await self._tracked(pipeline.check_health([name]), job="feed")
+        if report.events:
+            self._deliver_soon()
+
+    async def _deliver(self) -> None:
+        pipeline = self.pipeline
+        if pipeline is None or self._stop.is_set():
+            return
+        await self._tracked(pipeline.prepare(), job="delivery")
+        report = await self._tracked(pipeline.deliver(stopping=self._stop.is_set), job="delivery")
+        if report is not None:
+            self.metrics.delivered(report)
+
+    def _deliver_soon(self) -> None:
+        job = self.scheduler.get_job(DELIVERY_JOB)
+        if job is not None and not self._stop.is_set():
+            job.modify(next_run_time=datetime.now(UTC))
+
+    async def _tracked(self, work: Coroutine[Any, Any, T], *, job: str) -> T | None:
+        """Run a job's work as a task that shutdown can wait for.
+
+        A storage failure is logged in one line and counted against `job` (for /healthz);
+        the service keeps going, and the job runs again on its schedule.
+        """
+        task = asyncio.ensure_future(work)
+        self._running.add(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            return None
+        except StoreError as exc:
+            self.log.error("store.failed", job=job, error=str(exc))
+            self.metrics.stored(job, ok=False)
+            return None
+        except Exception:
+            self.log.exception("job.crashed")
+            return None
+        finally:
+            self._running.discard(task)
+
+    # -- reload ---------------------------------------------------------------
+
+    async def reload(self, reason: str) -> bool:
+        """Load the config file again and apply it if valid; say whether it was applied."""
+        async with self._reload_lock:
+            if self._stop.is_set():
+                return False
+            self.notifier.notify("RELOADING=1")
+            try:
+                self._fingerprint = file_fingerprint(self.config.path)
+                try:
+                    new = await asyncio.to_thread(self._load)
+                except ConfigError as exc:
+                    self.metrics.reloads.labels("rejected").inc()
+                    self.log.error(
+                        "config.rejected",
+                        reason=reason,
+                        path=str(self.config.path),
+                        key=exc.key,
+                        line=exc.line,
+                        error=exc.message,
+                        kept="running config",
+                    )
+                    return False
+                if self._stop.is_set():
+                    return False
+                await self._apply(new, reason)
+                return True
+            except StoreError as exc:  # before anything changed: _apply syncs feeds first
+                self.metrics.reloads.labels("rejected").inc()
+                self.log.error(
+                    "config.reload_failed", reason=reason, error=str(exc), kept="running config"
+                )
+                return False
+            except Exception:
+                self.metrics.reloads.labels("rejected").inc()
+                self.log.exception("config.reload_failed", reason=reason, kept="running config")
+                return False
+            finally:
+                self.notifier.notify(f"READY=1\nSTATUS={self._status_line()}")
+
+    async def _apply(self, new: Config, reason: str) -> None:
+        old = self.config
+        plan = plan_reload(old, new)
+        if self.redactor is not None:
+            self.redactor.learn(new)
+        await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in new.feeds])
+        if plan.http_changed:
+            self._restart_http(new)
+        fetcher = self.fetcher
+        if plan.fetch_changed or fetcher is None:
+            fetcher = self._open_fetcher(new)
+            if self.fetcher is not None:
+                self._spawn(self._retire(self.fetcher, {t for t in self._running if not t.done()}))
+        self.fetcher = fetcher
+        # The parse worker holds the compiled rules: a new config gets a new one.
+        reader, self.reader = self.reader, self._open_reader(new)
+        if reader is not None:
+            self._spawn(self._retire(reader, {t for t in self._running if not t.done()}))
+        self.pipeline = Pipeline(
+            new, self.store, fetcher, AppriseSender(new.notify), reader=self.reader
+        )
+        self.config = new
+        now = datetime.now(UTC)
+        for name in plan.removed:
+            if self.scheduler.get_job(f"feed:{name}") is not None:
+                self.scheduler.remove_job(f"feed:{name}")
+        feeds = {f.name: f for f in new.feeds}
+        for name in plan.added:
+            self._add_feed_job(feeds[name], now)
+        for name in plan.rescheduled:
+            self.scheduler.reschedule_job(
+                f"feed:{name}", trigger=self._feed_trigger(new, feeds[name])
+            )
+        if plan.delivery_changed:
+            self.scheduler.reschedule_job(
+                DELIVERY_JOB,
+                trigger=IntervalTrigger(
+                    seconds=new.delivery.interval.total_seconds(), timezone=UTC
+                ),
+            )
+        if plan.database_changed:
+            self.log.warning(
+                "config.restart_needed",
+                key="database",
+                error="the database cannot change while running; restart to use the new one",
+            )
+        self.metrics.feeds.set(len(new.feeds))
+        self.metrics.reloads.labels("applied").inc()
+        self.log.info(
+            "config.reloaded",
+            reason=reason,
+            feeds=len(new.feeds),
+            targets=len(new.notify),
+            added=list(plan.added),
+            removed=list(plan.removed),
+            rescheduled=list(plan.rescheduled),
+            fetch_changed=plan.fetch_changed,
+        )
+
+    def _restart_http(self, new: Config) -> None:
+        if new.http is not None:
+            try:
+                server = MetricsServer(self.metrics, new.http.host, new.http.port)
+            except OSError as exc:
+                self.log.error("http.failed", key="http.listen", error=str(exc))
+                return
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+        if new.http is not None:
+            self.http = server.start()
+
+    def _open_fetcher(self, config: Config) -> Fetcher:
+        fetcher = Fetcher(config.fetch)
+        self._fetchers.add(fetcher)
+        return fetcher
+
+    def _open_reader(self, config: Config) -> ReadWorker | InlineReader:
+        reader = open_reader(config.fetch.parse_worker, config.stories)
+        self._readers.add(reader)
+        return reader
+
+    async def _retire(
+        self, closable: Fetcher | ReadWorker | InlineReader, users: set[asyncio.Task[Any]]
+    ) -> None:
+        """Close a replaced fetcher or reader once the jobs that were using it are done."""
+        if users:
+            await asyncio.wait(users)
+        if isinstance(closable, Fetcher):
+            if closable in self._fetchers:
+                await closable.aclose()
+                self._fetchers.discard(closable)
+        elif closable in self._readers:
+            await closable.aclose()
+            self._readers.discard(closable)
+
+    async def _watch_config(self, every: timedelta) -> None:
+        """Reload when the config file's content changes."""
+        while not await self._stopped_within(every):
+            current = await asyncio.to_thread(file_fingerprint, self.config.path)
+            if current != self._fingerprint:
+                self.log.info("config.changed", path=str(self.config.path))
+                await self.reload("file")
+
+    async def _tick(self) -> None:
+        """The event loop's heartbeat: for /healthz, and systemd's watchdog."""
+        # Often enough for /healthz (STALL_AFTER) whatever the watchdog's timeout.
+        period = min(self.watchdog or HEARTBEAT, HEARTBEAT)
+        while True:
+            self.metrics.beat()
+            if self.watchdog is not None:
+                self.notifier.notify("WATCHDOG=1")
+            if await self._stopped_within(period):
+                return
+
+    async def _stopped_within(self, period: timedelta) -> bool:
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=period.total_seconds())
+        except TimeoutError:
+            return False
+        return True
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- shutdown -------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Stop scheduling, give running jobs a deadline to finish, then close."""
+        self.metrics.stopping = True
+        if self.scheduler.running:
+            self.scheduler.pause()
+        pending = {t for t in self._running if not t.done()}
+        if pending:
+            self.log.info("service.draining", jobs=len(pending))
+            _, late = await asyncio.wait(pending, timeout=self.drain_deadline.total_seconds())
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1)
+                self.log.warning("service.abandoned", jobs=len(late))
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        # The heartbeat and the file watcher end by themselves once stopped, and a
+        # retired fetcher closes once its jobs are done: give them a moment first.
+        if self._background:
+            _, late = await asyncio.wait(set(self._background), timeout=1)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1)
+        if self.http is not None:
+            await asyncio.to_thread(self.http.stop)
+        for fetcher in list(self._fetchers):
+            await fetcher.aclose()
+        self._fetchers.clear()
+        for reader in list(self._readers):
+            await reader.aclose()
+        self._readers.clear()
+        self.log.info("service.stopped")
+
+
+def serve(service: Service, exit_deadline: timedelta = EXIT_DEADLINE) -> int:
+    """Run `service` on a fresh event loop and return its exit code, within a deadline.
+
+    Store writes and sends run in worker threads, which cannot be cancelled. A thread
+    still busy at the deadline is abandoned by exiting at once: SQLite transactions
+    are atomic, and an unrecorded send is retried once its lease ends.
+    """
+    executor = ThreadPoolExecutor(thread_name_prefix=WORKER_PREFIX)
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(executor)
+    try:
+        code = loop.run_until_complete(service.run())
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=1))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        loop.close()
+    stopped_at = service.stop_requested_at or time.monotonic()
+    for thread in threading.enumerate():
+        if thread.name.startswith(WORKER_PREFIX):
+            left = exit_deadline.total_seconds() - (time.monotonic() - stopped_at)
+            thread.join(timeout=max(left, 0))
+    busy = [t.name for t in threading.enumerate() if t.name.startswith(WORKER_PREFIX)]
+    if busy:
+        structlog.get_logger("monitor.daemon").warning("service.exit_forced", threads=len(busy))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

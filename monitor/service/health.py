@@ -1,0 +1,185 @@
+"""Feed health: tell the health targets once when a feed goes wrong, once when it recovers.
+
+Two troubles are watched:
+
+- **failing**: every check has failed for `health.failing_after`; a feed that answered
+  410 Gone is failing at once, since it is no longer polled and will not recover alone;
+- **silent**: the feed answers but has brought no new items for far longer than its
+  usual rhythm: `health.silent_factor` times the median gap between fetches that
+  brought new items (at least `health.silent_min`). Without a few such gaps in the
+  last 60 days there is no rhythm to judge by, and a feed is never called silent.
+
+The judgement (`assess`) is pure; `FeedHealth.check` records each change of state with
+its notices in one transaction, so a state change is told exactly once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+import structlog
+
+from monitor.config.settings import Config, HealthSettings
+from monitor.delivery.messages import local_time
+from monitor.delivery.notify import labels_for
+from monitor.store.store import Notice, Store
+from monitor.store.tables import Feed
+
+Clock = Callable[[], datetime]
+FAILING, SILENT = "failing", "silent"
+HISTORY = timedelta(days=60)
+MIN_GAPS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A feed's health now: `state` None is healthy; `usual` is its rhythm, when known."""
+
+    state: str | None
+    usual: timedelta | None = None
+
+
+UNDECIDED = Health(state="?")
+"""Failing, but not for long enough: keep whatever was said before."""
+
+
+def rhythm(arrivals: Sequence[datetime]) -> timedelta | None:
+    """The median gap between fetches that brought new items, with enough history."""
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(arrivals) if b > a]
+    if len(gaps) < MIN_GAPS:
+        return None
+    return timedelta(seconds=statistics.median(gaps))
+
+
+def assess(
+    feed: Feed, arrivals: Sequence[datetime], now: datetime, settings: HealthSettings
+) -> Health:
+    """What is wrong with `feed` now, judged from its row and its arrival times."""
+    if feed.gone:
+        return Health(FAILING)
+    if feed.consecutive_failures:
+        since = feed.failing_since
+        if since is not None and now - since >= settings.failing_after:
+            return Health(FAILING)
+        return UNDECIDED
+    usual = rhythm(arrivals)
+    if usual is None or feed.last_item_at is None:
+        return Health(None)
+    limit = max(settings.silent_min, usual * settings.silent_factor)
+    if now - feed.last_item_at > limit:
+        return Health(SILENT, usual)
+    return Health(None, usual)
+
+
+class FeedHealth:
+    """Checks feeds and queues one notice per change of their health."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.log = structlog.get_logger("monitor.health")
+
+    def check(self, names: Sequence[str] | None = None) -> list[tuple[str, str | None]]:
+        """Assess the named feeds (all by default); the (feed, new state) changes made."""
+        now = self.clock()
+        wanted = set(names) if names is not None else {f.name for f in self.config.feeds}
+        changes: list[tuple[str, str | None]] = []
+        # One query for every feed's arrivals rather than one per feed.
+        arrivals = self.store.arrivals_by_feed(wanted, now - HISTORY)
+        for feed in self.store.feeds():
+            if feed.name not in wanted:
+                continue
+            verdict = assess(feed, arrivals[feed.name], now, self.config.health)
+            if verdict is UNDECIDED or verdict.state == feed.health:
+                continue
+            notices = self._notices(feed, verdict, now)
+            self.store.set_health(feed.name, verdict.state, now=now, notices=notices)
+            event = "feed.unhealthy" if verdict.state else "feed.recovered"
+            self.log.warning(event, feed=feed.name, state=verdict.state or feed.health)
+            changes.append((feed.name, verdict.state))
+        return changes
+
+    def _notices(self, feed: Feed, verdict: Health, now: datetime) -> list[Notice]:
+        targets = labels_for(self.config, "health")
+        tz = self.config.digest.tz
+        notices: list[Notice] = []
+        if feed.health:
+            began = feed.health_since or now
+            lines = [f"{feed.name} ({feed.url}) is back to normal at {local_time(now, tz)}."]
+            lines.append(f"It was {feed.health} from {local_time(began, tz)}.")
+            notices.append(
+                Notice(
+                    dedup_key=f"health:{feed.name}:{feed.health}:{began.isoformat()}:recovered",
+                    targets=targets,
+                    title=f"feed {feed.name} recovered",
+                    body="\n".join(lines),
+                )
+            )
+        if verdict.state == FAILING and feed.gone:
+            notices.append(_gone_notice(feed, targets, now, tz))
+        elif verdict.state == FAILING:
+            since = feed.failing_since or now
+            notices.append(
+                Notice(
+                    dedup_key=f"health:{feed.name}:{FAILING}:{now.isoformat()}",
+                    targets=targets,
+                    title=f"feed {feed.name} is failing",
+                    body="\n".join(
+                        [
+                            f"{feed.name} ({feed.url}) has failed every check since "
+                            f"{local_time(since, tz)} ({feed.consecutive_failures} failures).",
+                            f"Last error: {feed.last_error or 'unknown'}",
+                            "It is still retried with backoff; `monitor status` shows it.",
+                        ]
+                    ),
+                )
+            )
+        elif verdict.state == SILENT and feed.last_item_at is not None:
+            usual = verdict.usual or timedelta(0)
+            notices.append(
+                Notice(
+                    dedup_key=f"health:{feed.name}:{SILENT}:{now.isoformat()}",
+                    targets=targets,
+                    title=f"feed {feed.name} has gone silent",
+                    body="\n".join(
+                        [
+                            f"{feed.name} ({feed.url}) answers but has brought no new items "
+                            f"since {local_time(feed.last_item_at, tz)}.",
+                            f"It usually brings new items every {_span(usual)}.",
+                        ]
+                    ),
+                )
+            )
+        return notices
+
+
+def _gone_notice(feed: Feed, targets: Sequence[str], now: datetime, tz: tzinfo) -> Notice:
+    """A 410: polling has stopped, so only a person can bring the feed back."""
+    url = feed.moved_to or feed.url
+    return Notice(
+        dedup_key=f"health:{feed.name}:gone:{now.isoformat()}",
+        targets=targets,
+        title=f"feed {feed.name} is gone (HTTP 410)",
+        body="\n".join(
+            [
+                f"{feed.name} ({url}) answered 410 Gone at {local_time(now, tz)}; "
+                "monitor has stopped polling it.",
+                "Remove it from the config or give it a new URL to resume; "
+                "`monitor once --force` checks it again.",
+            ]
+        ),
+    )
+
+
+def _span(delta: timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    if minutes < 120:
+        return f"{minutes:.0f} minutes"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} hours"
+    return f"{minutes / 1440:.1f} days"

@@ -1,0 +1,294 @@
+"""The data flow: fetch → parse → match → store for each feed, then store → notify.
+
+Each stage is called with values; IO (the fetcher, the store, the sender, the clock)
+is handed in. One feed's failure is caught here, recorded against that feed and
+backed off; it never reaches the scheduler or the other feeds.
+
+Every entry of a changed feed body is judged by the match stage before the store sees
+it; the store decides what each verdict changes, by identity (DESIGN.md "Identity and
+deduplication", `monitor.ingest.identity`). "Seen" is not "judged": dedup decides what is
+sent, never what is read. An entry whose headline or summary changed is a new version
+whose verdict counts; only the same content again (in this feed, or the same link and
+content in any) is passed over. One item the store cannot write is one item's fault:
+it is left out, logged (`item.skipped`) and counted, and the rest of its feed stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from monitor.config.settings import Config, FeedConfig
+from monitor.core.backoff import retry_delay
+from monitor.core.errors import FeedError, FeedGone, RateLimited, StoreError
+from monitor.delivery.digest import Digests
+from monitor.delivery.notify import Sender, route
+from monitor.delivery.outbox import DeliveryReport, Outbox
+from monitor.ingest.fetch import Fetcher, Validators
+from monitor.ingest.worker import FeedReader, InlineReader
+from monitor.match.classify import Verdict
+from monitor.service.health import FeedHealth
+from monitor.store.store import Classified, Store
+from monitor.store.tables import Feed
+from monitor.templates.render import Renderer
+
+__all__ = [
+    "UNRECORDED",
+    "CycleReport",
+    "DeliveryReport",
+    "FeedReport",
+    "Pipeline",
+    "retry_delay",
+    "utcnow",
+]
+
+Clock = Callable[[], datetime]
+_IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story matched")
+UNRECORDED = "unrecorded"
+"""The outcome of a feed check whose result the store could not record."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class FeedReport:
+    """What checking one feed did."""
+
+    feed: str
+    outcome: str
+    """ok, unchanged, failed (the feed's fault, recorded), backoff, gone, or UNRECORDED."""
+    new: int = 0
+    events: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+    status: int | None = None
+    """The HTTP status of the fetch, when there was one."""
+    kind: str | None = None
+    """The error class of a failed fetch (`TransientFeedError`, `FeedGone`, ...)."""
+    skipped: int = 0
+    """Items the store could not write, left out of the feed's ingest."""
+
+
+@dataclass(slots=True)
+class CycleReport:
+    feeds: list[FeedReport] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for f in self.feeds if f.outcome == outcome)
+
+
+class Pipeline:
+    """Runs the stages for a config; one instance per loaded config."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        fetcher: Fetcher,
+        sender: Sender,
+        *,
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+        renderer: Renderer | None = None,
+        reader: FeedReader | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher
+        self.sender = sender
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.reader = reader or InlineReader(config.stories)
+        self.log = structlog.get_logger("monitor.pipeline")
+        # Feeds between fetch and store at once. Fetching outruns parsing, so without
+        # this bound a cycle holds every fetched body in memory while it waits its turn.
+        self._in_flight = asyncio.Semaphore(config.fetch.concurrency)
+        self.renderer = renderer or Renderer(config.templates.overrides())
+        self.outbox = Outbox(config, store, sender, self.renderer, clock=clock, rng=self.rng)
+        self.digests = Digests(config, store, clock)
+        self.health = FeedHealth(config, store, clock)
+
+    # -- feeds ----------------------------------------------------------------
+
+    async def run_cycle(self, *, force: bool = False) -> CycleReport:
+        """Check every configured feed (concurrently, within the fetch limits)."""
+        await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in self.config.feeds])
+        # One query for every feed's state rather than one per feed.
+        states = {row.name: row for row in await asyncio.to_thread(self.store.feeds)}
+        reports = await asyncio.gather(
+            *(
+                self.check_feed(feed, force=force, state=states.get(feed.name))
+                for feed in self.config.feeds
+            )
+        )
+        return CycleReport(feeds=list(reports))
+
+    async def check_feed(
+        self, feed: FeedConfig, *, force: bool = False, state: Feed | None = None
+    ) -> FeedReport:
+        """Fetch, parse, match and store one feed; never raises for the feed's own faults.
+
+        `state` is the feed's stored row when the caller has just read it. A feed whose
+        result the store could not record is reported `unrecorded` (and not backed off:
+        nothing about it was written); what that means is the caller's to decide.
+        """
+        try:
+            return await self._checked(feed, force, state)
+        except StoreError as exc:
+            self.log.error("feed.unrecorded", feed=feed.name, error=str(exc))
+            return FeedReport(feed.name, UNRECORDED, error=str(exc))
+
+    async def _checked(self, feed: FeedConfig, force: bool, state: Feed | None) -> FeedReport:
+        log = self.log.bind(feed=feed.name)
+        if state is None:
+            state = await asyncio.to_thread(self.store.feed, feed.name)
+        now = self.clock()
+        if state.gone and not force:
+            return FeedReport(feed.name, "gone")
+        waiting = state.consecutive_failures and state.next_check and state.next_check > now
+        if waiting and not force:
+            return FeedReport(feed.name, "backoff")
+        try:
+            async with self._in_flight:
+                return await self._check(feed, state, log)
+        except FeedError as exc:
+            return await self._failed(feed, state, exc)
+        except StoreError:
+            raise  # the database's fault, not the feed's: no backoff
+        except Exception as exc:
+            # A fault no stage foresaw (a parser bug on odd input, say) stays this feed's.
+            log.exception("feed.crashed")
+            error = FeedError(f"internal error: {type(exc).__name__}: {exc}")
+            return await self._failed(feed, state, error)
+
+    async def _check(self, feed: FeedConfig, state: Feed, log: Any) -> FeedReport:
+        url = state.moved_to or feed.url
+        interval = self.config.feed_interval(feed)
+        result = await self.fetcher.fetch(url, Validators(state.etag, state.last_modified))
+        if result.moved_to:
+            log.warning("feed.moved", old=url, new=result.moved_to)
+        digest = None if result.not_modified else result.content_hash
+        if digest is None or digest == state.content_hash:
+            now = self.clock()
+            await asyncio.to_thread(
+                self.store.record_unchanged,
+                feed.name,
+                now,
+                now + interval,
+                result.moved_to,
+                status=result.status,
+                validators=(result.etag, result.last_modified) if result.status == 200 else None,
+            )
+            log.info("feed.checked", status=result.status, new=0, unchanged=True)
+            return FeedReport(feed.name, "unchanged", status=result.status)
+        read = await self.reader.read(result.payload, result.url, result.content_type, feed.lang)
+        classified = [Classified(entry, verdict or _IRRELEVANT) for entry, verdict in read]
+        ingest_at = self.clock()
+        outcome = await asyncio.to_thread(
+            self.store.ingest,
+            feed.name,
+            classified,
+            now=ingest_at,
+            next_check=ingest_at + interval,
+            alert_after=ingest_at - self.config.alerts.max_age,
+            route=lambda story, milestone: route(self.config, story, milestone),
+            validators=(result.etag, result.last_modified),
+            content_hash=digest,
+            moved_to=result.moved_to,
+        )
+        for skipped in outcome.skipped:
+            log.warning(
+                "item.skipped",
+                key=skipped.key,
+                title=skipped.title[:200],
+                url=skipped.url,
+                error=skipped.error,
+            )
+        log.info(
+            "feed.checked",
+            status=result.status,
+            entries=len(classified),
+            new=outcome.new,
+            versions=outcome.versions,
+            duplicates=outcome.duplicates,
+            relevant=outcome.relevant,
+            events=len(outcome.events),
+            attached=outcome.attached,
+            updates=outcome.updates,
+            capped=outcome.capped,
+            skipped=len(outcome.skipped),
+        )
+        for story, milestone in outcome.events:
+            log.info("event.created", story=story, milestone=milestone)
+        return FeedReport(
+            feed.name,
+            "ok",
+            new=outcome.new,
+            events=outcome.events,
+            status=result.status,
+            skipped=len(outcome.skipped),
+        )
+
+    async def _failed(self, feed: FeedConfig, state: Feed, exc: FeedError) -> FeedReport:
+        failures = state.consecutive_failures + 1
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        interval = self.config.feed_interval(feed)
+        delay = retry_delay(
+            failures, interval, self.config.fetch.backoff_max, self.rng, retry_after
+        )
+        gone = isinstance(exc, FeedGone)
+        now = self.clock()
+        log = self.log.bind(feed=feed.name)
+        log.warning(
+            "feed.failed",
+            error=str(exc),
+            kind=type(exc).__name__,
+            status=exc.status,
+            failures=failures,
+            retry_in=None if gone else round(delay.total_seconds()),
+        )
+        await asyncio.to_thread(
+            self.store.record_failure,
+            feed.name,
+            str(exc),
+            exc.status,
+            now=now,
+            next_check=now + delay,
+            gone=gone,
+        )
+        return FeedReport(
+            feed.name, "failed", error=str(exc), status=exc.status, kind=type(exc).__name__
+        )
+
+    # -- delivery -------------------------------------------------------------
+
+    async def prepare(self) -> int:
+        """Queue what is due besides alerts: the digests whose time has come."""
+        return await asyncio.to_thread(self.digests.queue_due)
+
+    async def check_health(self, names: list[str] | None = None) -> None:
+        """Tell the health targets about feeds that went wrong or recovered."""
+        await asyncio.to_thread(self.health.check, names)
+
+    async def deliver(
+        self,
+        *,
+        ignore_backoff: bool = False,
+        kinds: Collection[str] | None = None,
+        stopping: Callable[[], bool] | None = None,
+    ) -> DeliveryReport:
+        """Send every due delivery once, recording each target's own result.
+
+        Once `stopping()` is true no new delivery is claimed; the one in flight is
+        finished and recorded.
+        """
+        return await self.outbox.deliver(
+            ignore_backoff=ignore_backoff, kinds=kinds, stopping=stopping
+        )

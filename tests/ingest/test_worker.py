@@ -1,0 +1,174 @@
+"""Reading feeds in a child process: same answers as inline, and a bad feed fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from monitor.config.settings import Config, load_config
+from monitor.core.errors import FeedError, NotAFeed, PermanentFeedError
+from monitor.ingest.payload import Payload
+from monitor.ingest.worker import LEAD_CHARS, InlineReader, Read, ReadWorker, read_feed
+from tests.conftest import REPO, write_config
+from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, Item, rss
+
+GOOD = rss([UNVEILING_EN, *FILLER]).encode()
+
+# A child like the real one whose handler misbehaves on two magic bodies.
+CHILD = f"""
+import os, sys, time
+sys.path.insert(0, {str(REPO)!r})
+from monitor.ingest.worker import read_feed, serve
+
+def handle(body, *rest):
+    if body == b"CRASH":
+        os._exit(3)
+    if body == b"HANG":
+        time.sleep(3600)
+    return read_feed(body, *rest)
+
+serve(handle)
+"""
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    folder = tmp_path_factory.mktemp("worker")
+    return load_config(write_config(folder, {"feed": "https://feeds.example/rss"}))
+
+
+def _summary(read: Read) -> list[tuple[str, str | None, str | None]]:
+    return [(e.title, v and v.story, v and v.milestone) for e, v in read]
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+async def _read_all(
+    worker: ReadWorker, bodies: Sequence[bytes | Payload]
+) -> list[Read | BaseException]:
+    async with worker:
+        return await asyncio.gather(
+            *(worker.read(body, "https://feeds.example/rss", None, "en") for body in bodies),
+            return_exceptions=True,
+        )
+
+
+def test_read_feed_judges_each_entry(config: Config) -> None:
+    """Irrelevant entries get no verdict; the story's entry gets its milestone; lang fills in."""
+    read = read_feed(GOOD, "https://feeds.example/rss", None, "en", config.stories)
+    assert len(read) == 1 + len(FILLER)
+    assert _summary(read)[0][1:] == ("kursk-kpa-monument", "unveiling")
+    assert all(verdict is None for _, verdict in read[1:])
+    assert {entry.lang for entry, _ in read} == {"en"}
+
+
+@pytest.mark.parametrize("body", [b"", b"  \n ", b"<html><body>login</body></html>"])
+def test_read_feed_refuses_what_is_not_a_feed(config: Config, body: bytes) -> None:
+    """An empty body or an HTML page is NotAFeed."""
+    with pytest.raises(NotAFeed):
+        read_feed(body, "https://feeds.example/rss", "text/html", None, config.stories)
+
+
+def test_child_answers_like_inline(config: Config) -> None:
+    """The child process returns what reading in the service process returns."""
+    bodies = [GOOD, rss([UNVEILING_RU, *FILLER], lang="ru").encode(), rss(FILLER).encode()]
+    inline = [read_feed(b, "https://feeds.example/rss", None, "en", config.stories) for b in bodies]
+    answers = run(_read_all(ReadWorker(config.stories), bodies))
+    assert answers == inline
+
+
+def test_child_reports_a_feed_error_as_itself(config: Config) -> None:
+    """NotAFeed raised in the child is NotAFeed in the service, with its message."""
+    [error] = run(_read_all(ReadWorker(config.stories), [b"<html>login</html>"]))
+    assert isinstance(error, NotAFeed)
+
+
+@pytest.mark.parametrize(
+    ("poison", "message"),
+    [
+        pytest.param(b"CRASH", "died (exit code 3)", id="crash"),
+        pytest.param(b"HANG", "longer than 1s", id="hang"),
+    ],
+)
+def test_a_feed_that_kills_or_hangs_the_child_fails_alone(
+    config: Config, poison: bytes, message: str
+) -> None:
+    """The feed on which the child died or hung fails; the feeds around it are read."""
+    worker = ReadWorker(config.stories, command=[sys.executable, "-c", CHILD], deadline=1.0)
+    answers = run(_read_all(worker, [GOOD, poison, GOOD, GOOD]))
+    assert isinstance(answers[1], PermanentFeedError)
+    assert message in str(answers[1])
+    assert [_summary(a)[0][2] for a in (answers[0], answers[2], answers[3])] == ["unveiling"] * 3
+
+
+def test_child_that_cannot_start_falls_back_inline(config: Config) -> None:
+    """With no child to run, feeds are read in the service process instead."""
+    worker = ReadWorker(config.stories, command=["/nonexistent/python"])
+    [answer] = run(_read_all(worker, [GOOD]))
+    assert _summary(answer)[0][2] == "unveiling"
+
+
+def test_child_starts_on_enter_and_ends_on_close(config: Config) -> None:
+    """Entering the worker starts the child at once; closing it ends the child."""
+
+    async def go() -> tuple[bool, int | None]:
+        async with ReadWorker(config.stories) as worker:
+            proc = worker._proc
+            assert proc is not None
+            started = proc.returncode is None
+            await worker.read(GOOD, "https://feeds.example/rss", None, None)
+        return started, proc.returncode
+
+    started, code = run(go())
+    assert started
+    assert code is not None  # it was stopped, not left running
+
+
+def test_inline_reader_reads(config: Config) -> None:
+    """The in-process reader gives the same answer as read_feed."""
+    read = run(InlineReader(config.stories).read(GOOD, "https://feeds.example/rss", None, "en"))
+    assert _summary(read) == _summary(
+        read_feed(GOOD, "https://feeds.example/rss", None, "en", config.stories)
+    )
+
+
+def test_a_child_failing_every_time_stops_being_used(config: Config) -> None:
+    """After repeated deaths the worker reads inline rather than restart for ever."""
+    worker = ReadWorker(config.stories, command=[sys.executable, "-c", CHILD], deadline=5.0)
+    answers = run(_read_all(worker, [b"CRASH"] * 6 + [GOOD]))
+    failures = [a for a in answers if isinstance(a, FeedError)]
+    assert len(failures) == 6
+    assert _summary(answers[-1])[0][2] == "unveiling"
+
+
+def test_child_decodes_compressed_payloads(config: Config) -> None:
+    """A gzip payload is inflated in the child; one that expands past its cap fails alone."""
+    good = Payload(gzip.compress(GOOD), "gzip", cap=len(GOOD))
+    bomb = Payload(gzip.compress(b"\0" * (4 * len(GOOD))), "gzip", cap=len(GOOD))
+    answers = run(_read_all(ReadWorker(config.stories), [good, bomb, good]))
+    assert _summary(answers[0]) == _summary(answers[2])
+    assert _summary(answers[0])[0][2] == "unveiling"
+    assert isinstance(answers[1], PermanentFeedError)
+    assert "cap" in str(answers[1])
+
+
+def test_only_admitted_items_keep_their_full_summary(config: Config) -> None:
+    """An item no story could be about keeps its lead (cut between words); the story's
+    items keep everything, for the digest, clustering and the record."""
+    long_lead = " ".join(["word"] * 400)
+    relevant = Item(UNVEILING_EN.title, UNVEILING_EN.link, UNVEILING_EN.summary + " " + long_lead)
+    body = rss([Item("Markets rally", "https://x.example/m", long_lead), relevant]).encode()
+    (other, _), (story, verdict) = read_feed(body, "https://x.example/", None, "en", config.stories)
+    assert verdict is not None
+    assert verdict.story is not None
+    assert story.summary.endswith(long_lead)
+    assert len(other.summary) <= LEAD_CHARS
+    assert other.summary == long_lead[: len(other.summary)]
+    assert other.summary.endswith("word")

@@ -1,0 +1,135 @@
+"""Feed health: one alert when a feed fails too long or goes silent, one when it recovers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from monitor.config.settings import HealthSettings
+from monitor.service.health import FAILING, SILENT, UNDECIDED, assess, rhythm
+from monitor.store.tables import Feed
+from tests.support.desk import Desk
+from tests.support.servers import AlertReceiver
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+SETTINGS = HealthSettings(failing_after=timedelta(hours=6), silent_min=timedelta(days=1))
+HOURLY = [NOW - timedelta(hours=h) for h in range(30, 24, -1)]  # six arrivals, an hour apart
+
+
+def feed(**fields: Any) -> Feed:
+    return Feed(name="wire", url="https://wire.example/rss", **fields)
+
+
+@pytest.mark.parametrize(
+    ("row", "arrivals", "state"),
+    [
+        (feed(last_item_at=NOW - timedelta(hours=1)), HOURLY, None),
+        (feed(consecutive_failures=3, failing_since=NOW - timedelta(hours=5)), HOURLY, "?"),
+        (feed(consecutive_failures=9, failing_since=NOW - timedelta(hours=6)), HOURLY, FAILING),
+        (
+            feed(gone=True, consecutive_failures=1, failing_since=NOW - timedelta(days=1)),
+            [],
+            FAILING,
+        ),
+        (feed(gone=True, consecutive_failures=1, failing_since=NOW), HOURLY, FAILING),  # at once
+        (feed(last_item_at=NOW - timedelta(hours=23)), HOURLY, None),  # under silent_min
+        (feed(last_item_at=NOW - timedelta(hours=25)), HOURLY, SILENT),
+        (feed(last_item_at=NOW - timedelta(days=9)), HOURLY[:3], None),  # too little history
+    ],
+    ids=[
+        "healthy",
+        "failing-briefly",
+        "failing-long",
+        "gone",
+        "gone-just-now",
+        "quiet-day",
+        "silent",
+        "new-feed",
+    ],
+)
+def test_assess(row: Feed, arrivals: list[datetime], state: str | None) -> None:
+    """Failing long enough, or silent far beyond its rhythm, is trouble; the rest is not."""
+    verdict = assess(row, arrivals, NOW, SETTINGS)
+    assert (verdict is UNDECIDED) if state == "?" else verdict.state == state
+
+
+def test_silence_is_judged_against_the_feed_rhythm() -> None:
+    """A feed that posts weekly is not silent after two quiet days; an hourly one is."""
+    weekly = [NOW - timedelta(weeks=w) for w in range(8, 0, -1)]
+    row = feed(last_item_at=weekly[-1])
+    assert rhythm(weekly) == timedelta(weeks=1)
+    assert assess(row, weekly, NOW + timedelta(days=2), SETTINGS).state is None
+    assert assess(row, weekly, NOW + timedelta(weeks=6), SETTINGS).state == SILENT
+
+
+def fail(desk: Desk, name: str = "wire") -> None:
+    now = desk.clock()
+    desk.store.record_failure(
+        name, "HTTP 503", 503, now=now, next_check=now + timedelta(minutes=15)
+    )
+
+
+def test_failing_feed_alerts_once_and_recovery_once(
+    desk_for: Callable[..., Desk], receiver: AlertReceiver
+) -> None:
+    """A feed failing past `failing_after` raises one ops alert; its recovery one more."""
+    desk = desk_for(
+        [{"name": "ops", "url": receiver.url, "receive": ["health"]}],
+        health={"failing_after": "1h"},
+    )
+    for _ in range(8):  # every 15 minutes for two hours
+        fail(desk)
+        desk.health.check()
+        desk.deliver()
+        desk.clock.advance(minutes=15)
+    [alert] = receiver.messages()
+    assert alert["title"] == "monitor: feed wire is failing"
+    assert "Last error: HTTP 503" in alert["message"]
+    desk.news.report("Kursk monument: nothing new", feed="wire")  # a successful fetch
+    for _ in range(3):
+        desk.health.check()
+        desk.deliver()
+        desk.clock.advance(minutes=15)
+    titles = [m["title"] for m in receiver.messages()]
+    assert titles == ["monitor: feed wire is failing", "monitor: feed wire recovered"]
+
+
+def test_silent_feed_alerts_once_and_recovery_once(
+    desk_for: Callable[..., Desk], receiver: AlertReceiver
+) -> None:
+    """A feed that stops bringing items, far beyond its rhythm, raises one alert."""
+    desk = desk_for(
+        [{"name": "ops", "url": receiver.url, "receive": ["health"]}],
+        health={"silent_min": "6h", "silent_factor": 4},
+    )
+    for _ in range(5):  # new items every hour
+        desk.clock.advance(hours=1)
+        desk.news.report("Kursk monument news", feed="agency")
+    for _ in range(12):  # then an answering but empty feed, checked hourly
+        desk.clock.advance(hours=1)
+        desk.store.record_unchanged("agency", desk.clock(), desk.clock())
+        desk.health.check()
+        desk.deliver()
+    assert [m["title"] for m in receiver.messages()] == ["monitor: feed agency has gone silent"]
+    assert "usually brings new items every 60 minutes" in receiver.messages()[0]["message"]
+    desk.news.report("Kursk monument news again", feed="agency")
+    desk.health.check()
+    desk.deliver()
+    assert receiver.messages()[-1]["title"] == "monitor: feed agency recovered"
+    assert len(receiver.messages()) == 2
+
+
+def test_health_goes_only_to_health_targets(
+    desk_for: Callable[..., Desk], receiver: AlertReceiver
+) -> None:
+    """Targets that do not `receive: [health]` never hear about feeds."""
+    desk = desk_for([{"url": receiver.url}], health={"failing_after": "1m"})
+    fail(desk)
+    desk.clock.advance(minutes=5)
+    fail(desk)
+    assert desk.health.check() == [("wire", FAILING)]
+    desk.deliver()
+    assert receiver.messages() == []

@@ -1,0 +1,659 @@
+"""The store: identity levels, events, the outbox; on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from monitor.core.errors import StoreError
+from monitor.ingest.entry import Entry
+from monitor.ingest.identity import MAX_VERSIONS
+from monitor.match.classify import Verdict
+from monitor.store.store import MIGRATIONS, Classified, Store
+from tests.support.postgres import schema_url
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+STORY = "kursk-kpa-monument"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        opened = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+        yield opened
+        opened.close()
+        return
+    with schema_url() as url:
+        opened = Store.open(url)
+        yield opened
+        opened.close()
+
+
+def entry(key: str, title: str = "Weather", url: str | None = None, **kw: object) -> Entry:
+    return Entry(
+        key=key,
+        url=url if url is not None else f"https://news.example/{key}",
+        title=title,
+        summary=str(kw.pop("summary", "")),
+        published=kw.pop("published", NOW - timedelta(hours=1)),  # type: ignore[arg-type]
+        outlet=kw.pop("outlet", None),  # type: ignore[arg-type]
+        lang=kw.pop("lang", "en"),  # type: ignore[arg-type]
+    )
+
+
+IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story")
+
+
+def milestone(name: str = "unveiling") -> Verdict:
+    return Verdict(story=STORY, milestone=name, terms={"watch": ("monument",)}, why="test")
+
+
+UPDATE = Verdict(story=STORY, milestone=None, terms={"watch": ("monument",)}, why="test")
+
+
+def ingest(store: Store, feed: str, items: list[Classified], now: datetime = NOW):  # type: ignore[no-untyped-def]
+    return store.ingest(
+        feed,
+        items,
+        now=now,
+        next_check=now + timedelta(minutes=15),
+        alert_after=now - timedelta(days=3),
+        route=lambda story, ms: ["desk", "slack"],
+    )
+
+
+def baseline(store: Store, *feeds: str) -> None:
+    store.sync_feeds([(name, f"https://{name}.example/rss") for name in feeds])
+    for name in feeds:
+        ingest(store, name, [Classified(entry(f"{name}-old"), IRRELEVANT)])
+
+
+def test_entries_are_stored_once(store: Store) -> None:
+    """The same entry in the same feed is new once, however often it is fetched."""
+    baseline(store, "a")
+    items = [Classified(entry("k1"), IRRELEVANT), Classified(entry("k2"), IRRELEVANT)]
+    assert ingest(store, "a", items).new == 2
+    assert ingest(store, "a", items).new == 0
+    assert store.feed("a").items_seen == 3
+
+
+def test_first_fetch_is_silent(store: Store) -> None:
+    """A milestone seen on a feed's first fetch creates a silent event and no delivery."""
+    store.sync_feeds([("a", "https://a.example/rss")])
+    result = ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+    assert result.events == []
+    assert result.deliveries == 0
+    [event] = store.events()
+    assert event.silent
+    assert event.deliveries == []
+
+
+def test_milestone_alerts_once_and_later_reports_attach(store: Store) -> None:
+    """The first report creates the event and its outbox rows; later ones only attach."""
+    baseline(store, "en", "ru")
+    first = ingest(
+        store, "en", [Classified(entry("e1", "Monument unveiled", lang="en"), milestone())]
+    )
+    assert first.events == [(STORY, "unveiling")]
+    assert first.deliveries == 2
+    later = ingest(
+        store,
+        "ru",
+        [Classified(entry("r1", "Памятник открыли", lang="ru", outlet="RIA"), milestone())],
+    )
+    assert later.events == []
+    assert later.attached == 1
+    [event] = store.events()
+    assert [s.url for s in event.sources] == ["https://news.example/e1", "https://news.example/r1"]
+    assert event.languages == ["en", "ru"]
+    assert event.outlets == ["en", "RIA"]
+    assert sorted(d.target for d in event.deliveries) == ["desk", "slack"]
+    assert {d.status for d in event.deliveries} == {"pending"}
+
+
+def test_same_article_in_two_feeds_is_one_copy(store: Store) -> None:
+    """A new entry whose canonical URL is already stored changes nothing (level 2)."""
+    baseline(store, "a", "b")
+    url = "https://outlet.example/monument"
+    ingest(store, "a", [Classified(entry("a1", "Monument unveiled", url=url), milestone())])
+    copy = ingest(store, "b", [Classified(entry("b1", "Monument unveiled", url=url), milestone())])
+    assert copy.new == 1
+    assert copy.duplicates == 1
+    assert copy.attached == 0
+    assert len(store.events()[0].sources) == 1
+
+
+def test_changed_guid_does_not_alert_again(store: Store) -> None:
+    """An article republished under a new GUID and headline is judged, and only joins
+    the milestone it already alerted; with its old headline it is a copy."""
+    baseline(store, "a")
+    url = "https://outlet.example/site-chosen"
+    ingest(
+        store,
+        "a",
+        [Classified(entry("guid-1", "Site chosen", url=url), milestone("site_selection"))],
+    )
+    again = ingest(
+        store,
+        "a",
+        [
+            Classified(
+                entry("guid-2", "Site chosen (updated)", url=url), milestone("site_selection")
+            )
+        ],
+    )
+    assert (again.duplicates, again.attached, again.deliveries) == (0, 1, 0)
+    same = ingest(
+        store,
+        "a",
+        [Classified(entry("guid-3", "Site  CHOSEN", url=url), milestone("site_selection"))],
+    )
+    assert (same.new, same.duplicates, same.attached, same.deliveries) == (1, 1, 0, 0)
+
+
+def test_old_items_never_alert(store: Store) -> None:
+    """An item published before alerts.max_age is recorded silently."""
+    baseline(store, "a")
+    old = entry("old", "Monument unveiled", published=NOW - timedelta(days=30))
+    result = ingest(store, "a", [Classified(old, milestone())])
+    assert result.deliveries == 0
+    assert store.events()[0].silent
+
+
+def test_near_duplicates_share_a_cluster(store: Store) -> None:
+    """Rewrites of one wire story land in one cluster; a different story does not."""
+    baseline(store, "a", "b", "c")
+    wire = (
+        "Russia plans to erect a monument in the Kursk region to North Korean soldiers who "
+        "fought in the battles for the region, the foreign minister said on Saturday after talks."
+    )
+    ingest(
+        store,
+        "a",
+        [Classified(entry("a1", "Lavrov: monument to KPA soldiers", summary=wire), UPDATE)],
+    )
+    ingest(
+        store,
+        "b",
+        [
+            Classified(
+                entry("b1", "Lavrov: monument to KPA soldiers", summary=wire + " More soon."),
+                UPDATE,
+            )
+        ],
+    )
+    ingest(
+        store,
+        "c",
+        [
+            Classified(
+                entry(
+                    "c1",
+                    "Kursk governor on funding",
+                    summary="The governor said money for the memorial is found.",
+                ),
+                UPDATE,
+            )
+        ],
+    )
+    with store._read() as session:
+        clusters = dict(
+            session.execute(text("select key, cluster_id from item where story is not null")).all()
+        )
+    assert clusters["a1"] == clusters["b1"]
+    assert clusters["c1"] != clusters["a1"]
+
+
+def test_outbox_claim_lease_and_finish(store: Store) -> None:
+    """A claimed delivery is leased; failed ones wait for retry_at; sent ones are done."""
+    baseline(store, "a")
+    ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+    claims = store.claim_due(NOW, timedelta(minutes=5), targets={"desk", "slack"})
+    assert sorted(c.target for c in claims) == ["desk", "slack"]
+    assert all(c.attempts == 1 for c in claims)
+    # Leased: a second claimer gets nothing until the lease ends.
+    assert store.claim_due(NOW, timedelta(minutes=5), targets={"desk", "slack"}) == []
+    desk, slack = sorted(claims, key=lambda c: c.target)
+    assert store.finish(desk, now=NOW) == "sent"
+    assert (
+        store.finish(slack, now=NOW, error="HTTP 500", retry_at=NOW + timedelta(minutes=1))
+        == "failed"
+    )
+    assert store.claim_due(NOW, timedelta(minutes=5), targets={"desk", "slack"}) == []
+    [retry] = store.claim_due(
+        NOW + timedelta(minutes=2), timedelta(minutes=5), targets={"desk", "slack"}
+    )
+    assert retry.target == "slack"
+    assert retry.attempts == 2
+    assert store.finish(retry, now=NOW, error="HTTP 500") == "dead"
+    assert store.undelivered({"desk", "slack"}) == 0
+    assert store.delivery_counts() == {"sent": 1, "dead": 1}
+
+
+def test_crashed_claim_is_retried_after_its_lease(store: Store) -> None:
+    """A claim never finished (the sender died) becomes due again once its lease ends."""
+    baseline(store, "a")
+    ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+    first = store.claim_due(NOW, timedelta(seconds=30), targets={"desk"})
+    assert len(first) == 1
+    assert (
+        store.claim_due(NOW + timedelta(seconds=10), timedelta(seconds=30), targets={"desk"}) == []
+    )
+    [again] = store.claim_due(NOW + timedelta(seconds=31), timedelta(seconds=30), targets={"desk"})
+    assert again.id == first[0].id
+    assert again.attempts == 2
+
+
+def test_deliveries_for_removed_targets_stay_pending(store: Store) -> None:
+    """Rows addressed to a target no longer configured are kept, not claimed, not lost."""
+    baseline(store, "a")
+    ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+    assert [c.target for c in store.claim_due(NOW, timedelta(minutes=5), targets={"desk"})] == [
+        "desk"
+    ]
+    assert store.undelivered({"slack"}) == 1
+
+
+def test_feed_failures_and_recovery(store: Store) -> None:
+    """Failures count up and keep the first failure time; a success resets both."""
+    store.sync_feeds([("a", "https://a.example/rss")])
+    store.record_failure("a", "HTTP 500", 500, now=NOW, next_check=NOW + timedelta(minutes=2))
+    store.record_failure("a", "HTTP 500", 500, now=NOW + timedelta(minutes=2), next_check=NOW)
+    row = store.feed("a")
+    assert row.consecutive_failures == 2
+    assert row.failing_since == NOW
+    store.record_unchanged("a", NOW + timedelta(minutes=5), NOW + timedelta(minutes=20))
+    row = store.feed("a")
+    assert row.consecutive_failures == 0
+    assert row.failing_since is None
+    assert row.last_error is None
+
+
+def test_changed_feed_url_starts_afresh(store: Store) -> None:
+    """Pointing a feed name at a new URL drops its validators and re-baselines it."""
+    baseline(store, "a")
+    store.sync_feeds([("a", "https://elsewhere.example/rss")])
+    row = store.feed("a")
+    assert row.url == "https://elsewhere.example/rss"
+    assert not row.baseline_done
+
+
+def test_migrations_are_recorded_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Reopening a database applies nothing twice."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Store.open(url).close()
+    store = Store.open(url)
+    with store._read() as session:
+        names = [row[0] for row in session.execute(text("select name from migration")).all()]
+    store.close()
+    assert names == [name for name, _ in MIGRATIONS]
+
+
+def test_delivery_columns_reach_an_older_database(store: Store) -> None:
+    """A database made before 0002_delivery_routing gets its columns, data intact."""
+    baseline(store, "wire")
+    ingest(store, "wire", [Classified(entry("a", "Monument unveiled"), milestone())])
+    with store._write() as session:
+        for table, column in [("delivery", "hold"), ("delivery", "reported"), ("feed", "health")]:
+            session.execute(text(f"alter table {table} drop column {column}"))
+        session.execute(text("delete from migration where name = '0002_delivery_routing'"))
+    store.migrate()
+    claims = store.claim_due(NOW, timedelta(minutes=5), targets={"desk", "slack"})
+    assert len(claims) == 2
+    store.defer(claims[0], until=NOW + timedelta(hours=1), hold="quiet")
+    assert next((r.hold, r.attempts) for r in store.outbox(["pending"])) == ("quiet", 0)
+
+
+def test_arrivals_by_feed_agree_with_arrivals(store: Store) -> None:
+    """One query for every feed's arrival times gives what one query per feed gives."""
+    store.sync_feeds([(name, f"https://{name}.example/rss") for name in ("a", "b", "quiet")])
+    for hours in (30, 20, 10):
+        moment = NOW - timedelta(hours=hours)
+        ingest(store, "a", [Classified(entry(f"a{hours}"), IRRELEVANT)], now=moment)
+        if hours != 20:
+            ingest(store, "b", [Classified(entry(f"b{hours}"), IRRELEVANT)], now=moment)
+    since = NOW - timedelta(hours=25)
+    together = store.arrivals_by_feed(["a", "b", "quiet"], since)
+    assert together == {name: store.arrivals(name, since) for name in ("a", "b", "quiet")}
+    assert together["a"] == [NOW - timedelta(hours=20), NOW - timedelta(hours=10)]
+    assert together["quiet"] == []
+
+
+WIRE = (
+    "The Kursk city administration proposed a plot near Victory Park for the memorial to "
+    "Korean People's Army servicemen who fought in the region, the city's architecture "
+    "council said on Tuesday after a closed meeting."
+)
+REWRITE = WIRE.replace("proposed", "has proposed").replace("servicemen", "soldiers")
+
+
+def _clusters(store: Store) -> dict[str, int]:
+    with store._read() as session:
+        rows = session.execute(text("select key, cluster_id from item where story is not null"))
+        return dict(rows.all())
+
+
+def _bands(store: Store) -> int:
+    with store._read() as session:
+        return int(session.execute(text("select count(*) from cluster_band")).scalar_one())
+
+
+def test_rewrites_are_found_through_the_band_index(store: Store) -> None:
+    """A rewrite joins the cluster of its wire story among many others of the story."""
+    baseline(store, "wire", "agency")
+    others = [
+        Classified(
+            entry(f"o{i}", f"Kursk monument news {i}", summary=f"Item {i} of {i * 7}"), UPDATE
+        )
+        for i in range(30)
+    ]
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE), *others])
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=REWRITE), UPDATE)])
+    clusters = _clusters(store)
+    assert clusters["r"] == clusters["w"]
+    assert len({clusters[f"o{i}"] for i in range(30)} | {clusters["w"]}) == 31
+    assert _bands(store) == 32 * 32  # every relevant item's bands, for those to come
+
+
+def test_a_report_older_than_the_window_starts_a_new_cluster(store: Store) -> None:
+    """Only reports seen in the last 30 days are candidates: a month-old copy is news again."""
+    baseline(store, "wire", "agency")
+    ingest(
+        store,
+        "wire",
+        [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)],
+        now=NOW - timedelta(days=31),
+    )
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=REWRITE), UPDATE)])
+    clusters = _clusters(store)
+    assert clusters["r"] != clusters["w"]
+
+
+def test_an_upgraded_database_indexes_its_recent_reports(store: Store) -> None:
+    """0003_minhash_clusters signs the window's relevant items (their rewrites still join)
+    and lets deliveries carry an update."""
+    now = datetime.now(UTC)  # the migration looks back from the present
+    baseline(store, "wire", "agency")
+    report = entry("w", "Site proposed", summary=WIRE, published=now)
+    ingest(store, "wire", [Classified(report, UPDATE)], now - timedelta(days=2))
+    with store._write() as session:  # as a database from before the migration was
+        session.execute(text("drop table cluster_band"))
+        session.execute(text("alter table item drop column signature"))
+        session.execute(text("delete from delivery"))  # it had no updates to send
+        session.execute(text("alter table delivery drop column item_id"))
+        session.execute(text("delete from migration where name = '0003_minhash_clusters'"))
+    store.migrate()
+    assert _bands(store) == 32
+    rewrite = entry("r", "Site proposed", summary=REWRITE, published=now)
+    news = entry("n", "Construction begins", summary="Builders began work", published=now)
+    result = ingest(store, "agency", [Classified(rewrite, UPDATE), Classified(news, UPDATE)], now)
+    clusters = _clusters(store)
+    assert clusters["r"] == clusters["w"]
+    assert (result.updates, _kinds(store)) == (1, [("update", "desk"), ("update", "slack")])
+
+
+def _kinds(store: Store) -> list[tuple[str, str]]:
+    """(kind, target) of every delivery, oldest first."""
+    rows = store.outbox(["pending", "failed", "sent", "dead", "folded"])
+    return [(row.kind, row.target) for row in rows]
+
+
+def test_a_new_development_is_an_update_and_its_rewrite_is_not(store: Store) -> None:
+    """The first report of a new cluster goes to the update targets; a rewrite joins it."""
+    baseline(store, "wire", "agency")
+    routed: list[tuple[str, str | None]] = []
+
+    def route(story: str, milestone: str | None) -> list[str]:
+        routed.append((story, milestone))
+        return ["desk"]
+
+    first = store.ingest(
+        "wire",
+        [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)],
+        now=NOW,
+        next_check=NOW,
+        alert_after=NOW - timedelta(days=3),
+        route=route,
+    )
+    assert (first.updates, first.deliveries, routed) == (1, 1, [(STORY, None)])
+    [row] = store.outbox(["pending"])
+    assert (row.kind, row.title) == ("update", "Site proposed")
+    again = ingest(store, "agency", [Classified(entry("r", "Proposed", summary=REWRITE), UPDATE)])
+    assert (again.updates, again.deliveries) == (0, 0)
+    [update] = store.update_alerts()
+    assert [s.url for s in update.sources] == [
+        "https://news.example/w",
+        "https://news.example/r",
+    ]
+    assert update.outlets == ["wire", "agency"]
+    assert [(d.target, d.status) for d in update.deliveries] == [("desk", "pending")]
+    assert row.dedup_key == f"update:{update.id}"
+
+
+def test_a_milestone_is_an_alert_and_not_also_an_update(store: Store) -> None:
+    """A report of a milestone starts a cluster but is sent once, as the milestone."""
+    baseline(store, "wire")
+    result = ingest(store, "wire", [Classified(entry("m", "Monument unveiled"), milestone())])
+    assert (result.updates, result.events) == (0, [(STORY, "unveiling")])
+    assert _kinds(store) == [("alert", "desk"), ("alert", "slack")]
+    assert store.update_alerts() == []
+
+
+def test_first_fetch_and_old_reports_are_no_update(store: Store) -> None:
+    """A development seen on a feed's first fetch, or published too long ago, is silent."""
+    store.sync_feeds([("wire", "https://wire.example/rss")])
+    first = ingest(store, "wire", [Classified(entry("b", "Funds", summary=WIRE), UPDATE)])
+    old = entry("o", "Old news", summary="Builders began work", published=NOW - timedelta(days=9))
+    later = ingest(store, "wire", [Classified(old, UPDATE)])
+    assert (first.updates, later.updates, _kinds(store)) == (0, 0, [])
+    rewrite = ingest(store, "wire", [Classified(entry("r", "Funds", summary=REWRITE), UPDATE)])
+    assert rewrite.updates == 0  # it joins the silent report's cluster
+
+
+def test_history_has_events_and_updates_newest_first(store: Store) -> None:
+    """`history` merges milestone events and announced updates by time, with a limit."""
+    baseline(store, "wire")
+    ingest(store, "wire", [Classified(entry("u", "Funds", summary=WIRE), UPDATE)])
+    later = NOW + timedelta(hours=1)
+    ingest(store, "wire", [Classified(entry("m", "Monument unveiled"), milestone())], later)
+    history = store.history()
+    assert [(v.milestone, v.title) for v in history] == [
+        ("unveiling", "Monument unveiled"),
+        (None, "Funds"),
+    ]
+    assert [v.title for v in store.history(limit=1)] == ["Monument unveiled"]
+
+
+def _versions(store: Store) -> list[tuple[str, str, int | None]]:
+    """(title, milestone or '', version_of) of every stored item but the baselines, oldest first."""
+    with store._read() as session:
+        rows = session.execute(
+            text(
+                "select title, coalesce(milestone, ''), version_of from item "
+                "where key not like '%-old' order by id"
+            )
+        )
+        return [tuple(row) for row in rows.all()]  # type: ignore[misc]
+
+
+def test_a_headline_changed_in_place_is_a_version_judged_again(store: Store) -> None:
+    """The same key with a new headline is stored beside the old one and alerts its
+    milestone; the same text again, or the old one back, is nothing new."""
+    baseline(store, "a")
+    url = "https://tass.example/kursk-site"
+    discussed = Classified(entry("g", "Council discusses site", url=url), UPDATE)
+    chosen = Classified(entry("g", "Site chosen", url=url), milestone("site_selection"))
+    assert ingest(store, "a", [discussed]).updates == 1
+    changed = ingest(store, "a", [chosen])
+    assert (changed.new, changed.versions, changed.events) == (0, 1, [(STORY, "site_selection")])
+    assert changed.deliveries == 2
+    for again in ([chosen], [discussed]):
+        result = ingest(store, "a", again)
+        assert (result.new, result.versions, result.deliveries) == (0, 0, 0)
+    [first_id] = [v.id for v in store.items() if v.title == "Council discusses site"]
+    assert _versions(store) == [
+        ("Council discusses site", "", None),
+        ("Site chosen", "site_selection", first_id),
+    ]
+    assert store.feed("a").items_seen == 2  # the baseline and the one report
+    [event] = store.events()
+    assert (event.title, [s.url for s in event.sources]) == ("Site chosen", [url])
+    # Both versions in one fetch: the key is shared, so each is its own content; both
+    # contents are stored, so both are copies, and nothing is judged again.
+    both = ingest(store, "a", [discussed, chosen])
+    assert (both.duplicates, both.relevant, both.deliveries) == (2, 0, 0)
+
+
+def test_a_version_stays_in_its_reports_cluster(store: Store) -> None:
+    """A development rewritten in place is judged but is no second update."""
+    baseline(store, "wire")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)])
+    rewritten = entry("w", "Governor: funds found", summary="Money for the memorial is found.")
+    result = ingest(store, "wire", [Classified(rewritten, UPDATE)])
+    assert (result.versions, result.relevant, result.updates) == (1, 1, 0)
+    assert len(set(_clusters(store).values())) == 1
+    [update] = store.update_alerts()
+    assert [s.url for s in update.sources] == ["https://news.example/w"]
+
+
+def test_a_link_stored_from_another_feed_is_judged(store: Store) -> None:
+    """Feed b carrying feed a's link with a milestone headline creates the event; with
+    feed a's headline it is a copy."""
+    baseline(store, "a", "b", "c")
+    url = "https://outlet.example/kursk"
+    ingest(store, "a", [Classified(entry("a1", "Council discusses site", url=url), UPDATE)])
+    copy = ingest(store, "c", [Classified(entry("c1", "Council discusses site", url=url), UPDATE)])
+    assert (copy.duplicates, copy.relevant) == (1, 0)
+    moved = ingest(store, "b", [Classified(entry("b1", "Site chosen", url=url), milestone())])
+    assert (moved.duplicates, moved.events, moved.deliveries) == (0, [(STORY, "unveiling")], 2)
+
+
+def test_reports_sharing_a_link_and_no_guid_are_items_of_their_own(store: Store) -> None:
+    """Entries linked to one section page, or GUID-less to the homepage, are each an
+    item: a new one among them is new, and a repeat is nothing."""
+    baseline(store, "home")
+    section = "https://site.example/news"
+
+    def page(key: str, title: str, url: str, verdict: Verdict = IRRELEVANT) -> Classified:
+        return Classified(dataclasses.replace(entry(key, title, url=url), guid=None), verdict)
+
+    old = [page("s", "Weather", section), page("s", "Football", section)]
+    assert ingest(store, "home", old).new == 2
+    fresh = page("s", "Monument unveiled", section, milestone())
+    result = ingest(store, "home", [fresh, *old])
+    assert (result.new, result.versions, result.events) == (1, 0, [(STORY, "unveiling")])
+    assert ingest(store, "home", [fresh, *old]).new == 0
+    root = "https://site.example/"
+    assert ingest(store, "home", [page("r", "One", root)]).new == 1
+    assert ingest(store, "home", [page("r", "Two", root)]).new == 1
+    assert all(version_of is None for _, _, version_of in _versions(store))
+
+
+def test_versions_past_the_cap_are_kept_only_for_a_new_milestone(store: Store) -> None:
+    """An item rewritten on every fetch stops growing the store at MAX_VERSIONS, but a
+    milestone it reports first still alerts."""
+    baseline(store, "a")
+    for n in range(MAX_VERSIONS):
+        result = ingest(store, "a", [Classified(entry("k", f"Weather {n}"), IRRELEVANT)])
+        assert result.new + result.versions == 1
+    over = ingest(store, "a", [Classified(entry("k", "Weather again"), IRRELEVANT)])
+    assert (over.versions, over.capped) == (0, 1)
+    news = ingest(store, "a", [Classified(entry("k", "Monument unveiled"), milestone())])
+    assert (news.versions, news.events) == (1, [(STORY, "unveiling")])
+    again = ingest(store, "a", [Classified(entry("k", "Monument unveiled!"), milestone())])
+    assert (again.versions, again.capped, again.deliveries) == (0, 1, 0)
+
+
+def test_an_upgraded_database_knows_what_it_has_seen(store: Store) -> None:
+    """0004_report_versions gives stored items their content digest: nothing seen
+    before the upgrade is new or changed after it, and a changed headline is."""
+    baseline(store, "a")
+    url = "https://tass.example/kursk-site"
+    discussed = Classified(entry("g", "Council discusses site", url=url), UPDATE)
+    ingest(store, "a", [discussed])
+    with store._write() as session:  # as a database from before the migration was
+        for index in ("ix_item_version_of", "ix_item_url_content"):
+            session.execute(text(f"drop index {index}"))
+        for column in ("content_hash", "version_of"):
+            session.execute(text(f"alter table item drop column {column}"))
+        session.execute(text("alter table feed drop column items_skipped"))
+        session.execute(text("create index ix_item_url on item (url)"))
+        session.execute(text("delete from migration where name = '0004_report_versions'"))
+    store.migrate()
+    seen = ingest(store, "a", [discussed])
+    assert (seen.new, seen.versions) == (0, 0)
+    copy = ingest(store, "a", [Classified(entry("g2", "Council discusses site", url=url), UPDATE)])
+    assert copy.duplicates == 1
+    chosen = Classified(entry("g", "Site chosen", url=url), milestone("site_selection"))
+    assert ingest(store, "a", [chosen]).events == [(STORY, "site_selection")]
+
+
+def test_a_row_the_database_refuses_is_left_out(store: Store) -> None:
+    """Text the database cannot store (a lone surrogate; a NUL on PostgreSQL) skips its
+    item, counted on the feed; the milestone beside it alerts."""
+    baseline(store, "a")
+    items = [
+        Classified(entry("bad", "Broken \ud800 title"), IRRELEVANT),
+        Classified(entry("nul", "NUL \x00 inside"), IRRELEVANT),
+        Classified(entry("m", "Monument unveiled"), milestone()),
+    ]
+    result = ingest(store, "a", items)
+    refused = ["bad"] if store.engine.dialect.name == "sqlite" else ["bad", "nul"]
+    assert [s.key for s in result.skipped] == refused
+    assert result.skipped[0].title == "Broken \ud800 title"
+    assert (result.events, result.new) == ([(STORY, "unveiling")], 3 - len(refused))
+    again = ingest(store, "a", items)  # tried again, refused again, nothing else new
+    assert ([s.key for s in again.skipped], again.new) == (refused, 0)
+    assert store.feed("a").items_skipped == 2 * len(refused)
+
+
+@pytest.mark.postgres
+def test_a_failing_database_is_no_refused_row() -> None:
+    """An insert failing for the database's own reason (a full disk) fails the whole
+    ingest, so the feed's check is recorded as failed rather than its items skipped."""
+    with schema_url() as url:
+        store = Store.open(url)
+        try:
+            baseline(store, "a")
+            with store._write() as session:
+                session.execute(
+                    text(
+                        "create function full_disk() returns trigger language plpgsql as "
+                        "$$ begin raise exception 'no space left' using errcode = '53100'; end $$"
+                    )
+                )
+                session.execute(
+                    text(
+                        "create trigger full_disk before insert on item "
+                        "for each row execute function full_disk()"
+                    )
+                )
+            with pytest.raises(StoreError, match="no space left"):
+                ingest(store, "a", [Classified(entry("m", "Monument unveiled"), milestone())])
+            assert (store.feed("a").items_seen, store.feed("a").items_skipped) == (1, 0)
+        finally:
+            store.close()
+
+
+def test_a_digest_shows_a_report_once_whatever_its_versions(store: Store) -> None:
+    """Versions of an update or of a milestone's report add no "more" and no later
+    report; a rewrite from another outlet does."""
+    baseline(store, "wire", "agency")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)])
+    edited = WIRE.replace("Tuesday", "Wednesday")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=edited), UPDATE)])
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=REWRITE), UPDATE)])
+    ingest(store, "wire", [Classified(entry("m", "Monument unveiled"), milestone())])
+    ingest(store, "wire", [Classified(entry("m", "Monument unveiled today"), milestone())])
+    ingest(store, "agency", [Classified(entry("a", "Monument opened"), milestone())])
+    material = store.digest_material(STORY, NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    assert [(u.title, u.more) for u in material.updates] == [("Site proposed", 1)]
+    [(event, later)] = material.reports
+    assert (event.title, [s.url for s in later]) == (
+        "Monument unveiled",
+        ["https://news.example/a"],
+    )

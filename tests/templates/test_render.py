@@ -1,0 +1,186 @@
+"""Rendering: shipped templates in each format, escaping of feed text, overrides."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+from apprise.plugins.slack import NotifySlack
+
+from monitor.templates.render import SAMPLES, Renderer, compile_template, md_escape, web_url
+
+HOSTILE = {
+    "html": '<img src=x onerror="alert(1)"><script>steal()</script> & "quotes"',
+    "slack": "<!channel> <@U024BE7LH> <https://evil.example|click here> [x](https://evil.example)",
+    "heading": "line one\n# Heading\n> quote",
+    "backslash": "\\<!here\\>",
+    "broadcast": "@here @channel @everyone",
+}
+
+
+def hostile_alert(text: str, kind: str = "alert") -> dict[str, Any]:
+    context = copy.deepcopy(SAMPLES[kind])  # type: ignore[index]
+    context.update(title=text, outlet=text, story=text)
+    context["sources"][0].update(title=text, outlet=text)
+    return context
+
+
+def slack_text(markdown: str) -> str:
+    """What apprise's Slack plugin puts in the payload for a Markdown body."""
+    return str(NotifySlack._commonmark_to_slack(markdown))
+
+
+@pytest.mark.parametrize("kind", ["alert", "update", "digest", "summary", "notice"])
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_shipped_templates_render_every_sample(kind: str, fmt: str) -> None:
+    """Each shipped template renders its sample with a one-line title and a body."""
+    message = Renderer().render(kind, fmt, SAMPLES[kind])  # type: ignore[arg-type]
+    assert message.title
+    assert "\n" not in message.title
+    assert message.body.strip()
+    assert message.format == fmt
+
+
+def test_alert_shows_what_matters() -> None:
+    """An alert names the milestone, story, headline, outlet, link and the other reports."""
+    for fmt in ("text", "markdown", "html"):
+        body = Renderer().render("alert", fmt, SAMPLES["alert"]).body
+        for needle in ("Unveiled", "Kursk region", "TASS", "tass.example/society/1"):
+            assert needle in body, (fmt, needle)
+        assert "Also reported by 2 outlets in 2 languages" in body, fmt
+
+
+@pytest.mark.parametrize("kind", ["alert", "update"])
+@pytest.mark.parametrize("text", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_html_escapes_feed_text(text: str, kind: str) -> None:
+    """No feed text reaches an email body as markup."""
+    body = Renderer().render(kind, "html", hostile_alert(text, kind)).body  # type: ignore[arg-type]
+    assert "<script" not in body
+    assert "<img" not in body
+    assert 'onerror="' not in body
+    assert "&lt;" in body or "<" not in text
+
+
+@pytest.mark.parametrize("kind", ["alert", "update"])
+@pytest.mark.parametrize("text", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_slack_text_has_no_injected_controls(text: str, kind: str) -> None:
+    """After apprise's conversion, feed text forms no mention, broadcast or link."""
+    message = Renderer().render(kind, "markdown", hostile_alert(text, kind))  # type: ignore[arg-type]
+    body = slack_text(message.body)
+    controls = re.findall(r"<([^>|]*)[^>]*>", body)
+    # The one control left is the link the template made to the report's own URL.
+    assert controls == [SAMPLES[kind]["url"]]  # type: ignore[index]
+    assert not re.search(r"(?m)^#", body)
+    assert not re.search(r"@(here|channel|everyone)\b", body)
+
+
+CONTROLS = "\x1b]0;owned\x07\x1b[2J\x08\x00\x9b\u202egpj.exe"
+RAW = ("\x1b", "\x07", "\x08", "\x00", "\x9b", "\u202e", "\ud800")
+
+
+@pytest.mark.parametrize("kind", ["alert", "update", "digest", "summary"])
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_controls_in_feed_text_reach_no_message(kind: str, fmt: str) -> None:
+    """Controls, bidi overrides and lone surrogates in any field never reach a message raw."""
+    context = _with_every_string(SAMPLES[kind], f"{CONTROLS} Kursk \ud800 news")  # type: ignore[index]
+    message = Renderer().render(kind, fmt, context)  # type: ignore[arg-type]
+    assert [c for c in RAW if c in message.title + message.body] == []
+    assert "2Jgpj.exe Kursk \ufffd news" in message.title + message.body
+
+
+@pytest.mark.parametrize("kind", ["alert", "update", "digest", "summary", "notice"])
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_a_huge_field_makes_no_huge_message(kind: str, fmt: str) -> None:
+    """Every field is capped before it is rendered: a megabyte anywhere is a small message."""
+    context = _with_every_string(SAMPLES[kind], "word " * 200_000)  # type: ignore[index]
+    message = Renderer().render(kind, fmt, context)  # type: ignore[arg-type]
+    assert len(message.title) < 5_000
+    assert len(message.body) < 100_000
+
+
+def _with_every_string(value: Any, text: str) -> Any:
+    """`value` with every string in it but URLs replaced by `text`."""
+    if isinstance(value, dict):
+        return {k: v if k == "url" else _with_every_string(v, text) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_every_string(item, text) for item in value]
+    return text if isinstance(value, str) else value
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain words", "plain words"),
+        ("a < b > c", "a \\< b \\> c"),
+        ("[x](y)", "\\[x\\]\\(y\\)"),
+        ("two\nlines", "two lines"),
+        ("ping @here", "ping @\u2060here"),
+    ],
+    ids=["plain", "angles", "link", "newline", "broadcast"],
+)
+def test_md_escape(text: str, expected: str) -> None:
+    """Markdown escaping defuses exactly the characters that make markup."""
+    assert md_escape(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://a.example/x?y=1&z=2", "https://a.example/x?y=1&z=2"),
+        ("javascript:alert(1)", None),
+        ("https://a.example/a b>c|d", "https://a.example/a%20b%3Ec%7Cd"),
+        ("/relative", None),
+        (None, None),
+    ],
+    ids=["plain", "javascript", "breakers", "relative", "none"],
+)
+def test_only_web_urls_become_links(url: str | None, expected: str | None) -> None:
+    """Links are made only to absolute http(s) URLs, with link-breaking characters encoded."""
+    assert web_url(url) == expected
+
+
+def test_a_javascript_link_is_shown_as_text() -> None:
+    """An event whose URL is not http(s) is shown without a link in every format."""
+    context = {**SAMPLES["alert"], "url": "javascript:alert(1)"}
+    for fmt in ("markdown", "html"):
+        body = Renderer().render("alert", fmt, context).body
+        assert "javascript:alert" not in body.replace("Link: javascript:alert(1)", "")
+        assert "href=" not in body
+
+
+def test_override_replaces_one_part() -> None:
+    """A configured template replaces the shipped one for that part only."""
+    renderer = Renderer({"alert": {"title": "NEW {{ label | upper }}: {{ title }}"}})
+    message = renderer.render("alert", "html", SAMPLES["alert"])
+    assert message.title.startswith("NEW UNVEILED: Monument")
+    assert "<h2" in message.body
+
+
+def test_override_is_autoescaped() -> None:
+    """An override that prints feed text cannot bypass escaping by accident."""
+    renderer = Renderer({"alert": {"html": "<b>{{ title }}</b>"}})
+    body = renderer.render("alert", "html", hostile_alert(HOSTILE["html"])).body
+    assert body.startswith("<b>&lt;img")
+
+
+def test_sandbox_refuses_unsafe_attributes() -> None:
+    """Templates run sandboxed: reaching Python internals fails at load time."""
+    with pytest.raises(ValueError, match="fails on sample data"):
+        compile_template("alert", "text", "{{ title.__class__.__mro__[1].__subclasses__() }}")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{% if title %}", "template syntax error"),
+        ("{{ headline }}", "'headline' is undefined"),
+        ("{{ title | nosuchfilter }}", "template syntax error"),
+    ],
+    ids=["unclosed", "unknown-name", "unknown-filter"],
+)
+def test_bad_override_is_refused(source: str, message: str) -> None:
+    """Syntax errors and unknown names are found when the template is compiled."""
+    with pytest.raises(ValueError, match=message):
+        compile_template("alert", "html", source)
