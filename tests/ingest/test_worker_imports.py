@@ -11,7 +11,6 @@ import pickle
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -65,7 +64,7 @@ def child_modules(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         [sys.executable, "-X", "importtime", "-m", "monitor.ingest.worker"],
         input=b"".join(frames),
         capture_output=True,
-        cwd=Path(REPO),
+        cwd=REPO,
         timeout=120,
         check=True,
     )
