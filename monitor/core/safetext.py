@@ -36,7 +36,7 @@ ELLIPSIS = "…"
 
 SHOWN_MAX_CHARS = 2048
 """The most of one field that any command or message shows: as long as the longest link
-an entry keeps (`monitor.ingest.parse.URL_MAX_CHARS`), four times its longest title."""
+an entry keeps (`monitor.ingest.normalize.URL_MAX_CHARS`), four times its longest title."""
 
 _BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
 _SURROGATES = "\ud800-\udfff"

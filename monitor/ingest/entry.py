@@ -15,7 +15,7 @@ class Entry:
     `monitor.ingest.urls.canonical_url`). `title` and `summary` are plain text (no markup,
     entities decoded, whitespace collapsed), safe and capped: every text field is
     `monitor.core.safetext.clean` (no controls but tab and newline, no bidi overrides, no
-    lone surrogates) and at most `monitor.ingest.parse.*_MAX_CHARS` long. `published` is
+    lone surrogates) and at most `monitor.ingest.normalize.*_MAX_CHARS` long. `published` is
     timezone-aware UTC or None.
     `outlet` is the original publisher when an aggregator names it (Google News
     `<source>`), else None. `lang` is the entry's or feed's declared language, if any.

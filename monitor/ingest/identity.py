@@ -1,7 +1,7 @@
 """What makes two entries one report, and when a report seen before is judged again.
 
-Identity levels 1 and 2 of DESIGN.md, as the store applies them at ingest. Pure: entries
-in, keys and digests out.
+Identity levels 1 and 2 (README, "How it works"), as the store applies them at ingest.
+Pure: entries in, keys and digests out.
 
 **Content.** A report's content is what the rules read of it: its title and summary,
 normalised as the rules normalise them (`monitor.match.textnorm.normalize`: NFKC, case
@@ -15,7 +15,7 @@ is no change, unless it makes the prefilter admit the entry, whose whole summary
 counts and differs.)
 
 **Identity in a feed (level 1).** An entry is the feed's key (its GUID, else its
-canonical link, else a hash of title and link; `monitor.ingest.parse.entry_key`) plus its
+canonical link, else a hash of title and link; `monitor.ingest.normalize.entry_key`) plus its
 content. The same key with the same content is seen and skipped; the same key with new
 content is a new *version* of that report, stored beside the old one and judged.
 

@@ -17,7 +17,9 @@ import pytest
 
 from monitor.core.errors import NotAFeed
 from monitor.ingest.entry import ParsedFeed
-from monitor.ingest.parse import parse, parse_fast, parse_with_feedparser
+from monitor.ingest.parse import parse
+from monitor.ingest.read_feedparser import parse_with_feedparser
+from monitor.ingest.read_xml import parse_fast
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "feedparser-tests"
 BASE = "http://example.com/feed/"

@@ -18,19 +18,18 @@ import pytest
 from lxml import etree
 
 from monitor.core.errors import NotAFeed
-from monitor.ingest import parse as parse_module
+from monitor.ingest import read_xml
 from monitor.ingest.entry import Entry, ParsedFeed
-from monitor.ingest.parse import (
+from monitor.ingest.normalize import (
     OUTLET_MAX_CHARS,
     SUMMARY_MAX_CHARS,
     TITLE_MAX_CHARS,
     URL_MAX_CHARS,
     entry_key,
-    parse,
-    parse_fast,
-    parse_with_feedparser,
-    without_dtd,
 )
+from monitor.ingest.parse import parse
+from monitor.ingest.read_feedparser import parse_with_feedparser, without_dtd
+from monitor.ingest.read_xml import parse_fast
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BASE = "https://base.example.com/feeds/main.xml"
@@ -696,7 +695,7 @@ def test_fast_path_xml_parser_is_inert_even_if_handed_a_dtd(
     body = hostile_documents(loopback, secret)[name]
     started = time.perf_counter()
     try:
-        root = etree.fromstring(body, parse_module._xml_parsers.strict)
+        root = etree.fromstring(body, read_xml._xml_parsers.strict)
         text = "".join(root.itertext()) + etree.tostring(root, encoding="unicode")
     except etree.XMLSyntaxError:
         text = ""
