@@ -10,7 +10,7 @@ import pytest
 
 from monitor.config.settings import HealthSettings
 from monitor.service.health import FAILING, SILENT, UNDECIDED, assess, rhythm
-from monitor.store.tables import Feed
+from monitor.store.views import FeedView
 from tests.support.desk import Desk
 from tests.support.servers import AlertReceiver
 
@@ -19,8 +19,8 @@ SETTINGS = HealthSettings(failing_after=timedelta(hours=6), silent_min=timedelta
 HOURLY = [NOW - timedelta(hours=h) for h in range(30, 24, -1)]  # six arrivals, an hour apart
 
 
-def feed(**fields: Any) -> Feed:
-    return Feed(name="wire", url="https://wire.example/rss", **fields)
+def feed(**fields: Any) -> FeedView:
+    return FeedView(name="wire", url="https://wire.example/rss", **fields)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def feed(**fields: Any) -> Feed:
         "new-feed",
     ],
 )
-def test_assess(row: Feed, arrivals: list[datetime], state: str | None) -> None:
+def test_assess(row: FeedView, arrivals: list[datetime], state: str | None) -> None:
     """Failing long enough, or silent far beyond its rhythm, is trouble; the rest is not."""
     verdict = assess(row, arrivals, NOW, SETTINGS)
     assert (verdict is UNDECIDED) if state == "?" else verdict.state == state

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from monitor.store.store import Notice, Store
+from monitor.store.store import Store
+from monitor.store.views import Notice
 from tests.conftest import run_cli, write_config
 from tests.support import postgres
 from tests.support.daemon import Daemon
