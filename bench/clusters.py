@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from monitor.ingest import record
 from monitor.ingest.decide import Classified
 from monitor.ingest.entry import Entry
 from monitor.match.classify import Verdict
@@ -47,7 +48,7 @@ def main() -> None:
                 entry = Entry(f"k{count}", f"http://x.example/{count}", f"T{count}", summary, now)
                 items.append(Classified(entry, RELEVANT))
             begin = time.perf_counter()
-            ingest(
+            record.ingest(
                 store,
                 "feed",
                 items,
