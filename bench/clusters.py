@@ -18,9 +18,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from monitor.ingest import record
+from monitor.ingest.decide import Classified
 from monitor.ingest.entry import Entry
 from monitor.match.classify import Verdict
-from monitor.store.store import Classified, Store
+from monitor.store.store import Store
 
 VOCABULARY = [f"w{i}" for i in range(5000)]
 RELEVANT = Verdict(story="story", milestone=None, terms={"watch": ("w",)}, why="bench")
@@ -46,7 +48,8 @@ def main() -> None:
                 entry = Entry(f"k{count}", f"http://x.example/{count}", f"T{count}", summary, now)
                 items.append(Classified(entry, RELEVANT))
             begin = time.perf_counter()
-            store.ingest(
+            record.ingest(
+                store,
                 "feed",
                 items,
                 now=now,

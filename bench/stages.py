@@ -32,9 +32,11 @@ def main() -> None:
     started = time.process_time()
     import monitor.cli.main  # noqa: F401, PLC0415 - the import is what is being timed
     from monitor.config.settings import load_config  # noqa: PLC0415
+    from monitor.ingest import record  # noqa: PLC0415
+    from monitor.ingest.decide import Classified  # noqa: PLC0415
     from monitor.ingest.parse import parse  # noqa: PLC0415
     from monitor.match.classify import Verdict, classify, prefilter  # noqa: PLC0415
-    from monitor.store.store import Classified, Store  # noqa: PLC0415
+    from monitor.store.store import Store  # noqa: PLC0415
 
     imports = time.process_time() - started
 
@@ -79,7 +81,8 @@ def main() -> None:
         now = datetime.now(UTC)
         begin = time.process_time()
         for i, items in enumerate(per_feed):
-            store.ingest(
+            record.ingest(
+                store,
                 f"feed-{i}",
                 items,
                 now=now,

@@ -27,6 +27,7 @@ from monitor.core.safetext import json_line, shown
 from monitor.delivery.messages import UPDATE_LABEL, milestone_label, render_test
 from monitor.delivery.notify import AppriseSender, target_labels
 from monitor.delivery.outbox import DeliveryReport
+from monitor.ingest.decide import DERIVATIONS
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.worker import open_reader
 from monitor.match import evaluate
@@ -74,7 +75,7 @@ def _main(args: argparse.Namespace, redactor: Redactor) -> int:
             _warn_of_examples(config)
         if args.command in _WITHOUT_STORE:
             return _WITHOUT_STORE[args.command](args, config)
-        store = Store.open(config.database_url())
+        store = Store.open(config.database_url(), derive=DERIVATIONS)
     except ConfigError as exc:
         print(f"monitor: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from monitor.match.classify import Verdict, classify
 from monitor.match.rules import Story
-from monitor.store.store import StoredItem
+from monitor.store.views import StoredItem
 
 
 @dataclass(slots=True)

@@ -25,7 +25,8 @@ from rich.text import Text
 
 from monitor.config.settings import Config
 from monitor.core.safetext import cap, shown
-from monitor.store.store import DEAD, FAILED, FOLDED, PENDING, SENT, LatestItem, OutboxRow, Store
+from monitor.store.store import Store
+from monitor.store.views import DEAD, FAILED, FOLDED, PENDING, SENT, LatestItem, OutboxRow
 
 Redact = Callable[[str], str]
 SHOWN_DELIVERIES = 100

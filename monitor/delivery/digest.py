@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from monitor.config.settings import Config
 from monitor.core import hours
 from monitor.delivery.notify import STDOUT, labels_for
-from monitor.store.store import Notice, Store
+from monitor.store.store import Store
+from monitor.store.views import Notice
 
 Clock = Callable[[], datetime]
 DAY = timedelta(days=1)

@@ -12,7 +12,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from monitor.match.rules import Story
-from monitor.store.store import DigestMaterial, EventView, SourceView, UpdateAlertView, UpdateView
+from monitor.store.views import DigestMaterial, EventView, SourceView, UpdateAlertView, UpdateView
 from monitor.templates.render import Format, Message, Renderer
 
 __all__ = [

@@ -42,7 +42,8 @@ from monitor.delivery.messages import (
     update_context,
 )
 from monitor.delivery.notify import Sender, SendOutcome, target_labels
-from monitor.store.store import Claim, EventView, Notice, OutboxRow, Store
+from monitor.store.store import Store
+from monitor.store.views import Claim, EventView, Notice, OutboxRow
 from monitor.templates.render import Format, Message, Renderer
 
 Clock = Callable[[], datetime]

@@ -26,8 +26,8 @@ import structlog
 from monitor.config.settings import Config, HealthSettings
 from monitor.delivery.messages import local_time
 from monitor.delivery.notify import labels_for
-from monitor.store.store import Notice, Store
-from monitor.store.tables import Feed
+from monitor.store.store import Store
+from monitor.store.views import FeedView, Notice
 
 Clock = Callable[[], datetime]
 FAILING, SILENT = "failing", "silent"
@@ -56,7 +56,7 @@ def rhythm(arrivals: Sequence[datetime]) -> timedelta | None:
 
 
 def assess(
-    feed: Feed, arrivals: Sequence[datetime], now: datetime, settings: HealthSettings
+    feed: FeedView, arrivals: Sequence[datetime], now: datetime, settings: HealthSettings
 ) -> Health:
     """What is wrong with `feed` now, judged from its row and its arrival times."""
     if feed.gone:
@@ -89,9 +89,9 @@ class FeedHealth:
         now = self.clock()
         wanted = set(names) if names is not None else {f.name for f in self.config.feeds}
         changes: list[tuple[str, str | None]] = []
-        # One query for every feed's arrivals rather than one per feed.
+        # The wanted feeds' rows and arrivals only: one feed's check reads that feed.
         arrivals = self.store.arrivals_by_feed(wanted, now - HISTORY)
-        for feed in self.store.feeds():
+        for feed in self.store.feeds(wanted):
             if feed.name not in wanted:
                 continue
             verdict = assess(feed, arrivals[feed.name], now, self.config.health)
@@ -104,7 +104,7 @@ class FeedHealth:
             changes.append((feed.name, verdict.state))
         return changes
 
-    def _notices(self, feed: Feed, verdict: Health, now: datetime) -> list[Notice]:
+    def _notices(self, feed: FeedView, verdict: Health, now: datetime) -> list[Notice]:
         targets = labels_for(self.config, "health")
         tz = self.config.digest.tz
         notices: list[Notice] = []
@@ -158,7 +158,7 @@ class FeedHealth:
         return notices
 
 
-def _gone_notice(feed: Feed, targets: Sequence[str], now: datetime, tz: tzinfo) -> Notice:
+def _gone_notice(feed: FeedView, targets: Sequence[str], now: datetime, tz: tzinfo) -> Notice:
     """A 410: polling has stopped, so only a person can bring the feed back."""
     url = feed.moved_to or feed.url
     return Notice(

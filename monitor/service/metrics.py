@@ -30,7 +30,8 @@ from prometheus_client.registry import Collector
 
 from monitor.core.errors import StoreError
 from monitor.service.pipeline import UNRECORDED, DeliveryReport, FeedReport
-from monitor.store.store import DEAD, FAILED, PENDING, SENT, Store
+from monitor.store.store import Store
+from monitor.store.views import DEAD, FAILED, PENDING, SENT
 
 CHECK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STALL_AFTER = 30.0

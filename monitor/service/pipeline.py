@@ -30,12 +30,14 @@ from monitor.core.errors import FeedError, FeedGone, RateLimited, StoreError
 from monitor.delivery.digest import Digests
 from monitor.delivery.notify import Sender, route
 from monitor.delivery.outbox import DeliveryReport, Outbox
+from monitor.ingest.decide import Classified
 from monitor.ingest.fetch import Fetcher, Validators
+from monitor.ingest.record import ingest
 from monitor.ingest.worker import FeedReader, InlineReader
 from monitor.match.classify import Verdict
 from monitor.service.health import FeedHealth
-from monitor.store.store import Classified, Store
-from monitor.store.tables import Feed
+from monitor.store.store import Store
+from monitor.store.views import FeedView
 from monitor.templates.render import Renderer
 
 __all__ = [
@@ -131,7 +133,7 @@ class Pipeline:
         return CycleReport(feeds=list(reports))
 
     async def check_feed(
-        self, feed: FeedConfig, *, force: bool = False, state: Feed | None = None
+        self, feed: FeedConfig, *, force: bool = False, state: FeedView | None = None
     ) -> FeedReport:
         """Fetch, parse, match and store one feed; never raises for the feed's own faults.
 
@@ -145,7 +147,7 @@ class Pipeline:
             self.log.error("feed.unrecorded", feed=feed.name, error=str(exc))
             return FeedReport(feed.name, UNRECORDED, error=str(exc))
 
-    async def _checked(self, feed: FeedConfig, force: bool, state: Feed | None) -> FeedReport:
+    async def _checked(self, feed: FeedConfig, force: bool, state: FeedView | None) -> FeedReport:
         log = self.log.bind(feed=feed.name)
         if state is None:
             state = await asyncio.to_thread(self.store.feed, feed.name)
@@ -168,7 +170,7 @@ class Pipeline:
             error = FeedError(f"internal error: {type(exc).__name__}: {exc}")
             return await self._failed(feed, state, error)
 
-    async def _check(self, feed: FeedConfig, state: Feed, log: Any) -> FeedReport:
+    async def _check(self, feed: FeedConfig, state: FeedView, log: Any) -> FeedReport:
         url = state.moved_to or feed.url
         interval = self.config.feed_interval(feed)
         result = await self.fetcher.fetch(url, Validators(state.etag, state.last_modified))
@@ -192,7 +194,8 @@ class Pipeline:
         classified = [Classified(entry, verdict or _IRRELEVANT) for entry, verdict in read]
         ingest_at = self.clock()
         outcome = await asyncio.to_thread(
-            self.store.ingest,
+            ingest,
+            self.store,
             feed.name,
             classified,
             now=ingest_at,
@@ -236,7 +239,7 @@ class Pipeline:
             skipped=len(outcome.skipped),
         )
 
-    async def _failed(self, feed: FeedConfig, state: Feed, exc: FeedError) -> FeedReport:
+    async def _failed(self, feed: FeedConfig, state: FeedView, exc: FeedError) -> FeedReport:
         failures = state.consecutive_failures + 1
         retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
         interval = self.config.feed_interval(feed)

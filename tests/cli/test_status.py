@@ -13,10 +13,12 @@ from rich.console import Console
 
 from monitor.cli import status
 from monitor.config.settings import Config, load_config
+from monitor.ingest.decide import Classified
 from monitor.ingest.entry import Entry
+from monitor.ingest.record import ingest
 from monitor.match.classify import Verdict
 from monitor.service.redact import MASK, Redactor
-from monitor.store.store import Classified, Store
+from monitor.store.store import Store
 from tests.conftest import run_cli, write_config
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -34,7 +36,8 @@ def _entry(key: str, title: str) -> Entry:
 
 
 def _ingest(store: Store, feed: str, items: list[Classified], now: datetime) -> None:
-    store.ingest(
+    ingest(
+        store,
         feed,
         items,
         now=now,

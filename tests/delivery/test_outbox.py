@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store.store import SENT, Notice
+from monitor.store.views import SENT, Notice
 from tests.support.desk import Desk
 from tests.support.events import alert_title, label
 from tests.support.postgres import schema_url

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from monitor.config.settings import load_config
-from monitor.store.store import SENT, Notice, Store
+from monitor.store.store import Store
+from monitor.store.views import SENT, Notice
 from tests.conftest import REPO, write_config
 from tests.support.events import Newsroom, alert_title
 from tests.support.servers import AlertReceiver

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from monitor.config.settings import HealthSettings
 from monitor.service.health import FAILING, SILENT, UNDECIDED, assess, rhythm
-from monitor.store.tables import Feed
+from monitor.store.views import FeedView
 from tests.support.desk import Desk
 from tests.support.servers import AlertReceiver
 
@@ -19,8 +20,8 @@ SETTINGS = HealthSettings(failing_after=timedelta(hours=6), silent_min=timedelta
 HOURLY = [NOW - timedelta(hours=h) for h in range(30, 24, -1)]  # six arrivals, an hour apart
 
 
-def feed(**fields: Any) -> Feed:
-    return Feed(name="wire", url="https://wire.example/rss", **fields)
+def feed(**fields: Any) -> FeedView:
+    return FeedView(name="wire", url="https://wire.example/rss", **fields)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def feed(**fields: Any) -> Feed:
         "new-feed",
     ],
 )
-def test_assess(row: Feed, arrivals: list[datetime], state: str | None) -> None:
+def test_assess(row: FeedView, arrivals: list[datetime], state: str | None) -> None:
     """Failing long enough, or silent far beyond its rhythm, is trouble; the rest is not."""
     verdict = assess(row, arrivals, NOW, SETTINGS)
     assert (verdict is UNDECIDED) if state == "?" else verdict.state == state
@@ -133,3 +134,47 @@ def test_health_goes_only_to_health_targets(
     assert desk.health.check() == [("wire", FAILING)]
     desk.deliver()
     assert receiver.messages() == []
+
+
+def _steps_of_check(desk: Desk, names: list[str]) -> int:
+    """The SQLite virtual machine steps one health check runs: the rows it reads, in
+    a unit that does not depend on the machine's speed."""
+    desk.health.check(names)  # settle the feed's state: the measured check writes nothing
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    def count_on(_conn: Any, cursor: Any, *_: Any) -> None:
+        cursor.connection.set_progress_handler(count, 1)
+
+    event.listen(desk.store.engine, "before_cursor_execute", count_on)
+    try:
+        desk.health.check(names)
+    finally:
+        event.remove(desk.store.engine, "before_cursor_execute", count_on)
+    return steps
+
+
+def _history(desk: Desk, names: list[str]) -> None:
+    """Give each named feed a day of hourly arrivals."""
+    desk.store.sync_feeds([(name, f"https://{name}.example/rss") for name in names])
+    for _ in range(24):
+        desk.clock.advance(hours=1)
+        for name in names:
+            desk.news.file(name, [("Weather: snow expected", None)] * 3)
+
+
+def test_one_feeds_check_reads_that_feed_only(desk_for: Callable[..., Desk]) -> None:
+    """The check after one feed's fetch costs the same with 1 or 50 other feeds with
+    history: it reads that feed's row and arrivals, not everyone's."""
+    desk = desk_for([], health={"silent_min": "6h"})
+    _history(desk, ["wire", "other-0"])
+    alone = _steps_of_check(desk, ["wire"])
+    _history(desk, [f"other-{n}" for n in range(1, 50)])
+    desk.clock.advance(hours=-24)  # the same moment: the same window of wire's arrivals
+    crowded = _steps_of_check(desk, ["wire"])
+    assert alone > 0
+    assert crowded == alone

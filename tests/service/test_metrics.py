@@ -14,11 +14,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config.settings import HttpSettings
+from monitor.ingest.decide import Classified
 from monitor.ingest.entry import Entry
+from monitor.ingest.record import ingest
 from monitor.match.classify import Verdict
 from monitor.service.metrics import STALL_AFTER, STORAGE_FAILURES, Metrics, MetricsServer
 from monitor.service.pipeline import UNRECORDED, DeliveryReport, FeedReport
-from monitor.store.store import Classified, Store
+from monitor.store.store import Store
 
 
 class Ticks:
@@ -123,7 +125,8 @@ def test_alerts_gauge_reads_the_outbox(served: tuple[Metrics, str, Ticks], store
     unveiled = Verdict(story="s", milestone="unveiling", terms={"watch": ("monument",)}, why="t")
     for key, verdict in (("old", quiet), ("new", unveiled)):
         entry = Entry(key=key, url=f"https://a.example/{key}", title=key, summary="", published=now)
-        store.ingest(
+        ingest(
+            store,
             "a",
             [Classified(entry, verdict)],
             now=now,

@@ -15,7 +15,8 @@ import structlog
 from monitor.config.settings import parse_config
 from monitor.service.logs import configure_logging
 from monitor.service.redact import MASK, Redactor, config_secrets, url_secrets
-from monitor.store.store import Notice, Store
+from monitor.store.store import Store
+from monitor.store.views import Notice
 from tests.conftest import run_cli, shipped_stories, write_config
 from tests.support.daemon import Daemon
 from tests.support.feeds import FILLER, UNVEILING_EN, rss

@@ -23,7 +23,9 @@ from typing import Any
 
 import pytest
 
-from monitor.store.store import Notice, Store
+from monitor.core.errors import StoreError
+from monitor.store.store import Store
+from monitor.store.views import Notice
 from tests.conftest import run_cli, write_config
 from tests.support import postgres
 from tests.support.daemon import Daemon
@@ -222,3 +224,61 @@ def test_daemon_health_follows_storage(tmp_path: Path, feed_server: FeedServer) 
     assert "Traceback" not in daemon.output()
     status = run_cli(config, "status", "--json")
     assert json.loads(status.stdout.splitlines()[0])["items_seen"] == len(FILLER) + 2000
+
+
+@pytest.mark.parametrize(
+    ("command", "dropped"),
+    [
+        (["history"], "item.title"),
+        (["history"], "event.outlet"),
+        (["status"], "feed.etag"),
+        (["status", "--json", "--deliveries"], "feed.etag"),
+        (["status", "--json", "--deliveries"], "delivery.body"),
+        (["replay"], "item.title"),
+        (["deliver"], "delivery.body"),
+        (["once"], "feed.etag"),
+        (["once"], "item.title"),
+        (["digest"], "delivery.body"),
+        (["digest", "--dry-run"], "event.outlet"),
+        (["run"], "feed.etag"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else value,
+)
+def test_a_wrong_schema_is_one_line_from_every_command(
+    tmp_path: Path, receiver: AlertReceiver, command: list[str], dropped: str
+) -> None:
+    """A database missing a column its commands read: exit 2 and one line naming it."""
+    database = tmp_path / "monitor.db"
+    config = write_config(
+        tmp_path,
+        {"feed": "http://127.0.0.1:1/feed.xml"},
+        [{"name": "desk", "url": receiver.url, "receive": ["alerts", "digest"]}],
+    )
+    store = Store.open(f"sqlite:///{database}")
+    store.sync_feeds([("feed", "http://127.0.0.1:1/feed.xml")])
+    store.enqueue([Notice("queued", ["desk"], "Queued", "body")], now=datetime.now(UTC))
+    store.close()
+    table, column = dropped.split(".")
+    with sqlite3.connect(database) as db:
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.close()
+    line = _one_line_error(run_cli(config, *command, timeout=60))
+    assert column in line
+
+
+def test_every_public_store_method_raises_only_store_error(tmp_path: Path) -> None:
+    """Errors found while a caller iterates a generator are StoreError too."""
+    database = tmp_path / "monitor.db"
+    store = Store.open(f"sqlite:///{database}")
+    with sqlite3.connect(database) as db:
+        db.execute("ALTER TABLE item DROP COLUMN title")
+        db.execute("ALTER TABLE feed DROP COLUMN etag")
+    db.close()
+    items = store.items()  # nothing is read until the caller iterates
+    with pytest.raises(StoreError, match=r"no such column: item\.title"):
+        next(items)
+    with pytest.raises(StoreError, match=r"no such column: feed\.etag"):
+        store.feeds(["feed"])
+    with pytest.raises(StoreError, match=r"no such column: item\.title"):
+        store.history()
+    store.close()

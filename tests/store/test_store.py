@@ -10,10 +10,13 @@ import pytest
 from sqlalchemy import text
 
 from monitor.core.errors import StoreError
+from monitor.ingest import record
+from monitor.ingest.decide import DERIVATIONS, Classified
 from monitor.ingest.entry import Entry
 from monitor.ingest.identity import MAX_VERSIONS
 from monitor.match.classify import Verdict
-from monitor.store.store import MIGRATIONS, Classified, Store
+from monitor.store.migrations import MIGRATIONS
+from monitor.store.store import Store
 from tests.support.postgres import schema_url
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -23,12 +26,12 @@ STORY = "kursk-kpa-monument"
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
-        opened = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+        opened = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}", derive=DERIVATIONS)
         yield opened
         opened.close()
         return
     with schema_url() as url:
-        opened = Store.open(url)
+        opened = Store.open(url, derive=DERIVATIONS)
         yield opened
         opened.close()
 
@@ -56,7 +59,8 @@ UPDATE = Verdict(story=STORY, milestone=None, terms={"watch": ("monument",)}, wh
 
 
 def ingest(store: Store, feed: str, items: list[Classified], now: datetime = NOW):  # type: ignore[no-untyped-def]
-    return store.ingest(
+    return record.ingest(
+        store,
         feed,
         items,
         now=now,
@@ -411,7 +415,8 @@ def test_a_new_development_is_an_update_and_its_rewrite_is_not(store: Store) -> 
         routed.append((story, milestone))
         return ["desk"]
 
-    first = store.ingest(
+    first = record.ingest(
+        store,
         "wire",
         [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)],
         now=NOW,

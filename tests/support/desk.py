@@ -14,7 +14,8 @@ from monitor.delivery.digest import Digests
 from monitor.delivery.notify import AppriseSender
 from monitor.delivery.outbox import DeliveryReport, Outbox
 from monitor.service.health import FeedHealth
-from monitor.store.store import OutboxRow, Store
+from monitor.store.store import Store
+from monitor.store.views import OutboxRow
 from monitor.templates.render import Renderer
 from tests.conftest import write_config
 from tests.support.clock import FakeClock

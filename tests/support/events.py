@@ -8,9 +8,11 @@ from pathlib import Path
 
 from monitor.config.settings import Config, load_config
 from monitor.delivery.notify import route
+from monitor.ingest.decide import Classified, IngestResult
 from monitor.ingest.entry import Entry
+from monitor.ingest.record import ingest
 from monitor.match.classify import Verdict
-from monitor.store.store import Classified, IngestResult, Store
+from monitor.store.store import Store
 
 STORY = "kursk-kpa-monument"
 FEED = "wire"
@@ -80,7 +82,8 @@ class Newsroom:
                 lang=lang,
             )
             classified.append(Classified(entry, verdict or Verdict(None, None)))
-        return self.store.ingest(
+        return ingest(
+            self.store,
             feed,
             classified,
             now=now,

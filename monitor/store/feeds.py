@@ -1,0 +1,206 @@
+"""Feeds: one row per configured feed, what its fetches taught us, and its health."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, update
+from sqlmodel import Session, col, select
+
+from monitor.core.errors import StoreError
+from monitor.store.engine import Database, utc
+from monitor.store.outbox import enqueue_notices
+from monitor.store.tables import Feed, Item
+from monitor.store.views import FeedView, Notice
+
+_FEED = cast(Table, Feed.__table__)  # type: ignore[attr-defined]
+UPDATE_FEED_BY_NAME = update(_FEED).where(_FEED.c.name == bindparam("feed_name"))
+_NAMES_CHUNK = 400
+"""Feed names per statement: well under any database's limit on parameters."""
+
+
+class FeedStore(Database):
+    """The feeds' rows: configured, checked, failed, judged healthy or not."""
+
+    def sync_feeds(self, feeds: Sequence[tuple[str, str]]) -> None:
+        """Make sure every configured (name, url) has a row; a changed URL starts afresh."""
+        with self._write() as session:
+            existing = {f.name: f for f in session.exec(select(Feed)).all()}
+            for name, url in feeds:
+                row = existing.get(name)
+                if row is None:
+                    session.add(Feed(name=name, url=url))
+                elif row.url != url:
+                    row.url, row.moved_to, row.gone = url, None, False
+                    row.etag = row.last_modified = row.content_hash = None
+                    row.baseline_done = False
+                    row.next_check = None
+                    session.add(row)
+
+    def feed(self, name: str) -> FeedView:
+        with self._read() as session:
+            row = session.exec(select(Feed).where(Feed.name == name)).one_or_none()
+            if row is None:
+                raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
+            return feed_view(row)
+
+    def feeds(self, names: Collection[str] | None = None) -> list[FeedView]:
+        """Every feed, or only the named ones, by name."""
+        with self._read() as session:
+            if names is None:
+                rows = list(session.exec(select(Feed).order_by(col(Feed.name))).all())
+            else:
+                rows = []
+                for chunk in _chunks(sorted(names)):
+                    rows += session.exec(select(Feed).where(col(Feed.name).in_(chunk))).all()
+                rows.sort(key=lambda row: row.name)
+            return [feed_view(row) for row in rows]
+
+    def record_unchanged(
+        self,
+        name: str,
+        now: datetime,
+        next_check: datetime,
+        moved_to: str | None = None,
+        *,
+        status: int = 304,
+        validators: tuple[str | None, str | None] | None = None,
+    ) -> None:
+        """A 304 or an identical body: the feed is healthy and has nothing new."""
+        values: dict[str, Any] = {**ok_values(now, next_check), "last_status": status}
+        if moved_to:
+            values["moved_to"] = moved_to
+        if validators is not None:
+            values["etag"], values["last_modified"] = validators
+        with self._write() as session:
+            done = session.connection().execute(UPDATE_FEED_BY_NAME, {"feed_name": name, **values})
+            if done.rowcount == 0:
+                raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
+
+    def record_failure(
+        self,
+        name: str,
+        error: str,
+        status: int | None,
+        *,
+        now: datetime,
+        next_check: datetime,
+        gone: bool = False,
+    ) -> None:
+        """One more failure of this feed; it will be tried again at `next_check`."""
+        with self._write() as session:
+            row = _feed_row(session, name)
+            row.last_checked = now
+            row.last_status = status
+            row.last_error = error[:1000]
+            row.consecutive_failures += 1
+            row.failing_since = row.failing_since or now
+            row.next_check = next_check
+            row.gone = row.gone or gone
+            session.add(row)
+
+    # -- health ---------------------------------------------------------------
+
+    def arrivals(self, name: str, since: datetime, limit: int = 200) -> list[datetime]:
+        """When fetches of the feed brought new items (distinct times, oldest first; a
+        new version of an item is no new item)."""
+        with self._read() as session:
+            rows = session.exec(
+                select(Item.seen_at)
+                .join(Feed, col(Feed.id) == col(Item.feed_id))
+                .where(
+                    Feed.name == name,
+                    col(Item.seen_at) >= since,
+                    col(Item.version_of).is_(None),
+                )
+                .group_by(col(Item.seen_at))
+                .order_by(col(Item.seen_at).desc())
+                .limit(limit)
+            ).all()
+        return sorted(utc(r) for r in rows)
+
+    def arrivals_by_feed(
+        self, names: Collection[str], since: datetime, limit: int = 200
+    ) -> dict[str, list[datetime]]:
+        """`arrivals` for many feeds in one query per few hundred feeds: feed name ->
+        times, oldest first. Only the named feeds' items are read, so checking one feed
+        costs the same however many other feeds have history."""
+        found: dict[str, list[datetime]] = {name: [] for name in names}
+        with self._read() as session:
+            for chunk in _chunks(sorted(found)):
+                rows = session.execute(
+                    select(Feed.name, Item.seen_at)
+                    .join(Feed, col(Feed.id) == col(Item.feed_id))
+                    .where(
+                        col(Feed.name).in_(chunk),
+                        col(Item.seen_at) >= since,
+                        col(Item.version_of).is_(None),
+                    )
+                    .group_by(col(Feed.name), col(Item.seen_at))
+                ).all()
+                for name, seen_at in rows:
+                    found[name].append(utc(seen_at))
+        return {name: sorted(times)[-limit:] for name, times in found.items()}
+
+    def set_health(
+        self, name: str, state: str | None, *, now: datetime, notices: Sequence[Notice]
+    ) -> None:
+        """Record a feed's new health state and queue the notices about it, atomically."""
+        with self._write() as session:
+            row = _feed_row(session, name)
+            row.health = state
+            row.health_since = now if state else None
+            session.add(row)
+            enqueue_notices(self, session, notices, now)
+
+
+def feed_view(row: Feed) -> FeedView:
+    return FeedView(
+        name=row.name,
+        url=row.url,
+        moved_to=row.moved_to,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        content_hash=row.content_hash,
+        last_checked=row.last_checked,
+        last_ok=row.last_ok,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        consecutive_failures=row.consecutive_failures,
+        failing_since=row.failing_since,
+        next_check=row.next_check,
+        items_seen=row.items_seen,
+        last_item_at=row.last_item_at,
+        items_skipped=row.items_skipped,
+        baseline_done=row.baseline_done,
+        gone=row.gone,
+        health=row.health,
+        health_since=row.health_since,
+    )
+
+
+def ok_values(now: datetime, next_check: datetime) -> dict[str, Any]:
+    """A successful check: the failure count, backoff and any gone mark are cleared."""
+    return {
+        "last_checked": now,
+        "last_ok": now,
+        "gone": False,
+        "last_error": None,
+        "consecutive_failures": 0,
+        "failing_since": None,
+        "next_check": next_check,
+    }
+
+
+def _feed_row(session: Session, name: str) -> Feed:
+    row = session.exec(select(Feed).where(Feed.name == name)).one_or_none()
+    if row is None:
+        raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
+    return row
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _NAMES_CHUNK):
+        yield values[start : start + _NAMES_CHUNK]

@@ -1,0 +1,523 @@
+"""Ingest persistence: the facts an ingest decides on, and its decisions written, in
+one transaction.
+
+The store decides nothing here. `monitor.ingest.decide` judges a fetch's entries (what
+is new, a version, a copy, which cluster, which event, who is told) over the values
+an `IngestTransaction` reads; the transaction writes what was decided, and the
+feed's new state, and commits once: a crash never leaves an event without its
+deliveries or a delivery without its event. Two phases, because what the later
+decisions see depends on what the database took: rows are inserted first (a row the
+database refuses, or one another process inserted first, is left out and judged no
+further), then copies, clusters and events are decided over the rows that got ids.
+
+Events stay insert-on-conflict-do-nothing, so of several processes ingesting the same
+milestone at once only the one whose insert creates the event queues its alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Connection, Table, bindparam, func, or_, select, update
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, StatementError
+
+from monitor.core.errors import StoreError
+from monitor.store.engine import Database, short
+from monitor.store.feeds import ok_values
+from monitor.store.migrations import CLUSTER_WINDOW
+from monitor.store.tables import ClusterBand, Delivery, Event, Feed, Item
+from monitor.store.views import PENDING
+
+_FEED = cast(Table, Feed.__table__)  # type: ignore[attr-defined]
+_ITEM = cast(Table, Item.__table__)  # type: ignore[attr-defined]
+_BAND = cast(Table, ClusterBand.__table__)  # type: ignore[attr-defined]
+_EVENT = cast(Table, Event.__table__)  # type: ignore[attr-defined]
+_DELIVERY = cast(Table, Delivery.__table__)  # type: ignore[attr-defined]
+"""The tables themselves, for Core statements on the hot path (no ORM bookkeeping)."""
+
+# The hot path's statements, built once: building one costs more than running it.
+_FEED_KEY = select(_FEED.c.id, _FEED.c.baseline_done).where(_FEED.c.name == bindparam("feed_name"))
+_UPDATE_FEED_BY_ID = (
+    update(_FEED)
+    .where(_FEED.c.id == bindparam("feed_id"))
+    .values(
+        items_seen=_FEED.c.items_seen + bindparam("added"),
+        items_skipped=_FEED.c.items_skipped + bindparam("skipped"),
+    )
+)
+_STORED_KEYS = select(_ITEM.c.id, _ITEM.c.key, _ITEM.c.content_hash).where(
+    _ITEM.c.feed_id == bindparam("feed_id"), _ITEM.c.key.in_(bindparam("keys", expanding=True))
+)
+_VERSIONS = (
+    select(_ITEM.c.id, _ITEM.c.version_of, _ITEM.c.story, _ITEM.c.cluster_id)
+    .where(
+        or_(
+            _ITEM.c.id.in_(bindparam("firsts", expanding=True)),
+            _ITEM.c.version_of.in_(bindparam("of_firsts", expanding=True)),
+        )
+    )
+    .order_by(_ITEM.c.id)
+)
+# Links and contents as two lists (a superset of the pairs wanted): SQLite seeks the
+# (url, content_hash) index for two IN lists, but scans it for a list of row values.
+_FIRST_BY_CONTENT = (
+    select(_ITEM.c.url, _ITEM.c.content_hash, func.min(_ITEM.c.id))
+    .where(
+        _ITEM.c.url.in_(bindparam("urls", expanding=True)),
+        _ITEM.c.content_hash.in_(bindparam("contents", expanding=True)),
+        _ITEM.c.duplicate_of.is_(None),
+    )
+    .group_by(_ITEM.c.url, _ITEM.c.content_hash)
+)
+_BAND_HITS = select(_BAND.c.key, _BAND.c.item_id).where(
+    _BAND.c.story == bindparam("story"),
+    _BAND.c.key.in_(bindparam("keys", expanding=True)),
+    _BAND.c.seen_at >= bindparam("since"),
+)
+_SIGNED = select(_ITEM.c.id, _ITEM.c.cluster_id, _ITEM.c.signature).where(
+    _ITEM.c.id.in_(bindparam("ids", expanding=True)), _ITEM.c.signature.is_not(None)
+)
+_INSERT_BAND = _BAND.insert()
+_INSERT_DELIVERY = _DELIVERY.insert()
+_EVENT_IDS = select(_EVENT.c.story, _EVENT.c.milestone, _EVENT.c.id)
+_EVENT_ID = select(_EVENT.c.id).where(
+    _EVENT.c.story == bindparam("story"), _EVENT.c.milestone == bindparam("milestone")
+)
+_MARK_COPY = (
+    update(_ITEM).where(_ITEM.c.id == bindparam("item_id")).values(duplicate_of=bindparam("first"))
+)
+_SET_CLUSTER = (
+    update(_ITEM).where(_ITEM.c.id == bindparam("item_id")).values(cluster_id=bindparam("cluster"))
+)
+_SET_CLUSTER_AND_EVENT = (
+    update(_ITEM)
+    .where(_ITEM.c.id == bindparam("item_id"))
+    .values(cluster_id=bindparam("cluster"), event_id=bindparam("event"))
+)
+_LOOKUP_CHUNK = 400
+"""Keys or links per lookup statement: well under any database's limit on parameters."""
+_T = TypeVar("_T")
+_ROW_FAULTS = (SQLAlchemyError, UnicodeError, ValueError)
+"""What an insert can raise; `_row_fault` tells a refused row from a failing database."""
+
+
+# -- facts: what the ingest transaction reads --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key the feed has stored: its item and that item's content digest."""
+
+    id: int
+    content: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """What the feed's stored reports have of versions."""
+
+    counts: Mapping[int, int] = field(default_factory=dict)
+    """First version's id → how many versions of it are stored (itself included)."""
+    clusters: Mapping[tuple[int, str], int] = field(default_factory=dict)
+    """(first version's id, story) → the cluster the latest such version is in."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Stored relevant items sharing a band with the batch, within the clustering window."""
+
+    by_band: Mapping[tuple[str, int], tuple[int, ...]] = field(default_factory=dict)
+    """(story, band key) → the ids of the items that have that band."""
+    signed: Mapping[int, tuple[int | None, bytes]] = field(default_factory=dict)
+    """Item id → (its cluster, its packed signature), for items with a signature."""
+
+
+# -- intents: what the ingest transaction writes -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """A row to insert: a new item, or a new version of a stored one."""
+
+    key: str
+    url: str | None
+    title: str
+    summary: str
+    outlet: str | None
+    lang: str | None
+    published: datetime | None
+    story: str | None
+    milestone: str | None
+    terms: str | None
+    """The verdict's matched terms, JSON."""
+    signature: bytes | None
+    content_hash: str
+    version_of: int | None
+    silent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventIntent:
+    """The (story, milestone) event an item creates or joins."""
+
+    story: str
+    milestone: str
+    title: str
+    url: str | None
+    outlet: str | None
+    silent: bool
+    alert: Sequence[str]
+    """The targets alerted if this item's insert is the one that creates the event."""
+    known: int | None = None
+    """The event's id when it existed before this ingest: joined without an insert."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an inserted relevant item goes: its cluster, its bands, its event, and who
+    hears of it as an update."""
+
+    item_id: int
+    story: str
+    cluster_id: int
+    bands: Sequence[int]
+    event: EventIntent | None = None
+    update: Sequence[str] | None = None
+    """For the first report of a new development that is no milestone (and not silent):
+    the targets of its update (maybe none)."""
+    title: str = ""
+    """The headline an update carries."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What placing the items did."""
+
+    events: list[tuple[str, str]]
+    """(story, milestone) of each event created and alerted."""
+    attached: int
+    """Items that joined an event that already existed."""
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedItem:
+    """An entry the database refused to store: left out, the rest of its feed stored."""
+
+    key: str
+    title: str
+    url: str | None
+    error: str
+
+
+class IngestTransaction:
+    """One feed's ingest: reads the facts, writes the intents, all in one transaction."""
+
+    def __init__(self, store: ItemStore, db: Connection, feed_id: int, baseline: bool) -> None:
+        self._store = store
+        self._db = db
+        self._feed_id = feed_id
+        self.baseline = baseline
+        """The feed's first fetch: its items are recorded silently."""
+        self.skipped: list[SkippedItem] = []
+
+    # -- facts --
+
+    def stored(self, keys: Sequence[str]) -> dict[str, StoredKey]:
+        """Which of `keys` the feed has stored, with their content."""
+        found: dict[str, StoredKey] = {}
+        for chunk in _chunks(keys):
+            for item_id, key, digest in self._db.execute(
+                _STORED_KEYS, {"feed_id": self._feed_id, "keys": chunk}
+            ):
+                found[key] = StoredKey(item_id, digest)
+        return found
+
+    def versions(self, firsts: Sequence[int]) -> Versions:
+        """The versions stored of the reports whose first versions are `firsts`."""
+        counts: dict[int, int] = {}
+        clusters: dict[tuple[int, str], int] = {}
+        for chunk in _chunks(firsts):
+            found = self._db.execute(_VERSIONS, {"firsts": chunk, "of_firsts": chunk})
+            for item_id, version_of, story, cluster_id in found:  # oldest first
+                first = version_of or item_id
+                counts[first] = counts.get(first, 0) + 1
+                if story is not None and cluster_id is not None:
+                    clusters[(first, story)] = cluster_id
+        return Versions(counts, clusters)
+
+    def events(self) -> dict[tuple[str, str], int]:
+        """(story, milestone) → id of every event so far (a handful per story)."""
+        return {(story, milestone): i for story, milestone, i in self._db.execute(_EVENT_IDS)}
+
+    def earliest(self, pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(canonical link, content digest) → the first item with both that is no copy
+        (this ingest's inserted rows included)."""
+        first: dict[tuple[str, str], int] = {}
+        for chunk in _chunks(sorted(pairs)):
+            urls = sorted({url for url, _ in chunk})
+            contents = sorted({digest for _, digest in chunk})
+            found = self._db.execute(_FIRST_BY_CONTENT, {"urls": urls, "contents": contents})
+            for url, digest, item_id in found:
+                first[(url, digest)] = item_id
+        return first
+
+    def candidates(self, bands: Mapping[str, Collection[int]], now: datetime) -> Candidates:
+        """The stored items of each story sharing any of its band keys, seen within the
+        clustering window: one indexed lookup per story and few hundred keys."""
+        by_band: dict[tuple[str, int], list[int]] = {}
+        since = now - CLUSTER_WINDOW
+        for story, keys in bands.items():
+            for chunk in _chunks(sorted(keys)):
+                found = self._db.execute(
+                    _BAND_HITS, {"story": story, "keys": chunk, "since": since}
+                )
+                for key, item_id in found:
+                    by_band.setdefault((story, key), []).append(item_id)
+        ids = sorted({i for hits in by_band.values() for i in hits})
+        signed: dict[int, tuple[int | None, bytes]] = {}
+        for chunk in _chunks(ids):
+            for item_id, cluster_id, packed in self._db.execute(_SIGNED, {"ids": chunk}):
+                signed[item_id] = (cluster_id, packed)
+        return Candidates({k: tuple(v) for k, v in by_band.items()}, signed)
+
+    # -- intents --
+
+    def insert(self, rows: Sequence[NewItem], now: datetime) -> list[int | None]:
+        """Insert the rows; each one's id, or None if another process inserted it first
+        or the database refused it (then it is in `skipped`). In one batch, or, when
+        the database refuses the batch, one by one."""
+        values = [
+            {
+                "feed_id": self._feed_id,
+                "key": row.key,
+                "url": row.url,
+                "title": row.title,
+                "summary": row.summary,
+                "outlet": row.outlet,
+                "lang": row.lang,
+                "published": row.published,
+                "seen_at": now,
+                "story": row.story,
+                "milestone": row.milestone,
+                "terms": row.terms,
+                "signature": row.signature,
+                "content_hash": row.content_hash,
+                "version_of": row.version_of,
+                "silent": row.silent,
+            }
+            for row in rows
+        ]
+        if not values:
+            return []
+        statement = self._store._insert_items_sql
+        try:
+            # One statement with the rows as parameters (executemany): SQLAlchemy
+            # compiles it once and batches the rows itself. Rows inlined with
+            # .values(list) compiled a new statement of thousands of parameters per feed,
+            # most of an ingest's cost. The savepoint keeps the transaction usable (on
+            # PostgreSQL an error aborts it) if the database refuses the batch.
+            with self._db.begin_nested():
+                inserted = self._db.execute(statement, values).all()
+        except _ROW_FAULTS as exc:
+            if not _row_fault(exc):
+                raise
+            inserted = []
+            for row, one in zip(rows, values, strict=True):
+                try:
+                    with self._db.begin_nested():
+                        inserted += self._db.execute(statement, [one]).all()
+                except _ROW_FAULTS as refused:
+                    if not _row_fault(refused):
+                        raise
+                    error = short(refused) if isinstance(refused, SQLAlchemyError) else refused
+                    # The first line: PostgreSQL's DETAIL repeats the whole row.
+                    reason = f"{error}".split("\n", 1)[0][:500]
+                    self.skipped.append(SkippedItem(row.key, row.title, row.url, reason))
+        ids = {key: item_id for item_id, key in inserted}
+        return [ids.get(row.key) for row in rows]
+
+    def mark_copies(self, copies: Mapping[int, int]) -> None:
+        """Record each copy's first item (copy id → first id)."""
+        if copies:
+            self._db.execute(_MARK_COPY, [{"item_id": i, "first": f} for i, f in copies.items()])
+
+    def place(self, placements: Sequence[Placement], now: datetime) -> Placed:
+        """Write each placement, in order: bands, clusters, events created or joined,
+        and the deliveries of the alerts and updates it was decided to send."""
+        bands = [
+            {"story": p.story, "key": key, "item_id": p.item_id, "seen_at": now}
+            for p in placements
+            for key in p.bands
+        ]
+        if bands:
+            self._db.execute(_INSERT_BAND, bands)
+        events: list[tuple[str, str]] = []
+        attached = 0
+        deliveries: list[dict[str, Any]] = []
+        clusters: list[dict[str, Any]] = []
+        with_events: list[dict[str, Any]] = []
+        made: dict[tuple[str, str], int] = {}
+        for p in placements:
+            if p.event is None:
+                clusters.append({"item_id": p.item_id, "cluster": p.cluster_id})
+                for target in p.update or ():
+                    deliveries.append(
+                        _delivery(target, now, "update", f"update:{p.item_id}", item=p.item_id)
+                    )
+                    deliveries[-1]["title"] = p.title
+                continue
+            event_id, created = self._event(p.event, p.item_id, now, made)
+            with_events.append({"item_id": p.item_id, "cluster": p.cluster_id, "event": event_id})
+            if created and not p.event.silent:
+                events.append((p.event.story, p.event.milestone))
+                deliveries += [
+                    _delivery(target, now, "alert", f"event:{event_id}", event=event_id)
+                    for target in p.event.alert
+                ]
+            elif not created:
+                attached += 1
+        if deliveries:
+            self._db.execute(_INSERT_DELIVERY, deliveries)
+        if clusters:
+            self._db.execute(_SET_CLUSTER, clusters)
+        if with_events:
+            self._db.execute(_SET_CLUSTER_AND_EVENT, with_events)
+        return Placed(events, attached, len(deliveries))
+
+    def _event(
+        self, intent: EventIntent, item_id: int, now: datetime, made: dict[tuple[str, str], int]
+    ) -> tuple[int, bool]:
+        """The event's id, and True when this insert created it (insert-on-conflict-do-
+        nothing: of concurrent ingests only the one that creates it alerts)."""
+        key = (intent.story, intent.milestone)
+        if intent.known is not None:
+            return intent.known, False
+        if key in made:
+            return made[key], False
+        statement = (
+            self._store._insert_statement(_EVENT)
+            .values(
+                story=intent.story,
+                milestone=intent.milestone,
+                created_at=now,
+                first_item_id=item_id,
+                title=intent.title,
+                url=intent.url,
+                outlet=intent.outlet,
+                silent=intent.silent,
+            )
+            .on_conflict_do_nothing(index_elements=["story", "milestone"])
+            .returning(_EVENT.c.id)
+        )
+        created = self._db.execute(statement).scalar_one_or_none()
+        if created is not None:
+            made[key] = created
+            return created, True
+        existing = self._db.execute(
+            _EVENT_ID, {"story": intent.story, "milestone": intent.milestone}
+        ).scalar_one()
+        made[key] = existing
+        return int(existing), False
+
+    def record_fetch(
+        self,
+        now: datetime,
+        next_check: datetime,
+        *,
+        new: int,
+        validators: tuple[str | None, str | None],
+        content_hash: str | None,
+        moved_to: str | None,
+    ) -> None:
+        """The feed's state after a fetch with a body: healthy, baseline done, counted."""
+        values: dict[str, Any] = {
+            **ok_values(now, next_check),
+            "last_status": 200,
+            "etag": validators[0],
+            "last_modified": validators[1],
+            "content_hash": content_hash,
+            "baseline_done": True,
+        }
+        if moved_to:
+            values["moved_to"] = moved_to
+        if new:
+            values["last_item_at"] = now
+        self._db.execute(
+            _UPDATE_FEED_BY_ID,
+            {"feed_id": self._feed_id, "added": new, "skipped": len(self.skipped), **values},
+        )
+
+
+class ItemStore(Database):
+    """The items of every feed, as ingests write them."""
+
+    @property
+    def _insert_items_sql(self) -> Any:
+        # Built once per store: the dialect's INSERT ... ON CONFLICT DO NOTHING RETURNING.
+        cached = self.__dict__.get("_items_sql")
+        if cached is None:
+            cached = (
+                self._insert_statement(_ITEM)
+                .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+                .returning(_ITEM.c.id, _ITEM.c.key)
+            )
+            self.__dict__["_items_sql"] = cached
+        return cached
+
+    @contextmanager
+    def ingest(self, name: str) -> Iterator[IngestTransaction]:
+        """One transaction for a fetch of feed `name`: committed when the block ends,
+        rolled back when it raises."""
+        with self._write() as session:
+            db = session.connection()
+            found = db.execute(_FEED_KEY, {"feed_name": name}).one_or_none()
+            if found is None:
+                raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
+            feed_id, baseline_done = found
+            yield IngestTransaction(self, db, feed_id, baseline=not baseline_done)
+
+
+def _delivery(
+    target: str,
+    now: datetime,
+    kind: str,
+    dedup_key: str,
+    *,
+    event: int | None = None,
+    item: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "dedup_key": dedup_key,
+        "target": target,
+        "status": PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "event_id": event,
+        "item_id": item,
+        "title": None,
+        "reported": False,
+    }
+
+
+def _chunks(values: Sequence[_T], size: int = _LOOKUP_CHUNK) -> Iterator[Sequence[_T]]:
+    """`values` in slices of at most `size`, for lookups with one parameter per value."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _row_fault(exc: BaseException) -> bool:
+    """Whether an insert failed for the row's own values (a text the database refuses,
+    a constraint it breaks), as opposed to the database failing (locked, full, gone):
+    a refused row is left out; a failing database fails the feed's ingest."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, StatementError):  # the driver could not even bind the values
+        return isinstance(exc.orig, UnicodeError | ValueError)
+    return isinstance(exc, UnicodeError | ValueError)

@@ -1,0 +1,149 @@
+"""Named schema migrations, applied once each, in order (`Store.migrate`).
+
+Two of them backfill values derived from an item's text: its content digest and its
+MinHash signature with its band keys. Deriving them is the ingest stage's business
+(`monitor.ingest.identity`, `monitor.ingest.cluster`), which the store does not import:
+the functions come in as `Derivations` (`Store.open(url, derive=...)`), needed only
+when an older database has rows to fill in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, bindparam, inspect, select, update
+from sqlmodel import Session, SQLModel
+
+from monitor.core.errors import StoreError
+from monitor.store.tables import ClusterBand, Item
+
+_ITEM = cast(Table, Item.__table__)  # type: ignore[attr-defined]
+_BAND = cast(Table, ClusterBand.__table__)  # type: ignore[attr-defined]
+CLUSTER_WINDOW = timedelta(days=30)
+"""How far back near-duplicates are looked for (identity level 3)."""
+
+Signed = tuple[bytes, Sequence[int]]
+"""A packed MinHash signature and its band keys."""
+
+
+@dataclass(frozen=True, slots=True)
+class Derivations:
+    """How the ingest stage derives an item's stored values from its title and summary."""
+
+    content_hash: Callable[[str, str], str]
+    signature: Callable[[str, str], Signed | None]
+    """None when the text has no words to sign."""
+
+
+def _needs(derive: Derivations | None, what: str) -> Derivations:
+    if derive is None:
+        raise StoreError(f"this database needs its items' {what} computed: open it with derive=")
+    return derive
+
+
+Step = Callable[[Session, Derivations | None], None]
+
+
+def _initial_schema(session: Session, _derive: Derivations | None) -> None:
+    SQLModel.metadata.create_all(session.connection())
+
+
+def _add_missing_columns(session: Session, table: str, names: Sequence[str]) -> None:
+    """ALTER TABLE ... ADD COLUMN for each of `names` the table lacks (a fresh database
+    already has them: its first migration creates the tables as they are now)."""
+    connection = session.connection()
+    existing = {c["name"] for c in inspect(connection).get_columns(table)}
+    columns = SQLModel.metadata.tables[table].c
+    for name in names:
+        if name in existing:
+            continue
+        column = columns[name]
+        kind = column.type.compile(dialect=connection.dialect)
+        default = ""
+        if kind.upper().startswith("BOOL"):
+            default = " NOT NULL DEFAULT FALSE"
+        elif not column.nullable:  # a count: the model's default, a literal integer
+            default = f" NOT NULL DEFAULT {int(column.default.arg)}"  # type: ignore[union-attr]
+        connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}{default}")
+
+
+def _delivery_routing(session: Session, _derive: Derivations | None) -> None:
+    _add_missing_columns(
+        session, "delivery", ["hold", "folded_into", "story", "since", "until", "reported"]
+    )
+    _add_missing_columns(session, "feed", ["health", "health_since"])
+
+
+def _minhash_clusters(session: Session, derive: Derivations | None) -> None:
+    """MinHash signatures and their band index replace the SimHash scan; deliveries can
+    carry an update. Relevant items of the clustering window are signed and indexed, so
+    a rewrite of an item seen before the upgrade still joins its cluster."""
+    _add_missing_columns(session, "item", ["signature"])
+    _add_missing_columns(session, "delivery", ["item_id"])
+    db = session.connection()
+    SQLModel.metadata.create_all(db, tables=[_BAND])
+    recent = db.execute(
+        _ITEM.select().where(
+            _ITEM.c.story.is_not(None),
+            _ITEM.c.duplicate_of.is_(None),
+            _ITEM.c.signature.is_(None),
+            _ITEM.c.seen_at >= datetime.now(UTC) - CLUSTER_WINDOW,
+        )
+    ).all()
+    for item in recent:
+        signed = _needs(derive, "signatures").signature(item.title, item.summary)
+        if signed is None:
+            continue
+        packed, keys = signed
+        db.execute(update(_ITEM).where(_ITEM.c.id == item.id).values(signature=packed))
+        bands = [
+            {"story": item.story, "key": key, "item_id": item.id, "seen_at": item.seen_at}
+            for key in keys
+        ]
+        db.execute(_BAND.insert(), bands)
+
+
+def _report_versions(session: Session, derive: Derivations | None) -> None:
+    """Items carry their content's digest and, for a later version, its first version;
+    copies are found by link and content together; feeds count the items they could not
+    store. Every stored item gets its digest, so nothing seen before the upgrade is
+    taken for changed after it."""
+    _add_missing_columns(session, "item", ["content_hash", "version_of"])
+    _add_missing_columns(session, "feed", ["items_skipped"])
+    db = session.connection()
+    db.exec_driver_sql("DROP INDEX IF EXISTS ix_item_url")
+    for index in _ITEM.indexes:
+        if index.name in ("ix_item_version_of", "ix_item_url_content"):
+            index.create(db, checkfirst=True)
+    after = 0
+    while True:
+        batch = db.execute(
+            select(_ITEM.c.id, _ITEM.c.title, _ITEM.c.summary)
+            .where(_ITEM.c.content_hash.is_(None), _ITEM.c.id > after)
+            .order_by(_ITEM.c.id)
+            .limit(1000)
+        ).all()
+        if not batch:
+            return
+        digest = _needs(derive, "content digests").content_hash
+        db.execute(
+            update(_ITEM)
+            .where(_ITEM.c.id == bindparam("item_id"))
+            .values(content_hash=bindparam("digest")),
+            [
+                {"item_id": item_id, "digest": digest(title, summary)}
+                for item_id, title, summary in batch
+            ],
+        )
+        after = batch[-1][0]
+
+
+MIGRATIONS: list[tuple[str, Step]] = [
+    ("0001_initial", _initial_schema),
+    ("0002_delivery_routing", _delivery_routing),
+    ("0003_minhash_clusters", _minhash_clusters),
+    ("0004_report_versions", _report_versions),
+]

@@ -1,0 +1,276 @@
+"""Read models: what happened (events, updates, reports) as frozen views, for history,
+status, digests and messages."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from monitor.core.errors import StoreError
+from monitor.store.engine import Database, utc
+from monitor.store.tables import Delivery, Event, Feed, Item
+from monitor.store.views import (
+    DeliveryView,
+    DigestMaterial,
+    EventView,
+    LatestItem,
+    SourceView,
+    StoredItem,
+    UpdateAlertView,
+    UpdateView,
+)
+
+
+class ReportStore(Database):
+    """What was reported: events, updates, the items behind them, digest material."""
+
+    def digest_material(self, story: str, since: datetime, until: datetime) -> DigestMaterial:
+        """A story's non-milestone updates and later milestone reports seen in the period.
+
+        Silent items (a feed's first fetch, old items) and copies of an article already
+        stored are left out; rewrites of one update (one cluster) are shown once, and
+        counted once per link (an edited version of a report shown is not "one more").
+        """
+        with self._read() as session:
+            base = (
+                select(Item, Feed.name)
+                .join(Feed, col(Feed.id) == col(Item.feed_id))
+                .where(
+                    Item.story == story,
+                    col(Item.seen_at) >= since,
+                    col(Item.seen_at) < until,
+                    col(Item.duplicate_of).is_(None),
+                    col(Item.silent).is_(False),
+                )
+                .order_by(col(Item.seen_at), col(Item.id))
+            )
+            updates: dict[int, UpdateView] = {}
+            links: dict[int, set[str | None]] = {}
+            for item, feed in session.exec(base.where(col(Item.event_id).is_(None))).all():
+                assert item.id is not None
+                group = item.cluster_id or item.id
+                if group not in updates:
+                    updates[group] = UpdateView(
+                        item.title, item.url, item.outlet, feed, item.lang, utc(item.seen_at), 0
+                    )
+                    links[group] = {item.url}
+                elif item.url is None or item.url not in links[group]:
+                    links[group].add(item.url)
+                    first = updates[group]
+                    updates[group] = dataclasses.replace(first, more=first.more + 1)
+            events = session.exec(
+                select(Event)
+                .where(Event.story == story)
+                .order_by(col(Event.created_at), col(Event.id))
+            ).all()
+            # What each event already shows: its first report and its link.
+            shown = {e.id: ({e.first_item_id}, {e.url}) for e in events}
+            later: dict[int, list[SourceView]] = {}
+            for item, feed in session.exec(base.where(col(Item.event_id).is_not(None))).all():
+                assert item.event_id is not None
+                ids, urls = shown[item.event_id]
+                if item.id in ids or (item.url is not None and item.url in urls):
+                    continue
+                urls.add(item.url)
+                later.setdefault(item.event_id, []).append(_source_view(item, feed))
+            timeline = [_event_view(session, row) for row in events]
+        by_id = {e.id: e for e in timeline}
+        reports = [(by_id[event_id], sources) for event_id, sources in later.items()]
+        return DigestMaterial(list(updates.values()), reports, timeline)
+
+    def event(self, event_id: int) -> EventView:
+        with self._read() as session:
+            row = session.get(Event, event_id)
+            if row is None:
+                raise StoreError(f"no event {event_id}")
+            return _event_view(session, row)
+
+    def items(self, since: datetime | None = None) -> Iterator[StoredItem]:
+        """Stored items, every version of each (not copies), oldest first, for re-running
+        rules over them."""
+        statement = (
+            select(Item, Feed.name)
+            .join(Feed, col(Feed.id) == col(Item.feed_id))
+            .where(col(Item.duplicate_of).is_(None))
+            .order_by(col(Item.seen_at), col(Item.id))
+        )
+        if since is not None:
+            statement = statement.where(col(Item.seen_at) >= since)
+        with self._read() as session:
+            for item, feed_name in session.exec(statement):
+                assert item.id is not None
+                yield StoredItem(
+                    id=item.id,
+                    feed=feed_name,
+                    title=item.title,
+                    summary=item.summary,
+                    url=item.url,
+                    outlet=item.outlet,
+                    lang=item.lang,
+                    published=item.published,
+                    seen_at=item.seen_at,
+                    story=item.story,
+                    milestone=item.milestone,
+                    silent=item.silent,
+                )
+
+    def event_keys(self) -> dict[tuple[str, str], datetime]:
+        """(story, milestone) → when its event was created, for every event so far."""
+        with self._read() as session:
+            rows = session.exec(select(Event.story, Event.milestone, Event.created_at)).all()
+        return {(story, milestone): created for story, milestone, created in rows}
+
+    def events(self, limit: int | None = None) -> list[EventView]:
+        """Events, newest first, with their sources and deliveries."""
+        with self._read() as session:
+            statement = select(Event).order_by(col(Event.created_at).desc(), col(Event.id).desc())
+            if limit is not None:
+                statement = statement.limit(limit)
+            return [_event_view(session, row) for row in session.exec(statement).all()]
+
+    def update_alert(self, item_id: int) -> UpdateAlertView:
+        """The update announcing the development that item `item_id` first reported."""
+        with self._read() as session:
+            found = session.exec(
+                select(Item, Feed.name)
+                .join(Feed, col(Feed.id) == col(Item.feed_id))
+                .where(Item.id == item_id)
+            ).one_or_none()
+            if found is None:
+                raise StoreError(f"no item {item_id}")
+            return _update_view(session, *found)
+
+    def update_alerts(self, limit: int | None = None) -> list[UpdateAlertView]:
+        """The updates announced (queued for some target), newest first."""
+        announced = (
+            select(Delivery.item_id).where(Delivery.kind == "update").distinct().scalar_subquery()
+        )
+        statement = (
+            select(Item, Feed.name)
+            .join(Feed, col(Feed.id) == col(Item.feed_id))
+            .where(col(Item.id).in_(announced))
+            .order_by(col(Item.seen_at).desc(), col(Item.id).desc())
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        with self._read() as session:
+            return [_update_view(session, item, feed) for item, feed in session.exec(statement)]
+
+    def history(self, limit: int | None = None) -> list[EventView | UpdateAlertView]:
+        """Milestone events and announced updates together, newest first."""
+        merged: list[EventView | UpdateAlertView] = [
+            *self.events(limit),
+            *self.update_alerts(limit),
+        ]
+        merged.sort(key=lambda view: view.created_at, reverse=True)
+        return merged[:limit] if limit is not None else merged
+
+    def latest_items(self) -> dict[str, LatestItem]:
+        """Each feed's most recently stored item, by feed name."""
+        with self._read() as session:
+            newest = select(func.max(Item.id)).group_by(col(Item.feed_id)).scalar_subquery()
+            rows = session.exec(
+                select(Feed.name, Item.title, Item.url, Item.seen_at)
+                .join(Item, col(Item.feed_id) == col(Feed.id))
+                .where(col(Item.id).in_(newest))
+            ).all()
+        return {name: LatestItem(title, url, seen_at) for name, title, url, seen_at in rows}
+
+
+def _event_view(session: Session, row: Event) -> EventView:
+    assert row.id is not None
+    statement = (
+        select(Item, Feed.name)
+        .join(Feed, col(Feed.id) == col(Item.feed_id))
+        .where(Item.event_id == row.id)
+        .order_by(col(Item.seen_at), col(Item.id))
+    )
+    reports = session.exec(statement).all()
+    first = next((item for item, _ in reports if item.id == row.first_item_id), None)
+    terms: dict[str, list[str]] = json.loads(first.terms) if first and first.terms else {}
+    deliveries = [
+        _delivery_view(d)
+        for d in session.exec(
+            select(Delivery).where(Delivery.event_id == row.id).order_by(col(Delivery.id))
+        ).all()
+    ]
+    return EventView(
+        id=row.id,
+        story=row.story,
+        milestone=row.milestone,
+        title=row.title,
+        url=row.url,
+        outlet=row.outlet,
+        created_at=row.created_at,
+        silent=row.silent,
+        sources=_distinct_sources(reports),
+        deliveries=deliveries,
+        terms=terms,
+    )
+
+
+def _update_view(session: Session, item: Item, feed_name: str) -> UpdateAlertView:
+    assert item.id is not None
+    assert item.story is not None
+    members = session.exec(
+        select(Item, Feed.name)
+        .join(Feed, col(Feed.id) == col(Item.feed_id))
+        .where(Item.cluster_id == (item.cluster_id or item.id), Item.id != item.id)
+        .order_by(col(Item.seen_at), col(Item.id))
+    ).all()
+    deliveries = session.exec(
+        select(Delivery)
+        .where(Delivery.item_id == item.id, Delivery.kind == "update")
+        .order_by(col(Delivery.id))
+    ).all()
+    return UpdateAlertView(
+        id=item.id,
+        story=item.story,
+        title=headline_of(item.title, item.summary),
+        url=item.url,
+        outlet=item.outlet,
+        created_at=utc(item.seen_at),
+        silent=item.silent,
+        sources=_distinct_sources([(item, feed_name), *members]),
+        deliveries=[_delivery_view(d) for d in deliveries],
+        terms=json.loads(item.terms) if item.terms else {},
+    )
+
+
+def _distinct_sources(reports: Iterable[tuple[Item, str]]) -> list[SourceView]:
+    """One source per link, the first report with it (its versions and copies with
+    other text add none); reports without a link are each a source."""
+    sources: list[SourceView] = []
+    seen: set[str] = set()
+    for item, feed_name in reports:
+        if item.url in seen:
+            continue
+        if item.url:
+            seen.add(item.url)
+        sources.append(_source_view(item, feed_name))
+    return sources
+
+
+def _delivery_view(row: Delivery) -> DeliveryView:
+    return DeliveryView(row.target, row.status, row.attempts, row.last_error, row.sent_at)
+
+
+def _source_view(item: Item, feed_name: str) -> SourceView:
+    return SourceView(
+        url=item.url,
+        title=item.title,
+        outlet=item.outlet,
+        feed=feed_name,
+        lang=item.lang,
+        seen_at=utc(item.seen_at),
+    )
+
+
+def headline_of(title: str, summary: str) -> str:
+    """What names a report when it has no title: the start of its summary."""
+    return title or summary[:200]
