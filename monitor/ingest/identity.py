@@ -1,6 +1,7 @@
 """What makes two entries one report, and when a report seen before is judged again.
 
-Identity levels 1 and 2 of DESIGN.md, as the store applies them at ingest. Pure: entries
+Identity levels 1 (the same entry again in a feed) and 2 (the same article in several
+feeds) of README.md, "How it works", as the store applies them at ingest. Pure: entries
 in, keys and digests out.
 
 **Content.** A report's content is what the rules read of it: its title and summary,
