@@ -198,10 +198,14 @@ def queued_notice(
 ) -> Notice:
     """A notice to queue: listed (in status, history) under its rendered title, its
     context kept in the body so it is rendered for each target when sent."""
+    try:
+        title = renderer.title(kind, context)
+    except Exception:  # an override's fault must not lose the notice: the send reports it
+        title = kind.replace("_", " ")
     return Notice(
         dedup_key=dedup_key,
         targets=targets,
-        title=renderer.title(kind, context),
+        title=title,
         body=json.dumps({"template": kind, "context": context}, ensure_ascii=False),
     )
 

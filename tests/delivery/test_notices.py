@@ -224,3 +224,15 @@ def test_bad_override_of_a_new_kind_fails_at_load(tmp_path: Path, kind: str) -> 
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert caught.value.key == f"templates.{kind}.text"
+
+
+def test_notice_is_queued_even_when_its_title_template_fails() -> None:
+    """An override that fails on real data does not lose the notice: it is queued under
+    its kind, and the failure surfaces when it is sent (and retried like a failed send)."""
+    renderer = Renderer({"health": {"title": "{{ 1 // failures }}"}})
+    notice = queued_notice(
+        renderer, "health", CONTEXTS["silent"], dedup_key="health:x", targets=["ops"]
+    )
+    assert notice.title == "health"
+    with pytest.raises(ZeroDivisionError):
+        notice_message(renderer, "text", notice.title, notice.body)
