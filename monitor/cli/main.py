@@ -22,10 +22,12 @@ import structlog
 
 from monitor.cli.replay import MilestoneGroup, replay
 from monitor.config.settings import Config, config_path, load_config, parse_duration
+from monitor.core.clock import utcnow
 from monitor.core.errors import ConfigError, LabelsError, StoreError
 from monitor.core.safetext import json_line, shown
+from monitor.delivery import routing
 from monitor.delivery.messages import UPDATE_LABEL, milestone_label, render_test
-from monitor.delivery.notify import AppriseSender, target_labels
+from monitor.delivery.notify import AppriseSender
 from monitor.delivery.outbox import DeliveryReport
 from monitor.ingest.decide import DERIVATIONS
 from monitor.ingest.fetch import Fetcher
@@ -34,7 +36,7 @@ from monitor.match import evaluate
 from monitor.match.classify import classify_stream, explain
 from monitor.match.rules import Story
 from monitor.service.logs import configure_logging
-from monitor.service.pipeline import UNRECORDED, CycleReport, Pipeline, utcnow
+from monitor.service.pipeline import UNRECORDED, CycleReport, Pipeline
 from monitor.service.redact import Redactor
 from monitor.store.store import Store
 from monitor.templates.render import FORMATS, Format, Renderer
@@ -440,7 +442,7 @@ def _once(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def _deliver(args: argparse.Namespace, config: Config, store: Store) -> int:
-    labels = target_labels(config)
+    labels = routing.addresses(config)
     if args.retry_dead:
         revived = store.retry_dead(labels, now=utcnow())
         print(f"retrying {revived} dead deliveries")
@@ -503,7 +505,7 @@ def _digest(args: argparse.Namespace, config: Config, store: Store) -> int:
 def _print_digests(pipeline: Pipeline, stories: list[str], fmt: Format) -> None:
     now = pipeline.clock()
     for story in stories:
-        targets = pipeline.digests.targets(story)
+        targets = routing.digest_targets(pipeline.config, story)
         periods = [pipeline.digests.period(story, t, now) for t in targets]
         since = min((p.since for p in periods), default=now - timedelta(days=1))
         tz = pipeline.config.digest.tz
@@ -516,8 +518,8 @@ def _test_notify(args: argparse.Namespace, config: Config, store: Store) -> int:
     sender = AppriseSender(config.notify)
     renderer = Renderer(config.templates.overrides())
     failed = 0
-    for label in target_labels(config):
-        target = config.target(label)
+    for label in routing.addresses(config):
+        target = routing.target(config, label)
         fmt: Format = target.message_format if target else "text"
         outcome = sender.send(label, render_test(renderer, label, fmt))
         if outcome.ok:

@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.config.settings import Config
+from monitor.core.clock import span
 from monitor.core.safetext import cap, shown
 from monitor.store.store import Store
 from monitor.store.views import DEAD, FAILED, FOLDED, PENDING, SENT, LatestItem, OutboxRow
@@ -43,7 +44,7 @@ class FeedStatus:
     name: str
     url: str
     health: str
-    """new (never checked), ok, quiet (nothing new for unusually long), failing (backing
+    """new (never checked), ok, silent (nothing new for unusually long), failing (backing
     off), or gone (410: no longer polled)."""
     last_checked: datetime | None
     last_ok: datetime | None
@@ -112,7 +113,7 @@ def collect(config: Config, store: Store, now: datetime, redact: Redact = str) -
         elif row.last_checked is None:
             health = "new"
         elif row.health == "silent":
-            health = "quiet"
+            health = "silent"
         else:
             health = "ok"
         feeds.append(
@@ -243,7 +244,7 @@ def _iso(moment: datetime | None) -> str | None:
 _HEALTH_STYLE = {
     "ok": "green",
     "new": "cyan",
-    "quiet": "yellow",
+    "silent": "yellow",
     "failing": "bold red",
     "gone": "magenta",
 }
@@ -355,26 +356,18 @@ def _cell(value: str, style: str = "", limit: int | None = CELL_MAX_CHARS) -> Te
 
 
 def ago(moment: datetime | None, now: datetime) -> str:
-    """`5m ago`, `2h ago`; `-` for never."""
+    """`5 minutes ago`, `3.5 hours ago`; `-` for never."""
     if moment is None:
         return "-"
     delta = now - moment
     if delta < timedelta(0):
-        return "in " + _span(-delta)
-    return _span(delta) + " ago"
+        return "in " + span(delta)
+    return span(delta) + " ago"
 
 
 def until(moment: datetime | None, now: datetime) -> str:
-    """`in 5m`; `due` once the moment has passed; `-` for none."""
+    """`in 5 minutes`; `due` once the moment has passed; `-` for none."""
     if moment is None:
         return "-"
     delta = moment - now
-    return "due" if delta <= timedelta(0) else "in " + _span(delta)
-
-
-def _span(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return "due" if delta <= timedelta(0) else "in " + span(delta)

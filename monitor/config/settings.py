@@ -171,6 +171,10 @@ class TemplatesConfig(_Section):
     digest: TemplateSet = TemplateSet()
     summary: TemplateSet = TemplateSet()
     notice: TemplateSet = TemplateSet()
+    health: TemplateSet = TemplateSet()
+    """A feed failing, gone, silent or recovered (`change`), told to the health targets."""
+    dead_letter: TemplateSet = TemplateSet()
+    """The warning that deliveries to a target were given up."""
 
     def overrides(self) -> dict[str, dict[str, str | None]]:
         return {kind: getattr(self, kind).model_dump() for kind in KINDS}
@@ -198,7 +202,8 @@ _EMAIL_URL = re.compile(r"(?i)^mailtos?://")
 
 
 class TargetConfig(_Section):
-    """One apprise notification target and what it receives."""
+    """One apprise notification target and what it receives (who receives each message
+    is decided from these fields in `monitor.delivery.routing`)."""
 
     url: str = Field(min_length=1)
     name: str | None = None
@@ -247,9 +252,6 @@ class TargetConfig(_Section):
             raise ValueError("lists a kind twice")
         return kinds
 
-    def gets(self, kind: Receives) -> bool:
-        return kind in self.receive
-
     @property
     def message_format(self) -> Format:
         """`format`, else what the URL's service reads best."""
@@ -284,23 +286,6 @@ class TargetConfig(_Section):
     def former_label(self) -> str:
         """The label before values from the environment were masked in it (user names)."""
         return self.name or mask_url(self.url)
-
-    def receives(self, story: str, milestone: str) -> bool:
-        """Whether this target is routed alerts for `milestone` of `story`."""
-        return (
-            self.gets("alerts")
-            and self.follows(story)
-            and (self.milestones is None or milestone in self.milestones)
-        )
-
-    def receives_updates(self, story: str) -> bool:
-        """Whether this target is told of each new development of `story` (`milestones`
-        limits milestone alerts only: an update has none)."""
-        return self.gets("updates") and self.follows(story)
-
-    def follows(self, story: str) -> bool:
-        """Whether messages about `story` (alerts, digests) are for this target."""
-        return self.stories is None or story in self.stories
 
 
 MASK = "****"
@@ -442,13 +427,6 @@ class Config(_Section):
                 except ValueError as exc:
                     raise ConfigError(str(exc), key=f"templates.{kind}.{part}") from None
         return self
-
-    def targets_for(self, kind: Receives) -> list[TargetConfig]:
-        """The configured targets that receive `kind` of message."""
-        return [t for t in self.notify if t.gets(kind)]
-
-    def target(self, label: str) -> TargetConfig | None:
-        return next((t for t in self.notify if t.label == label), None)
 
     def relabelled(self) -> dict[str, str]:
         """Former label → label, for the targets whose label now masks a value from the

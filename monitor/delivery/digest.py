@@ -10,17 +10,16 @@ alerts; their text is rendered when they are sent, from the period they cover.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.config.settings import Config
 from monitor.core import hours
-from monitor.delivery.notify import STDOUT, labels_for
+from monitor.core.clock import Clock
+from monitor.delivery.routing import digest_targets
 from monitor.store.store import Store
 from monitor.store.views import Notice
 
-Clock = Callable[[], datetime]
 DAY = timedelta(days=1)
 
 
@@ -40,17 +39,6 @@ class Digests:
         self.store = store
         self.clock = clock
 
-    def targets(self, story: str) -> list[str]:
-        """The targets that receive the digest of `story`."""
-        labels = labels_for(self.config, "digest")
-        if labels == [STDOUT]:
-            return labels
-        return [
-            label
-            for label in labels
-            if (target := self.config.target(label)) is not None and target.follows(story)
-        ]
-
     def queue_due(self) -> int:
         """Queue the scheduled digests that are due and have something new; how many."""
         now = self.clock()
@@ -59,7 +47,7 @@ class Digests:
         queued = 0
         for story in self.config.stories:
             key = f"digest:{story.id}:{day.isoformat()}"
-            for target in self.targets(story.id):
+            for target in digest_targets(self.config, story.id):
                 if self.store.has_delivery(key, target):
                     continue
                 period = self.period(story.id, target, at)
@@ -77,7 +65,7 @@ class Digests:
         for story in self.config.stories:
             if stories is not None and story.id not in stories:
                 continue
-            for target in self.targets(story.id):
+            for target in digest_targets(self.config, story.id):
                 period = self.period(story.id, target, now)
                 key = f"digest:{story.id}:manual:{now.isoformat()}"
                 queued += self._queue(key, period, now)

@@ -3,26 +3,44 @@
 Alerts, updates and summaries are rendered at send time from the store, so a late send
 carries the reports that came in while it waited. Times are shown in the target's time
 zone.
+
+Health notices and dead-letter warnings are decided when they happen and queued with
+their context (`queued_notice`), so each is rendered at send time through its own
+template kind (`health`, `dead_letter`) in its target's format, overridable like the
+others. Their times are written when they are queued, in `digest.timezone`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 from monitor.match.rules import Story
-from monitor.store.views import DigestMaterial, EventView, SourceView, UpdateAlertView, UpdateView
+from monitor.store.views import (
+    DigestMaterial,
+    EventView,
+    Notice,
+    OutboxRow,
+    SourceView,
+    UpdateAlertView,
+    UpdateView,
+)
 from monitor.templates.render import Format, Message, Renderer
 
 __all__ = [
     "UPDATE_LABEL",
     "Message",
     "alert_context",
+    "dead_letter_context",
     "digest_context",
+    "health_context",
     "local_time",
     "milestone_label",
     "notice_context",
+    "notice_message",
+    "queued_notice",
     "render_test",
     "summary_context",
     "update_context",
@@ -109,6 +127,110 @@ def summary_context(target: str, limit: int, alerts: Sequence[dict[str, Any]]) -
 
 def notice_context(title: str, body: str) -> dict[str, Any]:
     return {"title": title, "lines": [line for line in body.splitlines() if line.strip()]}
+
+
+HealthChange = Literal["failing", "gone", "silent", "recovered"]
+NoticeKind = Literal["health", "dead_letter"]
+_NOTICE_KINDS: dict[str, NoticeKind] = {"health": "health", "dead_letter": "dead_letter"}
+SHOWN_DEAD = 10
+"""Dead deliveries listed one by one in a warning; the rest are counted."""
+
+
+def health_context(
+    change: HealthChange,
+    feed: str,
+    url: str,
+    *,
+    at: datetime,
+    tz: tzinfo,
+    since: datetime | None = None,
+    failures: int = 0,
+    error: str | None = None,
+    usual: str | None = None,
+    was: str | None = None,
+) -> dict[str, Any]:
+    """The names a health template can use (see render.SAMPLES["health"]); every name is
+    always there (None where it does not apply), so an override is checked against all."""
+    return {
+        "change": change,
+        "feed": feed,
+        "url": url,
+        "at": local_time(at, tz),
+        "since": local_time(since, tz) if since is not None else None,
+        "failures": failures,
+        "error": error or "unknown",
+        "usual": usual,
+        "was": was,
+    }
+
+
+def dead_letter_context(
+    target: str, rows: Sequence[OutboxRow], *, max_attempts: int, max_age: str, tz: tzinfo
+) -> dict[str, Any]:
+    """The names a dead_letter template can use (see render.SAMPLES["dead_letter"]):
+    `rows` are the dead deliveries worth telling, oldest first."""
+    return {
+        "target": target,
+        "count": len(rows),
+        "max_attempts": max_attempts,
+        "max_age": max_age,
+        "error": (rows[-1].last_error if rows else None) or "unknown",
+        "rows": [
+            {
+                "kind": row.kind,
+                "queued": local_time(row.created_at, tz),
+                "title": row.title,
+                "event_id": row.event_id,
+            }
+            for row in rows[:SHOWN_DEAD]
+        ],
+        "more": max(len(rows) - SHOWN_DEAD, 0),
+    }
+
+
+def queued_notice(
+    renderer: Renderer,
+    kind: NoticeKind,
+    context: dict[str, Any],
+    *,
+    dedup_key: str,
+    targets: Sequence[str],
+) -> Notice:
+    """A notice to queue: listed (in status, history) under its rendered title, its
+    context kept in the body so it is rendered for each target when sent."""
+    try:
+        title = renderer.title(kind, context)
+    except Exception:  # an override's fault must not lose the notice: the send reports it
+        title = kind.replace("_", " ")
+    return Notice(
+        dedup_key=dedup_key,
+        targets=targets,
+        title=title,
+        body=json.dumps({"template": kind, "context": context}, ensure_ascii=False),
+    )
+
+
+def notice_message(renderer: Renderer, fmt: Format, title: str | None, body: str | None) -> Message:
+    """A queued notice rendered for a target: through its own template kind when it was
+    queued with its context, else (queued by an older version) through `notice`."""
+    queued = _queued(body or "")
+    if queued is not None:
+        kind, context = queued
+        return renderer.render(kind, fmt, context)
+    return renderer.render("notice", fmt, notice_context(title or "message", body or ""))
+
+
+def _queued(body: str) -> tuple[NoticeKind, dict[str, Any]] | None:
+    if not body.startswith("{"):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("context"), dict):
+        return None
+    kind = _NOTICE_KINDS.get(str(data.get("template")))
+    return (kind, data["context"]) if kind is not None else None
 
 
 def render_test(renderer: Renderer, target: str, fmt: Format) -> Message:

@@ -2,8 +2,9 @@
 
 Each target gets its own `apprise.Apprise` holding one plugin, so the result read back
 (apprise's `AppriseResult` → one `NotifyResult` → its attempts and their logs) is that
-target's own. Nothing here retries or remembers: the outbox in the store does both, so
-a send that fails here is tried again later, by this process or the next one.
+target's own. Nothing here retries or remembers: the outbox does both
+(`monitor.delivery.outbox` decides, its rows live in the store), so a send that fails
+here is tried again later, by this process or the next one.
 
 apprise does not hand back response headers, so a `Retry-After` cannot be read; what
 it does log is the HTTP status (`error=429.`), which the outbox uses to wait longer
@@ -20,11 +21,9 @@ from typing import Any, Protocol, TextIO
 
 import apprise
 
-from monitor.config.settings import Config, Receives, TargetConfig
+from monitor.config.settings import TargetConfig
+from monitor.delivery.routing import STDOUT
 from monitor.templates.render import Message
-
-STDOUT = "stdout"
-"""The built-in target used when `notify` is empty: every message is printed."""
 
 PluginFactory = Callable[[TargetConfig], Any]
 """Builds the apprise plugin for a target (tests tune throttling or endpoints here)."""
@@ -46,28 +45,6 @@ class Sender(Protocol):
     """Something that can deliver a message to a target label."""
 
     def send(self, target: str, message: Message) -> SendOutcome: ...
-
-
-def target_labels(config: Config) -> list[str]:
-    """The labels deliveries are addressed to under this config."""
-    return [t.label for t in config.notify] or [STDOUT]
-
-
-def labels_for(config: Config, kind: Receives) -> list[str]:
-    """The targets that receive `kind` of message; all of them go to stdout without targets."""
-    if not config.notify:
-        return [STDOUT]
-    return [t.label for t in config.targets_for(kind)]
-
-
-def route(config: Config, story: str, milestone: str | None) -> Sequence[str]:
-    """The targets that receive an immediate alert for `milestone` of `story`, or for an
-    update about it when `milestone` is None."""
-    if not config.notify:
-        return [STDOUT]
-    if milestone is None:
-        return [t.label for t in config.notify if t.receives_updates(story)]
-    return [t.label for t in config.notify if t.receives(story, milestone)]
 
 
 def default_plugin(target: TargetConfig) -> Any:

@@ -1,6 +1,7 @@
 """Draining the outbox: what is due goes out, one claim at a time, by each target's rules.
 
-For each due delivery, in order:
+The rules themselves are pure, in `monitor.delivery.policy`; who gets what is decided
+in `monitor.delivery.routing`. For each due delivery, in order:
 
 1. **quiet hours**: a target in its quiet window gets nothing now; the row waits
    (`hold=quiet`) until the window ends, untried. Milestone alerts may break through.
@@ -20,11 +21,10 @@ deliveries produce one warning, through another target when there is one.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,24 +32,21 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from monitor.config.settings import Config, TargetConfig
-from monitor.core.backoff import retry_delay
+from monitor.core.clock import Clock, span
+from monitor.delivery import policy, routing
 from monitor.delivery.messages import (
     alert_context,
+    dead_letter_context,
     digest_context,
-    local_time,
-    notice_context,
+    notice_message,
+    queued_notice,
     summary_context,
     update_context,
 )
-from monitor.delivery.notify import Sender, SendOutcome, target_labels
+from monitor.delivery.notify import Sender, SendOutcome
 from monitor.store.store import Store
-from monitor.store.views import Claim, EventView, Notice, OutboxRow
+from monitor.store.views import Claim, EventView
 from monitor.templates.render import Format, Message, Renderer
-
-Clock = Callable[[], datetime]
-HOUR = timedelta(hours=1)
-RATE_LIMITED = {429, 503}
-DEAD_WARNING = "dead:"
 
 
 @dataclass(slots=True)
@@ -99,7 +96,7 @@ class Outbox:
         the send in flight, which is finished and recorded.
         """
         report = DeliveryReport()
-        labels = set(target_labels(self.config))
+        labels = set(routing.addresses(self.config))
         handled: set[int] = set()
         blocked: set[str] = set()
         while True:
@@ -131,7 +128,7 @@ class Outbox:
     # -- one claim ------------------------------------------------------------
 
     async def _handle(self, claim: Claim) -> str:
-        target = self.config.target(claim.target)
+        target = routing.target(self.config, claim.target)
         log = self.log.bind(
             delivery=claim.id, target=claim.target, kind=claim.kind, attempt=claim.attempts
         )
@@ -158,48 +155,46 @@ class Outbox:
         self, claim: Claim, target: TargetConfig, event: EventView | None, now: datetime
     ) -> str | None:
         """Apply quiet hours and the hourly cap; "held"/"folded" when the claim must wait."""
-        quiet = target.quiet(self.config.digest.tz)
-        until = quiet.until(now) if quiet else None
-        breaks = claim.kind == "alert" and event and target.breaks_through(event.milestone)
-        if until is not None and not breaks:
-            self.store.defer(claim, until=until, hold="quiet")
+        milestone = event.milestone if event is not None else None
+        wait: policy.Hold | policy.Fold | None = policy.quiet_hold(
+            target, self.config.digest.tz, claim.kind, milestone, now
+        )
+        if wait is None and policy.capped(target, claim.kind):
+            recent = self.store.sent_times(claim.target, now - policy.CAP_WINDOW)
+            wait = policy.over_cap(target, claim.kind, recent)
+        if isinstance(wait, policy.Hold):
+            self.store.defer(claim, until=wait.until, hold=wait.reason)
             return "held"
-        cap = target.max_per_hour
-        if cap is None or claim.kind not in ("alert", "update", "summary"):
-            return None
-        recent = self.store.sent_times(claim.target, now - HOUR)
-        if len(recent) < cap:
-            return None
-        free_at = recent[len(recent) - cap] + HOUR
-        if claim.kind == "summary":
-            self.store.defer(claim, until=free_at, hold="cap")
-            return "held"
-        self.store.fold(claim, now=now, send_at=free_at)
-        return "folded"
+        if isinstance(wait, policy.Fold):
+            self.store.fold(claim, now=now, send_at=wait.send_at)
+            return "folded"
+        return None
 
     def _finish(self, claim: Claim, outcome: SendOutcome, log: Any) -> str:
-        settings = self.config.delivery
         now = self.clock()
         if outcome.ok:
             status = self.store.finish(claim, now=now)
             log.info("delivery.sent")
             return status
         error = outcome.error or "send failed"
-        expired = now - claim.created_at >= settings.max_age
-        if claim.attempts >= settings.max_attempts or expired:
+        verdict = policy.after_failure(
+            self.config.delivery,
+            attempts=claim.attempts,
+            created_at=claim.created_at,
+            http_status=outcome.status,
+            now=now,
+            rng=self.rng,
+        )
+        if isinstance(verdict, policy.Dead):
             status = self.store.finish(claim, now=now, error=error)
             log.error("delivery.dead", error=error, http_status=outcome.status)
             return status
-        wait = settings.rate_limited_wait if outcome.status in RATE_LIMITED else None
-        delay = retry_delay(
-            claim.attempts, settings.backoff_base, settings.backoff_max, self.rng, wait
-        )
-        status = self.store.finish(claim, now=now, error=error, retry_at=now + delay)
+        status = self.store.finish(claim, now=now, error=error, retry_at=verdict.at)
         log.warning(
             "delivery.failed",
             error=error,
             http_status=outcome.status,
-            retry_in=round(delay.total_seconds()),
+            retry_in=round(verdict.delay.total_seconds()),
         )
         return status
 
@@ -222,9 +217,7 @@ class Outbox:
             return self.renderer.render("summary", fmt, context)
         if claim.kind == "digest" and claim.story and claim.since and claim.until:
             return self.digest_message(claim.story, claim.since, claim.until, fmt, tz)
-        return self.renderer.render(
-            "notice", fmt, notice_context(claim.title or "message", claim.body or "")
-        )
+        return notice_message(self.renderer, fmt, claim.title, claim.body)
 
     def _alert(self, event_id: int | None, item_id: int | None, tz: ZoneInfo) -> dict[str, Any]:
         """The context of a milestone alert (an event) or of an update (its first item)."""
@@ -262,55 +255,29 @@ class Outbox:
         ):
             dead = list(group)
             ids = [r.id for r in dead]
-            worth_telling = [r for r in dead if not r.dedup_key.startswith(DEAD_WARNING)]
-            recipient = self._warning_target(target)
+            worth_telling = [r for r in dead if policy.worth_warning(r)]
+            recipient = routing.dead_letter_target(self.config, target)
             if not worth_telling or recipient is None:
                 if worth_telling:
                     self.log.error("delivery.dead_unreported", target=target, dead=len(dead))
                 self.store.report_dead(ids, None, now=now)
                 continue
-            warning = Notice(
-                dedup_key=f"{DEAD_WARNING}{target}:{_fingerprint(dead)}",
+            settings = self.config.delivery
+            context = dead_letter_context(
+                target,
+                worth_telling,
+                max_attempts=settings.max_attempts,
+                max_age=span(settings.max_age),
+                tz=self.config.digest.tz,
+            )
+            warning = queued_notice(
+                self.renderer,
+                "dead_letter",
+                context,
+                dedup_key=policy.warning_key(target, dead),
                 targets=[recipient],
-                title=f"{len(worth_telling)} message(s) to {target} could not be delivered",
-                body=self._dead_lines(target, worth_telling),
             )
             self.store.report_dead(ids, warning, now=now)
             self.log.warning("delivery.dead_warning", target=target, dead=len(dead), to=recipient)
             queued += 1
         return queued
-
-    def _warning_target(self, dead_target: str) -> str | None:
-        health = [t.label for t in self.config.targets_for("health")]
-        others = [t.label for t in self.config.notify]
-        return next((label for label in [*health, *others] if label != dead_target), None)
-
-    def _dead_lines(self, target: str, rows: list[OutboxRow]) -> str:
-        settings = self.config.delivery
-        tz = self.config.digest.tz
-        lines = [
-            f"{len(rows)} message(s) to {target} were given up after {settings.max_attempts} "
-            f"attempts or {_span(settings.max_age)} without success.",
-            f"Last error: {rows[-1].last_error or 'unknown'}",
-        ]
-        for row in rows[:10]:
-            what = row.title or (f"alert for event {row.event_id}" if row.event_id else row.kind)
-            lines.append(f"- {row.kind}, queued {local_time(row.created_at, tz)}: {what}")
-        if len(rows) > 10:
-            lines.append(f"- and {len(rows) - 10} more")
-        lines.append(
-            "Once the target works again, `monitor deliver --retry-dead` sends them; "
-            "`monitor history` lists the alerts."
-        )
-        return "\n".join(lines)
-
-
-def _fingerprint(rows: list[OutboxRow]) -> str:
-    """Names this set of deaths: the same rows dying again after a retry get a new name."""
-    text = ",".join(f"{r.id}.{r.attempts}" for r in rows)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-
-
-def _span(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} hours"

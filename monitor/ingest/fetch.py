@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -26,6 +25,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from monitor.config.settings import FetchSettings
+from monitor.core.clock import Clock, utcnow
 from monitor.core.errors import (
     FeedError,
     FeedGone,
@@ -34,8 +34,6 @@ from monitor.core.errors import (
     TransientFeedError,
 )
 from monitor.ingest.payload import Payload, content_encoding
-
-Clock = Callable[[], datetime]
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT_REDIRECTS = {301, 308}
@@ -97,7 +95,7 @@ class Fetcher:
         self,
         settings: FetchSettings,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Clock = lambda: datetime.now(UTC),
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.clock = clock

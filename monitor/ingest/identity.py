@@ -1,7 +1,8 @@
 """What makes two entries one report, and when a report seen before is judged again.
 
-Identity levels 1 and 2 (README, "How it works"), as the store applies them at ingest.
-Pure: entries in, keys and digests out.
+Identity levels 1 (the same entry again in a feed) and 2 (the same article in several
+feeds) of README.md, "How it works", as the store applies them at ingest. Pure: entries
+in, keys and digests out.
 
 **Content.** A report's content is what the rules read of it: its title and summary,
 normalised as the rules normalise them (`monitor.match.textnorm.normalize`: NFKC, case

@@ -1,8 +1,9 @@
 """Canonical article URLs: one spelling per article, whichever feed linked to it.
 
-This is identity level 2 (README, "How it works"). The canonical form has a
-lower-case scheme and host (IDNA for non-ASCII hosts), no default port, no fragment, no
-tracking parameters, and no trailing slash except on the root path.
+This is identity level 2 (the same article in several feeds) of README.md, "How it
+works". The canonical form has a lower-case scheme and host (IDNA for non-ASCII
+hosts), no default port, no fragment, no tracking parameters, and no trailing slash
+except on the root path.
 
 The remaining query parameters keep their order. Sorting them would merge a few
 more spellings, but parameter order is the site's business: signed links and

@@ -10,26 +10,28 @@ Two troubles are watched:
   last 60 days there is no rhythm to judge by, and a feed is never called silent.
 
 The judgement (`assess`) is pure; `FeedHealth.check` records each change of state with
-its notices in one transaction, so a state change is told exactly once.
+its notices in one transaction, so a state change is told exactly once. What a notice
+says is the `health` template's (`monitor/templates/health.*.j2`), rendered when sent.
 """
 
 from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 
 import structlog
 
 from monitor.config.settings import Config, HealthSettings
-from monitor.delivery.messages import local_time
-from monitor.delivery.notify import labels_for
+from monitor.core.clock import Clock, span
+from monitor.delivery.messages import HealthChange, health_context, queued_notice
+from monitor.delivery.routing import health_targets
 from monitor.store.store import Store
 from monitor.store.views import FeedView, Notice
+from monitor.templates.render import Renderer
 
-Clock = Callable[[], datetime]
 FAILING, SILENT = "failing", "silent"
 HISTORY = timedelta(days=60)
 MIN_GAPS = 3
@@ -78,10 +80,13 @@ def assess(
 class FeedHealth:
     """Checks feeds and queues one notice per change of their health."""
 
-    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, *, renderer: Renderer | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
+        self.renderer = renderer or Renderer(config.templates.overrides())
         self.log = structlog.get_logger("monitor.health")
 
     def check(self, names: Sequence[str] | None = None) -> list[tuple[str, str | None]]:
@@ -105,81 +110,50 @@ class FeedHealth:
         return changes
 
     def _notices(self, feed: FeedView, verdict: Health, now: datetime) -> list[Notice]:
-        targets = labels_for(self.config, "health")
-        tz = self.config.digest.tz
         notices: list[Notice] = []
         if feed.health:
             began = feed.health_since or now
-            lines = [f"{feed.name} ({feed.url}) is back to normal at {local_time(now, tz)}."]
-            lines.append(f"It was {feed.health} from {local_time(began, tz)}.")
-            notices.append(
-                Notice(
-                    dedup_key=f"health:{feed.name}:{feed.health}:{began.isoformat()}:recovered",
-                    targets=targets,
-                    title=f"feed {feed.name} recovered",
-                    body="\n".join(lines),
-                )
-            )
+            key = f"health:{feed.name}:{feed.health}:{began.isoformat()}:recovered"
+            notices.append(self._notice("recovered", feed, now, key, since=began, was=feed.health))
         if verdict.state == FAILING and feed.gone:
-            notices.append(_gone_notice(feed, targets, now, tz))
+            # A 410: polling has stopped, so only a person can bring the feed back.
+            key = f"health:{feed.name}:gone:{now.isoformat()}"
+            notices.append(self._notice("gone", feed, now, key, url=feed.moved_to or feed.url))
         elif verdict.state == FAILING:
+            key = f"health:{feed.name}:{FAILING}:{now.isoformat()}"
             since = feed.failing_since or now
-            notices.append(
-                Notice(
-                    dedup_key=f"health:{feed.name}:{FAILING}:{now.isoformat()}",
-                    targets=targets,
-                    title=f"feed {feed.name} is failing",
-                    body="\n".join(
-                        [
-                            f"{feed.name} ({feed.url}) has failed every check since "
-                            f"{local_time(since, tz)} ({feed.consecutive_failures} failures).",
-                            f"Last error: {feed.last_error or 'unknown'}",
-                            "It is still retried with backoff; `monitor status` shows it.",
-                        ]
-                    ),
-                )
-            )
+            notices.append(self._notice("failing", feed, now, key, since=since))
         elif verdict.state == SILENT and feed.last_item_at is not None:
-            usual = verdict.usual or timedelta(0)
+            key = f"health:{feed.name}:{SILENT}:{now.isoformat()}"
+            usual = span(verdict.usual or timedelta(0))
             notices.append(
-                Notice(
-                    dedup_key=f"health:{feed.name}:{SILENT}:{now.isoformat()}",
-                    targets=targets,
-                    title=f"feed {feed.name} has gone silent",
-                    body="\n".join(
-                        [
-                            f"{feed.name} ({feed.url}) answers but has brought no new items "
-                            f"since {local_time(feed.last_item_at, tz)}.",
-                            f"It usually brings new items every {_span(usual)}.",
-                        ]
-                    ),
-                )
+                self._notice("silent", feed, now, key, since=feed.last_item_at, usual=usual)
             )
         return notices
 
-
-def _gone_notice(feed: FeedView, targets: Sequence[str], now: datetime, tz: tzinfo) -> Notice:
-    """A 410: polling has stopped, so only a person can bring the feed back."""
-    url = feed.moved_to or feed.url
-    return Notice(
-        dedup_key=f"health:{feed.name}:gone:{now.isoformat()}",
-        targets=targets,
-        title=f"feed {feed.name} is gone (HTTP 410)",
-        body="\n".join(
-            [
-                f"{feed.name} ({url}) answered 410 Gone at {local_time(now, tz)}; "
-                "monitor has stopped polling it.",
-                "Remove it from the config or give it a new URL to resume; "
-                "`monitor once --force` checks it again.",
-            ]
-        ),
-    )
-
-
-def _span(delta: timedelta) -> str:
-    minutes = delta.total_seconds() / 60
-    if minutes < 120:
-        return f"{minutes:.0f} minutes"
-    if minutes < 48 * 60:
-        return f"{minutes / 60:.1f} hours"
-    return f"{minutes / 1440:.1f} days"
+    def _notice(
+        self,
+        change: HealthChange,
+        feed: FeedView,
+        now: datetime,
+        key: str,
+        *,
+        url: str | None = None,
+        since: datetime | None = None,
+        usual: str | None = None,
+        was: str | None = None,
+    ) -> Notice:
+        context = health_context(
+            change,
+            feed.name,
+            url or feed.url,
+            at=now,
+            tz=self.config.digest.tz,
+            since=since,
+            failures=feed.consecutive_failures,
+            error=feed.last_error,
+            usual=usual,
+            was=was,
+        )
+        targets = health_targets(self.config)
+        return queued_notice(self.renderer, "health", context, dedup_key=key, targets=targets)

@@ -5,8 +5,8 @@ is handed in. One feed's failure is caught here, recorded against that feed and
 backed off; it never reaches the scheduler or the other feeds.
 
 Every entry of a changed feed body is judged by the match stage before the store sees
-it; the store decides what each verdict changes, by identity (DESIGN.md "Identity and
-deduplication", `monitor.ingest.identity`). "Seen" is not "judged": dedup decides what is
+it; the store decides what each verdict changes, by identity (README.md, "How it
+works", and `monitor.ingest.identity`). "Seen" is not "judged": dedup decides what is
 sent, never what is read. An entry whose headline or summary changed is a new version
 whose verdict counts; only the same content again (in this feed, or the same link and
 content in any) is passed over. One item the store cannot write is one item's fault:
@@ -19,17 +19,18 @@ import asyncio
 import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from monitor.config.settings import Config, FeedConfig
 from monitor.core.backoff import retry_delay
+from monitor.core.clock import Clock, utcnow
 from monitor.core.errors import FeedError, FeedGone, RateLimited, StoreError
 from monitor.delivery.digest import Digests
-from monitor.delivery.notify import Sender, route
+from monitor.delivery.notify import Sender
 from monitor.delivery.outbox import DeliveryReport, Outbox
+from monitor.delivery.routing import route
 from monitor.ingest.decide import Classified
 from monitor.ingest.fetch import Fetcher, Validators
 from monitor.ingest.record import ingest
@@ -47,17 +48,11 @@ __all__ = [
     "FeedReport",
     "Pipeline",
     "retry_delay",
-    "utcnow",
 ]
 
-Clock = Callable[[], datetime]
 _IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story matched")
 UNRECORDED = "unrecorded"
 """The outcome of a feed check whose result the store could not record."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -115,7 +110,7 @@ class Pipeline:
         self.renderer = renderer or Renderer(config.templates.overrides())
         self.outbox = Outbox(config, store, sender, self.renderer, clock=clock, rng=self.rng)
         self.digests = Digests(config, store, clock)
-        self.health = FeedHealth(config, store, clock)
+        self.health = FeedHealth(config, store, clock, renderer=self.renderer)
 
     # -- feeds ----------------------------------------------------------------
 

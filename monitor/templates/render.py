@@ -38,7 +38,7 @@ from markupsafe import Markup, escape
 from monitor.core.safetext import cleaned
 
 Format = Literal["text", "markdown", "html"]
-Kind = Literal["alert", "update", "digest", "summary", "notice"]
+Kind = Literal["alert", "update", "digest", "summary", "notice", "health", "dead_letter"]
 Part = Literal["title", "text", "markdown", "html"]
 FORMATS: tuple[Format, ...] = get_args(Format)
 KINDS: tuple[Kind, ...] = get_args(Kind)
@@ -183,6 +183,10 @@ class Renderer:
         body = self._template(kind, fmt).render(context).strip() + "\n"
         return Message(title=title, body=body, format=fmt)
 
+    def title(self, kind: Kind, context: Mapping[str, Any]) -> str:
+        """Only the title of the message of `kind`: what a queued message is listed as."""
+        return _one_line(self._template(kind, "title").render(cleaned(context)))
+
     def _template(self, kind: Kind, part: Part) -> Template:
         """Compiled on first use: a cycle that sends nothing compiles nothing. Overrides
         were already compiled and tried when the config loaded, so none fails here."""
@@ -264,6 +268,34 @@ SAMPLES: dict[Kind, dict[str, Any]] = {
     "notice": {
         "title": "Feed TASS is failing",
         "lines": ["Failing since 2026-11-27 08:00 MSK (12 attempts).", "Last error: HTTP 503"],
+    },
+    "health": {
+        "change": "failing",
+        "feed": "TASS",
+        "url": "https://tass.example/rss",
+        "at": "2026-11-27 14:05 MSK",
+        "since": "2026-11-27 08:00 MSK",
+        "failures": 12,
+        "error": "HTTP 503",
+        "usual": "3.5 hours",
+        "was": None,
+    },
+    "dead_letter": {
+        "target": "slack",
+        "count": 2,
+        "max_attempts": 12,
+        "max_age": "2 days",
+        "error": "HTTP 500 from slack",
+        "rows": [
+            {
+                "kind": "alert",
+                "queued": "2026-11-27 14:05 MSK",
+                "title": "Monument to North Korean soldiers unveiled in Kursk region",
+                "event_id": 7,
+            },
+            {"kind": "digest", "queued": "2026-11-28 08:00 MSK", "title": None, "event_id": None},
+        ],
+        "more": 0,
     },
 }
 """One example context per kind: the names a template may use."""

@@ -136,9 +136,9 @@ def test_table_shows_health_and_outbox(scene: tuple[Config, Store]) -> None:
         "fresh",
         "new",
         "failing",
-        "backoff until in 1h",
+        "backoff until in 60 minutes",
         "gone",
-        "Monument unveiled in Kursk · 0s ago",
+        "Monument unveiled in Kursk · 0 seconds",  # "ago" wraps in the column
         "items not stored: 1",
         "Waiting to be sent",
         "HTTP 500 from desk",
@@ -149,14 +149,27 @@ def test_table_shows_health_and_outbox(scene: tuple[Config, Store]) -> None:
         assert expected in text, expected
 
 
+def test_silent_feed_is_called_silent(scene: tuple[Config, Store]) -> None:
+    """A feed judged silent shows as `silent`, a word apart from targets' quiet hours."""
+    config, store = scene
+    store.set_health("healthy", "silent", now=NOW, notices=[])
+    report = status.collect(config, store, NOW)
+    assert {f.name: f.health for f in report.feeds}["healthy"] == "silent"
+    out = io.StringIO()
+    status.render(report, Console(file=out, width=200))
+    assert "silent" in out.getvalue()
+    assert "quiet" not in out.getvalue()
+
+
 @pytest.mark.parametrize(
     ("moment", "ago", "until"),
     [
         pytest.param(None, "-", "-", id="never"),
-        pytest.param(NOW - timedelta(seconds=42), "42s ago", "due", id="seconds"),
-        pytest.param(NOW - timedelta(minutes=90), "1h ago", "due", id="hours"),
-        pytest.param(NOW + timedelta(minutes=5), "in 5m", "in 5m", id="future"),
-        pytest.param(NOW - timedelta(days=3), "3d ago", "due", id="days"),
+        pytest.param(NOW - timedelta(seconds=42), "42 seconds ago", "due", id="seconds"),
+        pytest.param(NOW - timedelta(minutes=90), "90 minutes ago", "due", id="minutes"),
+        pytest.param(NOW - timedelta(hours=5), "5 hours ago", "due", id="hours"),
+        pytest.param(NOW + timedelta(minutes=5), "in 5 minutes", "in 5 minutes", id="future"),
+        pytest.param(NOW - timedelta(days=3), "3 days ago", "due", id="days"),
     ],
 )
 def test_relative_times(moment: datetime | None, ago: str, until: str) -> None:

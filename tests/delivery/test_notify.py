@@ -10,7 +10,8 @@ from email.message import Message as Email
 import pytest
 
 from monitor.config.settings import TargetConfig
-from monitor.delivery.notify import STDOUT, AppriseSender
+from monitor.delivery.notify import AppriseSender
+from monitor.delivery.routing import STDOUT
 from monitor.templates.render import SAMPLES, Message, Renderer
 from tests.support.plugins import loopback_plugins
 from tests.support.servers import AlertReceiver, MailSink

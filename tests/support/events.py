@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from monitor.config.settings import Config, load_config
-from monitor.delivery.notify import route
+from monitor.delivery.routing import route
 from monitor.ingest.decide import Classified, IngestResult
 from monitor.ingest.entry import Entry
 from monitor.ingest.record import ingest
