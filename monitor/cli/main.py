@@ -1,7 +1,7 @@
 """The `monitor` command line: its arguments, and which command runs with what.
 
 Each command's code lives in `monitor.cli.commands` by what it touches (the service,
-delivery, the rules, the store's records) and is imported only when it runs, so the
+the config, delivery, the rules, the store's records) and is imported only when it runs, so the
 help and the commands that need little start without the rest. Commands that open the
 database get the assembled application (`monitor.service.app.App`); the others get the
 config alone. Exit codes are in `monitor.cli.output`.
@@ -52,7 +52,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "run": Command("service", "run", logs_to_stdout=True),
     "once": Command("service", "once", logs_to_stdout=True),
-    "check-config": Command("service", "check_config", store=False),
+    "check-config": Command("config", "check_config", store=False),
     "classify": Command("rules", "classify_lines", store=False, rules_tool=True),
     "eval": Command("rules", "score", store=False, rules_tool=True),
     "explain": Command("rules", "explain_headline", store=False, rules_tool=True),

@@ -1,7 +1,6 @@
-"""The service commands: `run` (the daemon), `once` (one full cycle) and `check-config`.
+"""The service commands: `run` (the daemon) and `once` (one full cycle).
 
-`run` and `once` poll feeds, so they are the only commands that open a fetcher and a
-parse worker; `check-config` says whether the service would start on this config.
+They poll feeds, so they are the only commands that open a fetcher and a parse worker.
 """
 
 from __future__ import annotations
@@ -15,25 +14,12 @@ from typing import Any, TypeVar
 import structlog
 
 from monitor.cli.output import EXIT_CONFIG, EXIT_OK
-from monitor.config.settings import Config
 from monitor.core.errors import ConfigError, StoreError
 from monitor.delivery.outbox import DeliveryReport
 from monitor.service.app import App
 from monitor.service.pipeline import UNRECORDED, CycleReport, polling
-from monitor.store.store import Store
 
 T = TypeVar("T")
-
-
-def check_config(args: argparse.Namespace, config: Config) -> int:
-    # The database's driver is loaded, nothing connects: a config naming a driver that is
-    # not installed is refused here, before a service is started on it.
-    Store.check(config.database_url())
-    print(
-        f"config OK: {len(config.feeds)} feeds, {len(config.notify)} targets, "
-        f"{len(config.stories)} stories ({config.path})"
-    )
-    return EXIT_OK
 
 
 def run(args: argparse.Namespace, app: App) -> int:
