@@ -323,8 +323,9 @@ class Service:
             self._deliver_soon()
 
     async def _deliver(self) -> None:
+        # Delivery needs no pipeline: the application alone sends what is stored.
         app = self.app
-        if self.pipeline is None or self._stop.is_set():
+        if self._stop.is_set():
             return
         await self._tracked(app.prepare(), job="delivery")
         report = await self._tracked(app.deliver(stopping=self._stop.is_set), job="delivery")
