@@ -40,9 +40,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.settings import Config, FeedConfig, load_config
 from monitor.core.errors import ConfigError, StoreError
-from monitor.delivery.notify import AppriseSender
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.worker import InlineReader, ReadWorker, open_reader
+from monitor.service.app import App
 from monitor.service.metrics import Metrics, MetricsServer
 from monitor.service.pipeline import UNRECORDED, Pipeline
 from monitor.service.redact import Redactor
@@ -161,7 +161,13 @@ def file_fingerprint(path: Path) -> str | None:
 
 
 class Service:
-    """Schedules the pipeline for one config at a time until told to stop."""
+    """Schedules the pipeline for one config at a time until told to stop.
+
+    Each config is assembled once into an `App` (`app`, or built here from `config` and
+    `store`); a reload assembles the new config on the same store. The fetcher and the
+    parse worker are the service's own: a fetcher lives until the fetch settings change,
+    a parse worker until the rules do, and each is closed once the jobs using it end.
+    """
 
     def __init__(
         self,
@@ -175,9 +181,13 @@ class Service:
         redactor: Redactor | None = None,
         reload_check: timedelta | None = RELOAD_CHECK,
         drain_deadline: timedelta = DRAIN_DEADLINE,
+        app: App | None = None,
     ) -> None:
+        if app is not None and (app.config is not config or app.store is not store):
+            raise ValueError("app must be assembled from this config and store")
         self.config = config
         self.store = store
+        self.app = app or App.build(config, store)
         self._load = load or (lambda: load_config(config.path))
         self.notifier = notifier or SilentNotifier()
         self.watchdog = watchdog
@@ -222,9 +232,7 @@ class Service:
         config = self.config
         self.fetcher = self._open_fetcher(config)
         self.reader = self._open_reader(config)
-        self.pipeline = Pipeline(
-            config, self.store, self.fetcher, AppriseSender(config.notify), reader=self.reader
-        )
+        self.pipeline = Pipeline(self.app, self.fetcher, self.reader)
         await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in config.feeds])
         if config.http is not None:
             try:
@@ -310,16 +318,17 @@ class Service:
         if report.outcome == UNRECORDED:
             return  # the health check needs the store that just failed
         if not self._stop.is_set():
-            await self._tracked(pipeline.check_health([name]), job="feed")
+            await self._tracked(pipeline.app.check_health([name]), job="feed")
         if report.events:
             self._deliver_soon()
 
     async def _deliver(self) -> None:
-        pipeline = self.pipeline
-        if pipeline is None or self._stop.is_set():
+        # Delivery needs no pipeline: the application alone sends what is stored.
+        app = self.app
+        if self._stop.is_set():
             return
-        await self._tracked(pipeline.prepare(), job="delivery")
-        report = await self._tracked(pipeline.deliver(stopping=self._stop.is_set), job="delivery")
+        await self._tracked(app.prepare(), job="delivery")
+        report = await self._tracked(app.deliver(stopping=self._stop.is_set), job="delivery")
         if report is not None:
             self.metrics.delivered(report)
 
@@ -409,9 +418,8 @@ class Service:
         reader, self.reader = self.reader, self._open_reader(new)
         if reader is not None:
             self._spawn(self._retire(reader, {t for t in self._running if not t.done()}))
-        self.pipeline = Pipeline(
-            new, self.store, fetcher, AppriseSender(new.notify), reader=self.reader
-        )
+        self.app = App.build(new, self.store)
+        self.pipeline = Pipeline(self.app, fetcher, self.reader)
         self.config = new
         now = datetime.now(UTC)
         for name in plan.removed:

@@ -1,8 +1,10 @@
 """The data flow: fetch → parse → match → store for each feed, then store → notify.
 
-Each stage is called with values; IO (the fetcher, the store, the sender, the clock)
-is handed in. One feed's failure is caught here, recorded against that feed and
-backed off; it never reaches the scheduler or the other feeds.
+Each stage is called with values; IO is handed in: the assembled application (store,
+sender, clock, outbox, digests, health; `monitor.service.app`) and, for polling, a
+fetcher and a reader (`polling(app)` opens both). One feed's failure is caught here,
+recorded against that feed and backed off; it never reaches the scheduler or the other
+feeds.
 
 Every entry of a changed feed body is judged by the match stage before the store sees
 it; the store decides what each verdict changes, by identity (README.md, "How it
@@ -16,30 +18,25 @@ it is left out, logged (`item.skipped`) and counted, and the rest of its feed st
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from monitor.config.settings import Config, FeedConfig
+from monitor.config.settings import FeedConfig
 from monitor.core.backoff import retry_delay
-from monitor.core.clock import Clock, utcnow
 from monitor.core.errors import FeedError, FeedGone, RateLimited, StoreError
-from monitor.delivery.digest import Digests
-from monitor.delivery.notify import Sender
-from monitor.delivery.outbox import DeliveryReport, Outbox
+from monitor.delivery.outbox import DeliveryReport
 from monitor.delivery.routing import route
 from monitor.ingest.decide import Classified
 from monitor.ingest.fetch import Fetcher, Validators
 from monitor.ingest.record import ingest
-from monitor.ingest.worker import FeedReader, InlineReader
+from monitor.ingest.worker import FeedReader, open_reader
 from monitor.match.classify import Verdict
-from monitor.service.health import FeedHealth
-from monitor.store.store import Store
+from monitor.service.app import App
 from monitor.store.views import FeedView
-from monitor.templates.render import Renderer
 
 __all__ = [
     "UNRECORDED",
@@ -47,6 +44,7 @@ __all__ = [
     "DeliveryReport",
     "FeedReport",
     "Pipeline",
+    "polling",
     "retry_delay",
 ]
 
@@ -82,35 +80,24 @@ class CycleReport:
 
 
 class Pipeline:
-    """Runs the stages for a config; one instance per loaded config."""
+    """Checks an application's feeds with a fetcher and a reader it is handed.
 
-    def __init__(
-        self,
-        config: Config,
-        store: Store,
-        fetcher: Fetcher,
-        sender: Sender,
-        *,
-        clock: Clock = utcnow,
-        rng: random.Random | None = None,
-        renderer: Renderer | None = None,
-        reader: FeedReader | None = None,
-    ) -> None:
-        self.config = config
-        self.store = store
+    One per assembled application: a reload assembles a new application, and the
+    daemon a new pipeline on it.
+    """
+
+    def __init__(self, app: App, fetcher: Fetcher, reader: FeedReader) -> None:
+        self.app = app
+        self.config = app.config
+        self.store = app.store
+        self.clock = app.clock
+        self.rng = app.rng
         self.fetcher = fetcher
-        self.sender = sender
-        self.clock = clock
-        self.rng = rng or random.Random()
-        self.reader = reader or InlineReader(config.stories)
+        self.reader = reader
         self.log = structlog.get_logger("monitor.pipeline")
         # Feeds between fetch and store at once. Fetching outruns parsing, so without
         # this bound a cycle holds every fetched body in memory while it waits its turn.
-        self._in_flight = asyncio.Semaphore(config.fetch.concurrency)
-        self.renderer = renderer or Renderer(config.templates.overrides())
-        self.outbox = Outbox(config, store, sender, self.renderer, clock=clock, rng=self.rng)
-        self.digests = Digests(config, store, clock)
-        self.health = FeedHealth(config, store, clock, renderer=self.renderer)
+        self._in_flight = asyncio.Semaphore(app.config.fetch.concurrency)
 
     # -- feeds ----------------------------------------------------------------
 
@@ -266,14 +253,15 @@ class Pipeline:
         )
 
     # -- delivery -------------------------------------------------------------
+    # The application's: passed on so that one object runs a whole cycle.
 
     async def prepare(self) -> int:
-        """Queue what is due besides alerts: the digests whose time has come."""
-        return await asyncio.to_thread(self.digests.queue_due)
+        """Queue the digests whose time has come (the application's own work)."""
+        return await self.app.prepare()
 
     async def check_health(self, names: list[str] | None = None) -> None:
         """Tell the health targets about feeds that went wrong or recovered."""
-        await asyncio.to_thread(self.health.check, names)
+        await self.app.check_health(names)
 
     async def deliver(
         self,
@@ -282,11 +270,18 @@ class Pipeline:
         kinds: Collection[str] | None = None,
         stopping: Callable[[], bool] | None = None,
     ) -> DeliveryReport:
-        """Send every due delivery once, recording each target's own result.
+        """Send every due delivery once (see `App.deliver`)."""
+        return await self.app.deliver(ignore_backoff=ignore_backoff, kinds=kinds, stopping=stopping)
 
-        Once `stopping()` is true no new delivery is claimed; the one in flight is
-        finished and recorded.
-        """
-        return await self.outbox.deliver(
-            ignore_backoff=ignore_backoff, kinds=kinds, stopping=stopping
-        )
+
+@asynccontextmanager
+async def polling(app: App) -> AsyncIterator[Pipeline]:
+    """A pipeline for `app` with a fetcher and a reader of its config, closed on exit.
+
+    The reader is a parse child unless the config says `fetch.parse_worker: false`.
+    """
+    async with (
+        Fetcher(app.config.fetch) as fetcher,
+        open_reader(app.config.fetch.parse_worker, app.config.stories) as reader,
+    ):
+        yield Pipeline(app, fetcher, reader)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from monitor.config.settings import Config, load_config
-from monitor.delivery.notify import AppriseSender
 from monitor.ingest.fetch import Fetcher
+from monitor.ingest.worker import InlineReader
+from monitor.service.app import App
 from monitor.service.pipeline import Pipeline, retry_delay
 from monitor.store.store import Store
 from tests.conftest import write_config
@@ -43,14 +44,8 @@ class Harness:
         return report.sent, report.failed
 
     def _pipeline(self, fetcher: Fetcher) -> Pipeline:
-        return Pipeline(
-            self.config,
-            self.store,
-            fetcher,
-            AppriseSender(self.config.notify),
-            clock=self.clock,
-            rng=random.Random(7),
-        )
+        app = App.build(self.config, self.store, clock=self.clock, rng=random.Random(7))
+        return Pipeline(app, fetcher, InlineReader(self.config.stories))
 
 
 @pytest.fixture

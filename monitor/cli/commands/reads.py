@@ -1,0 +1,78 @@
+"""The store reads: `history` (events and their deliveries) and `status` (feeds, outbox).
+
+They read what the service recorded and change nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from monitor.cli.output import EXIT_OK, iso, say
+from monitor.core.safetext import json_line
+from monitor.delivery.messages import UPDATE_LABEL, milestone_label
+from monitor.service.app import App
+
+
+def history(args: argparse.Namespace, app: App) -> int:
+    stories = {s.id: s for s in app.config.stories}
+    for event in app.store.history(limit=args.limit):
+        label = (
+            milestone_label(stories.get(event.story), event.milestone)
+            if event.milestone
+            else UPDATE_LABEL
+        )
+        if args.json:
+            record = {
+                "kind": "milestone" if event.milestone else "update",
+                "story": event.story,
+                "milestone": event.milestone,
+                "label": label,
+                "title": event.title,
+                "created_at": iso(event.created_at),
+                "url": event.url,
+                "outlet": event.outlet,
+                "silent": event.silent,
+                "sources": [s.url for s in event.sources if s.url],
+                "outlets": event.outlets,
+                "languages": event.languages,
+                "deliveries": [
+                    {
+                        "target": d.target,
+                        "status": d.status,
+                        "attempts": d.attempts,
+                        "last_error": d.last_error,
+                    }
+                    for d in event.deliveries
+                ],
+            }
+            print(json_line(record))
+            continue
+        say(f"{iso(event.created_at)}  {label} — {event.story}")
+        say(f"    {event.title}")
+        if event.url:
+            say(f"    {event.url}")
+        others = len(event.sources) - 1
+        if others > 0:
+            say(f"    + {others} more report(s): {', '.join(event.outlets[1:])}")
+        if event.silent:
+            print("    (recorded without alerting: first fetch of its feed, or too old)")
+        for d in event.deliveries:
+            error = f" — {d.last_error}" if d.last_error else ""
+            say(f"    → {d.target}: {d.status} after {d.attempts} attempt(s){error}")
+    return EXIT_OK
+
+
+def status(args: argparse.Namespace, app: App) -> int:
+    # rich loads only for the one command that draws tables.
+    from rich.console import Console  # noqa: PLC0415
+
+    from monitor.cli import status as board  # noqa: PLC0415
+
+    report = board.collect(app.config, app.store, app.clock(), redact=args.redactor)
+    if args.json:
+        rows = board.delivery_rows(report) if args.deliveries else board.feed_rows(report)
+        for row in rows:
+            print(json_line(row))
+    else:
+        board.render(report, Console())
+    return EXIT_OK
