@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from monitor.config.settings import Config
 from monitor.core.clock import Clock, utcnow
 from monitor.delivery.digest import Digests
 from monitor.delivery.notify import AppriseSender, Sender
-from monitor.delivery.outbox import DeliveryReport, Outbox
+from monitor.delivery.outbox import Outbox
 from monitor.ingest.decide import DERIVATIONS
 from monitor.service.health import FeedHealth
 from monitor.store.store import Store
@@ -89,19 +88,3 @@ class App:
     async def check_health(self, names: list[str] | None = None) -> None:
         """Tell the health targets about feeds that went wrong or recovered."""
         await asyncio.to_thread(self.health.check, names)
-
-    async def deliver(
-        self,
-        *,
-        ignore_backoff: bool = False,
-        kinds: Collection[str] | None = None,
-        stopping: Callable[[], bool] | None = None,
-    ) -> DeliveryReport:
-        """Send every due delivery once, recording each target's own result.
-
-        Once `stopping()` is true no new delivery is claimed; the one in flight is
-        finished and recorded.
-        """
-        return await self.outbox.deliver(
-            ignore_backoff=ignore_backoff, kinds=kinds, stopping=stopping
-        )

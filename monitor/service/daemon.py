@@ -328,7 +328,7 @@ class Service:
         if self._stop.is_set():
             return
         await self._tracked(app.prepare(), job="delivery")
-        report = await self._tracked(app.deliver(stopping=self._stop.is_set), job="delivery")
+        report = await self._tracked(app.outbox.deliver(stopping=self._stop.is_set), job="delivery")
         if report is not None:
             self.metrics.delivered(report)
 

@@ -29,7 +29,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.core.errors import StoreError
-from monitor.service.pipeline import UNRECORDED, DeliveryReport, FeedReport
+from monitor.delivery.outbox import DeliveryReport
+from monitor.service.pipeline import UNRECORDED, FeedReport
 from monitor.store.store import Store
 from monitor.store.views import DEAD, FAILED, PENDING, SENT
 

@@ -18,7 +18,7 @@ it is left out, logged (`item.skipped`) and counted, and the rest of its feed st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +28,6 @@ import structlog
 from monitor.config.settings import FeedConfig
 from monitor.core.backoff import retry_delay
 from monitor.core.errors import FeedError, FeedGone, RateLimited, StoreError
-from monitor.delivery.outbox import DeliveryReport
 from monitor.delivery.routing import route
 from monitor.ingest.decide import Classified
 from monitor.ingest.fetch import Fetcher, Validators
@@ -37,16 +36,6 @@ from monitor.ingest.worker import FeedReader, open_reader
 from monitor.match.classify import Verdict
 from monitor.service.app import App
 from monitor.store.views import FeedView
-
-__all__ = [
-    "UNRECORDED",
-    "CycleReport",
-    "DeliveryReport",
-    "FeedReport",
-    "Pipeline",
-    "polling",
-    "retry_delay",
-]
 
 _IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story matched")
 UNRECORDED = "unrecorded"
@@ -251,27 +240,6 @@ class Pipeline:
         return FeedReport(
             feed.name, "failed", error=str(exc), status=exc.status, kind=type(exc).__name__
         )
-
-    # -- delivery -------------------------------------------------------------
-    # The application's: passed on so that one object runs a whole cycle.
-
-    async def prepare(self) -> int:
-        """Queue the digests whose time has come (the application's own work)."""
-        return await self.app.prepare()
-
-    async def check_health(self, names: list[str] | None = None) -> None:
-        """Tell the health targets about feeds that went wrong or recovered."""
-        await self.app.check_health(names)
-
-    async def deliver(
-        self,
-        *,
-        ignore_backoff: bool = False,
-        kinds: Collection[str] | None = None,
-        stopping: Callable[[], bool] | None = None,
-    ) -> DeliveryReport:
-        """Send every due delivery once (see `App.deliver`)."""
-        return await self.app.deliver(ignore_backoff=ignore_backoff, kinds=kinds, stopping=stopping)
 
 
 @asynccontextmanager

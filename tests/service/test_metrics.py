@@ -14,12 +14,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config.settings import HttpSettings
+from monitor.delivery.outbox import DeliveryReport
 from monitor.ingest.decide import Classified
 from monitor.ingest.entry import Entry
 from monitor.ingest.record import ingest
 from monitor.match.classify import Verdict
 from monitor.service.metrics import STALL_AFTER, STORAGE_FAILURES, Metrics, MetricsServer
-from monitor.service.pipeline import UNRECORDED, DeliveryReport, FeedReport
+from monitor.service.pipeline import UNRECORDED, FeedReport
 from monitor.store.store import Store
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from monitor.config.settings import Config, load_config
+from monitor.core.backoff import retry_delay
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.worker import InlineReader
 from monitor.service.app import App
-from monitor.service.pipeline import Pipeline, retry_delay
+from monitor.service.pipeline import Pipeline
 from monitor.store.store import Store
 from tests.conftest import write_config
 from tests.support.clock import FakeClock
@@ -34,13 +35,13 @@ class Harness:
         async with Fetcher(self.config.fetch, clock=self.clock) as fetcher:
             pipeline = self._pipeline(fetcher)
             report = await pipeline.run_cycle(force=force)
-            await pipeline.check_health()
-            await pipeline.deliver()
+            await pipeline.app.check_health()
+            await pipeline.app.outbox.deliver()
         return {f.feed: f.outcome for f in report.feeds}
 
     async def deliver(self, ignore_backoff: bool = False) -> tuple[int, int]:
         async with Fetcher(self.config.fetch, clock=self.clock) as fetcher:
-            report = await self._pipeline(fetcher).deliver(ignore_backoff=ignore_backoff)
+            report = await self._pipeline(fetcher).app.outbox.deliver(ignore_backoff=ignore_backoff)
         return report.sent, report.failed
 
     def _pipeline(self, fetcher: Fetcher) -> Pipeline:
@@ -205,7 +206,9 @@ def test_stopping_delivery_releases_unsent_claims(  # type: ignore[no-untyped-de
         async with Fetcher(h.config.fetch, clock=h.clock) as fetcher:
             pipeline = h._pipeline(fetcher)
             await pipeline.run_cycle()
-            stopped = await pipeline.deliver(stopping=lambda: len(receiver.messages()) >= 1)
+            stopped = await pipeline.app.outbox.deliver(
+                stopping=lambda: len(receiver.messages()) >= 1
+            )
             return stopped.sent, stopped.failed
 
     assert run(stop_after_first_send()) == (1, 0)

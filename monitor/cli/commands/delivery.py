@@ -23,7 +23,7 @@ def deliver(args: argparse.Namespace, app: App) -> int:
     if args.retry_dead:
         revived = app.store.retry_dead(labels, now=app.clock())
         print(f"retrying {revived} dead deliveries")
-    report = asyncio.run(app.deliver(ignore_backoff=True))
+    report = asyncio.run(app.outbox.deliver(ignore_backoff=True))
     print(
         f"sent {report.sent}, failed {report.failed}, dead {report.dead}, "
         f"held {report.held}, folded {report.folded}"
@@ -58,7 +58,7 @@ def digest(args: argparse.Namespace, app: App) -> int:
     if not queued:
         print("monitor: no target receives digests (add `digest` to a target's `receive`)")
         return EXIT_FAILED
-    report = asyncio.run(app.deliver(kinds={"digest"}))
+    report = asyncio.run(app.outbox.deliver(kinds={"digest"}))
     print(
         f"digests: queued {queued}, sent {report.sent}, "
         f"failed {report.failed + report.dead}, held {report.held}"

@@ -72,7 +72,7 @@ def once(args: argparse.Namespace, app: App) -> int:
             digests = await attempt("digests", app.prepare(), 0)
             # What is already queued goes out even when this cycle's feeds could not be
             # recorded: a full disk must not also hold back the alerts stored before it.
-            delivery = await attempt("delivery", app.deliver(), DeliveryReport())
+            delivery = await attempt("delivery", app.outbox.deliver(), DeliveryReport())
             structlog.get_logger("monitor").info(
                 "cycle.done",
                 feeds=len(report.feeds),
