@@ -1,6 +1,6 @@
 """What an ingest decides, over values only: no database, no clock.
 
-Identity (DESIGN.md, `monitor.ingest.identity`) as decisions:
+Identity (README, "How it works"; `monitor.ingest.identity`) as decisions:
 
 1. `identify`: an entry this feed stored with the same content is skipped (level 1);
    one whose content changed is a new *version*, judged again, kept in its item's
