@@ -12,9 +12,11 @@ systemd all of that is silent.
 SIGHUP, or a change of the config file on disk, reloads: the new config is validated
 first, and only a valid one is applied (feeds added, removed and rescheduled, rules
 recompiled, targets replaced); an invalid one is logged with its key and the running
-config stays. SIGTERM/SIGINT stop scheduling and claiming deliveries, let work in
-flight finish within a deadline (a send that completes is recorded), and exit 0 within
-ten seconds, even when a worker thread is stuck.
+config stays. A reload the database failed (unreachable, busy, full) is tried again at
+each file check until it applies, so no instance of a fleet stays on its old config.
+SIGTERM/SIGINT stop scheduling and claiming deliveries, let work in flight finish
+within a deadline (a send that completes is recorded), and exit 0 within ten seconds,
+even when a worker thread is stuck.
 """
 
 from __future__ import annotations
@@ -210,6 +212,10 @@ class Service:
         self._readers: set[ReadWorker | InlineReader] = set()
         self._reload_lock = asyncio.Lock()
         self._fingerprint = file_fingerprint(config.path)
+        """The config file's content last settled: applied, or refused as invalid."""
+        self._retry_reload = False
+        """The last reload failed for a reason of the moment (the database): the file
+        watcher tries again even though the file has not changed."""
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -367,11 +373,13 @@ class Service:
             if self._stop.is_set():
                 return False
             self.notifier.notify("RELOADING=1")
+            # Read before the load: an edit made while it runs is seen at the next check.
+            seen = file_fingerprint(self.config.path)
             try:
-                self._fingerprint = file_fingerprint(self.config.path)
                 try:
                     new = await asyncio.to_thread(self._load)
                 except ConfigError as exc:
+                    self._settled(seen)  # refused until the file changes again
                     self.metrics.reloads.labels("rejected").inc()
                     self.log.error(
                         "config.rejected",
@@ -386,19 +394,31 @@ class Service:
                 if self._stop.is_set():
                     return False
                 await self._apply(new, reason)
+                self._settled(seen)
                 return True
             except StoreError as exc:  # before anything changed: _apply syncs feeds first
+                self._retry_reload = True
                 self.metrics.reloads.labels("rejected").inc()
                 self.log.error(
-                    "config.reload_failed", reason=reason, error=str(exc), kept="running config"
+                    "config.reload_failed",
+                    reason=reason,
+                    error=str(exc),
+                    kept="running config",
+                    retry="at the next file check",
                 )
                 return False
             except Exception:
+                self._settled(seen)  # a bug would fail the same way again
                 self.metrics.reloads.labels("rejected").inc()
                 self.log.exception("config.reload_failed", reason=reason, kept="running config")
                 return False
             finally:
                 self.notifier.notify(f"READY=1\nSTATUS={self._status_line()}")
+
+    def _settled(self, fingerprint: str | None) -> None:
+        """The file with this content was applied or refused for good: no retry."""
+        self._fingerprint = fingerprint
+        self._retry_reload = False
 
     async def _apply(self, new: Config, reason: str) -> None:
         old = self.config
@@ -496,10 +516,14 @@ class Service:
             self._readers.discard(closable)
 
     async def _watch_config(self, every: timedelta) -> None:
-        """Reload when the config file's content changes."""
+        """Reload when the config file's content changes, and again after a reload that
+        failed for a reason of the moment (a database briefly unreachable or busy), so no
+        instance of a fleet is left on its old config."""
         while not await self._stopped_within(every):
             current = await asyncio.to_thread(file_fingerprint, self.config.path)
-            if current != self._fingerprint:
+            if self._retry_reload:
+                await self.reload("retry")
+            elif current != self._fingerprint:
                 self.log.info("config.changed", path=str(self.config.path))
                 await self.reload("file")
 

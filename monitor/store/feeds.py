@@ -26,19 +26,30 @@ class FeedStore(Database):
     """The feeds' rows: configured, checked, failed, judged healthy or not."""
 
     def sync_feeds(self, feeds: Sequence[tuple[str, str]]) -> None:
-        """Make sure every configured (name, url) has a row; a changed URL starts afresh."""
+        """Make sure every configured (name, url) has a row; a changed URL starts afresh.
+
+        Instances sharing a database sync the same config at once (a fleet started or
+        reloaded together): a new feed is inserted with ON CONFLICT DO NOTHING, so the
+        one that loses the race finds the row made rather than failing, and a changed
+        URL is set to the same values by whichever comes second."""
         with self._write() as session:
             existing = {f.name: f for f in session.exec(select(Feed)).all()}
+            new = []
             for name, url in feeds:
                 row = existing.get(name)
                 if row is None:
-                    session.add(Feed(name=name, url=url))
+                    new.append({"name": name, "url": url})
                 elif row.url != url:
                     row.url, row.moved_to, row.gone = url, None, False
                     row.etag = row.last_modified = row.content_hash = None
                     row.baseline_done = False
                     row.next_check = None
                     session.add(row)
+            if new:
+                insert = self._insert_statement(_FEED).on_conflict_do_nothing(
+                    index_elements=[_FEED.c.name]
+                )
+                session.connection().execute(insert, new)
 
     def feed(self, name: str) -> FeedView:
         with self._read() as session:

@@ -25,6 +25,10 @@ _BAND = cast(Table, ClusterBand.__table__)  # type: ignore[attr-defined]
 CLUSTER_WINDOW = timedelta(days=30)
 """How far back near-duplicates are looked for (identity level 3)."""
 
+MIGRATION_LOCK = 0x6D6F6E69746F72
+"""The PostgreSQL advisory lock key `Store.migrate` holds ("monitor" in ASCII): one key
+for the whole database, so openers of any of its schemas take turns (briefly)."""
+
 Signed = tuple[bytes, Sequence[int]]
 """A packed MinHash signature and its band keys."""
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
-from sqlmodel import SQLModel, select
+from sqlalchemy import Engine, text
+from sqlmodel import select
 
 from monitor.core.errors import StoreError
-from monitor.store.engine import engine_for, storage_errors, wrap_public_methods
+from monitor.store.engine import create_tables, engine_for, wrap_public_methods
 from monitor.store.feeds import FeedStore
 from monitor.store.items import ItemStore
-from monitor.store.migrations import MIGRATIONS, Derivations
+from monitor.store.migrations import MIGRATION_LOCK, MIGRATIONS, Derivations
 from monitor.store.outbox import OutboxStore
 from monitor.store.reports import ReportStore
 from monitor.store.tables import Migration
@@ -57,12 +57,20 @@ class Store(FeedStore, ItemStore, OutboxStore, ReportStore):
         engine_for(url).dispose()
 
     def migrate(self) -> None:
-        """Apply the named migrations this database has not seen yet, in order."""
-        with storage_errors():
-            SQLModel.metadata.create_all(
-                self.engine, tables=[SQLModel.metadata.tables["migration"]]
-            )
+        """Apply the named migrations this database has not seen yet, in order.
+
+        One transaction under the database's write lock, the `migration` table's creation
+        included: processes opening one fresh database at once (a fleet starting) take
+        turns, and the later ones find the work done. SQLite's `BEGIN IMMEDIATE` is that
+        lock; on PostgreSQL, whose DDL takes no such lock (two CREATE TABLEs of one name
+        collide in its catalogue), it is a transaction-level advisory lock, released by
+        the commit."""
         with self._write() as session:
+            if not self._sqlite:
+                session.connection().execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
+            create_tables(session, "migration")
             done = set(session.exec(select(Migration.name)).all())
             for name, step in MIGRATIONS:
                 if name not in done:

@@ -9,7 +9,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from monitor.config.settings import Config, load_config, parse_config
@@ -32,6 +34,7 @@ from monitor.store.store import Store
 from tests.conftest import run_cli, shipped_stories, write_config
 from tests.support.daemon import Daemon, NotifySocket, SilentServer
 from tests.support.feeds import FILLER, UNVEILING_EN, rss
+from tests.support.postgres import schema_url
 from tests.support.servers import FeedServer, free_port
 
 BASE = """
@@ -191,6 +194,89 @@ def test_reload_applies_a_valid_config_and_keeps_the_old_on_error(
     asyncio.run(scenario())
     assert metrics.reloads.labels("applied")._value.get() == 1
     assert metrics.reloads.labels("rejected")._value.get() == 1
+
+
+FULL_DISK = {
+    "sqlite": (
+        "create trigger full_disk before insert on feed "
+        "begin select raise(abort, 'database or disk is full'); end",
+    ),
+    "postgresql": (
+        "create function full_disk() returns trigger language plpgsql as "
+        "$$ begin raise exception 'no space left' using errcode = '53100'; end $$",
+        "create trigger full_disk before insert on feed for each row execute function full_disk()",
+    ),
+}
+DISK_FREED = {
+    "sqlite": ("drop trigger full_disk",),
+    "postgresql": ("drop trigger full_disk on feed", "drop function full_disk"),
+}
+
+
+def _execute(store: Store, statements: tuple[str, ...]) -> None:
+    with store._write() as session:
+        for statement in statements:
+            session.execute(text(statement))
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for `condition` (checked every few milliseconds; a guard, not a timing)."""
+    for _ in range(1500):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_reload_the_database_failed_is_tried_again(
+    kind: str, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """A reload that failed for a reason of the moment (the database's disk full while
+    a new feed is added) keeps the running config, and the file watcher tries it again
+    until it applies: no instance is left on its old config."""
+    a = feed_server.serve("/a.xml", rss(FILLER))
+    b = feed_server.serve("/b.xml", rss(FILLER))
+    path = write_config(tmp_path, {"a": a}, fetch={"interval": "1h"})
+    opened = (
+        nullcontext(f"sqlite:///{tmp_path / 'monitor.db'}") if kind == "sqlite" else schema_url()
+    )
+    with opened as url:
+        store = Store.open(url)
+
+        async def scenario() -> list[dict[str, Any]]:
+            service = Service(
+                load_config(path),
+                store,
+                reload_check=timedelta(seconds=0.05),
+                metrics=Metrics(store),
+            )
+            running = asyncio.create_task(service.run())
+            await _until(lambda: service.scheduler.running, "the scheduler")
+            _execute(store, FULL_DISK[kind])
+            with capture_logs() as logs:
+                write_config(tmp_path, {"a": a, "b": b}, fetch={"interval": "1h"})
+                await _until(
+                    lambda: any(e["event"] == "config.reload_failed" for e in logs),
+                    "the failed reload",
+                )
+                assert [f.name for f in service.config.feeds] == ["a"]
+                _execute(store, DISK_FREED[kind])
+                await _until(lambda: len(service.config.feeds) == 2, "the retried reload")
+            assert "feed:b" in {job.id for job in service.scheduler.get_jobs()}
+            service.stop()
+            assert await running == 0
+            return logs
+
+        try:
+            logs = asyncio.run(scenario())
+            assert [f.name for f in store.feeds()] == ["a", "b"]
+        finally:
+            store.close()
+    failed = [e for e in logs if e["event"] == "config.reload_failed"]
+    assert failed[0]["reason"] == "file"
+    assert {e["reason"] for e in failed[1:]} <= {"retry"}
+    assert [e["reason"] for e in logs if e["event"] == "config.reloaded"] == ["retry"]
 
 
 def _hang_until(release: threading.Event) -> Any:
