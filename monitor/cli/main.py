@@ -62,6 +62,7 @@ COMMANDS: dict[str, Command] = {
     "status": Command("reads", "status"),
     "deliver": Command("delivery", "deliver", logs_to_stdout=True),
     "digest": Command("delivery", "digest", logs_to_stdout=True),
+    "prune": Command("maintenance", "prune"),
 }
 
 
@@ -210,6 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     digest.add_argument(
         "--format", default="text", choices=FORMATS, help="with --dry-run: how to print it"
     )
+    prune = add("prune", "delete what is older than `retention` now (the service does it daily)")
+    prune.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
     return parser
 
 

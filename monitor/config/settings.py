@@ -70,6 +70,22 @@ def parse_duration(value: object) -> object:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
+MIN_RETENTION = timedelta(days=1)
+
+
+def _retention(value: object) -> object:
+    """A duration of at least a day, or `off` (YAML also reads an unquoted off as false)."""
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    value = parse_duration(value)
+    if isinstance(value, timedelta) and value < MIN_RETENTION:
+        raise ValueError(f"at least 1d, or off to keep everything (got {value})")
+    return value
+
+
+Retention = Annotated[timedelta | None, BeforeValidator(_retention)]
+"""How long items are kept; None keeps everything."""
+
 
 def _time_of_day(value: object) -> object:
     if isinstance(value, int) and not isinstance(value, bool):
@@ -379,6 +395,9 @@ class Config(_Section):
     stories: tuple[Story, ...] = Field(min_length=1)
     http: HttpSettings | None = None
     """Off unless set: the /healthz and /metrics endpoint of `monitor run`."""
+    retention: Retention = timedelta(days=90)
+    """Items first seen longer ago are pruned daily (`monitor.store.retention` says which
+    stay); `off` keeps everything."""
     path: Path = Field(default=DEFAULT_PATH, exclude=True)
     _secrets: tuple[str, ...] = PrivateAttr(default=())
 

@@ -1,8 +1,9 @@
 """`monitor run`: the long-running service.
 
-APScheduler runs one job per feed (id `feed:<name>`, its interval, with jitter) and one
-delivery job. A feed job that creates an event pulls the delivery job forward, so an
-alert leaves within seconds rather than at the next delivery tick.
+APScheduler runs one job per feed (id `feed:<name>`, its interval, with jitter), one
+delivery job, and a daily prune (`retention`). A feed job that creates an event pulls
+the delivery job forward, so an alert leaves within seconds rather than at the next
+delivery tick.
 
 Under systemd (`Type=notify`) the service says READY=1 once scheduling has started,
 pings WATCHDOG=1 from the event loop (every 5 s, or at half of `WATCHDOG_USEC` if that
@@ -59,6 +60,10 @@ RELOAD_CHECK = timedelta(seconds=5)
 HEARTBEAT = timedelta(seconds=5)
 """The event loop's heartbeat: /healthz freshness, and the watchdog ping at most this far apart."""
 DELIVERY_JOB = "deliver"
+PRUNE_JOB = "prune"
+PRUNE_EVERY = timedelta(days=1)
+PRUNE_DELAY = timedelta(minutes=10)
+"""The first prune waits past the start's burst of fetches."""
 WORKER_PREFIX = "monitor-worker"
 T = TypeVar("T")
 
@@ -252,6 +257,7 @@ class Service:
         for feed in config.feeds:
             self._add_feed_job(feed, now)
         self._add_delivery_job(now)
+        self._add_prune_job(now + PRUNE_DELAY)
         self.scheduler.start()
         self.metrics.feeds.set(len(config.feeds))
         self._spawn(self._tick())
@@ -310,6 +316,37 @@ class Service:
             coalesce=True,
             misfire_grace_time=60,
         )
+
+    def _add_prune_job(self, first_run: datetime) -> None:
+        self.scheduler.add_job(
+            self._prune,
+            IntervalTrigger(seconds=PRUNE_EVERY.total_seconds(), timezone=UTC),
+            id=PRUNE_JOB,
+            name="prune",
+            replace_existing=True,
+            next_run_time=first_run,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(PRUNE_EVERY.total_seconds()),
+        )
+
+    async def _prune(self) -> None:
+        """Forget what is older than the retention (read at run time: a reload applies)."""
+        retention = self.config.retention
+        if retention is None or self._stop.is_set():
+            return
+        before = datetime.now(UTC) - retention
+        report = await self._tracked(asyncio.to_thread(self.store.prune, before), job="prune")
+        if report is not None:
+            self.metrics.stored("prune", ok=True)
+            self.log.info(
+                "store.pruned",
+                before=report.before.isoformat(),
+                items=report.items,
+                bands=report.bands,
+                deliveries=report.deliveries,
+                kept=report.kept,
+            )
 
     async def _check_feed(self, name: str) -> None:
         pipeline = self.pipeline

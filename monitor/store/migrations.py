@@ -145,9 +145,17 @@ def _report_versions(session: Session, derive: Derivations | None) -> None:
         after = batch[-1][0]
 
 
+def _band_item_index(session: Session, _derive: Derivations | None) -> None:
+    """Bands are found by their item: pruning an item must not scan every band."""
+    for index in _BAND.indexes:
+        if index.name == "ix_cluster_band_item":
+            index.create(session.connection(), checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial_schema),
     ("0002_delivery_routing", _delivery_routing),
     ("0003_minhash_clusters", _minhash_clusters),
     ("0004_report_versions", _report_versions),
+    ("0005_band_item_index", _band_item_index),
 ]

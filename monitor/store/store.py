@@ -6,6 +6,7 @@
     items.py       ingest persistence: the facts an ingest decides on, its decisions written
     outbox.py      deliveries: queued, claimed, sent, retried, folded, dead
     reports.py     read models: events, updates, items, digest material
+    retention.py   pruning what is older than the retention
     views.py       the frozen values all of these return
 
 The store decides nothing about what a report is (`monitor.ingest.decide` does) and
@@ -27,11 +28,12 @@ from monitor.store.items import ItemStore
 from monitor.store.migrations import MIGRATION_LOCK, MIGRATIONS, Derivations
 from monitor.store.outbox import OutboxStore
 from monitor.store.reports import ReportStore
+from monitor.store.retention import RetentionStore
 from monitor.store.tables import Migration
 
 
 @wrap_public_methods
-class Store(FeedStore, ItemStore, OutboxStore, ReportStore):
+class Store(FeedStore, ItemStore, OutboxStore, ReportStore, RetentionStore):
     """Everything monitor remembers, behind one small API."""
 
     def __init__(self, engine: Engine, *, derive: Derivations | None = None) -> None:

@@ -100,7 +100,12 @@ class ClusterBand(SQLModel, table=True):
     """
 
     __tablename__ = "cluster_band"
-    __table_args__ = (Index("ix_cluster_band_lookup", "story", "key", "seen_at", "item_id"),)
+    __table_args__ = (
+        Index("ix_cluster_band_lookup", "story", "key", "seen_at", "item_id"),
+        Index("ix_cluster_band_item", "item_id"),
+    )
+    """`ix_cluster_band_item`: deleting an item checks its bands (the foreign key); without
+    an index SQLite scans the whole table for each item pruned (`retention`)."""
 
     id: int | None = Field(default=None, primary_key=True)
     story: str

@@ -92,6 +92,8 @@ def test_deliver_sends_without_polling(
         ("history",),
         ("status", "--json"),
         ("replay",),
+        ("prune", "--dry-run"),
+        ("prune",),
     ],
     ids=" ".join,
 )

@@ -402,3 +402,29 @@ def test_target_label_masks_environment_values(
     # What earlier versions stored showed the value; its deliveries are moved to `label`.
     assert config.relabelled() == {masked.former_label: label}
     assert masked.former_label != label
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        pytest.param("", timedelta(days=90), id="default"),
+        pytest.param("retention: 30d\n", timedelta(days=30), id="duration"),
+        pytest.param("retention: 1d\n", timedelta(days=1), id="least"),
+        pytest.param("retention: off\n", None, id="off"),
+        pytest.param('retention: "off"\n', None, id="quoted-off"),
+    ],
+)
+def test_retention(line: str, kept: timedelta | None) -> None:
+    """How long items are kept: 90 days unless set; `off` keeps everything."""
+    assert _config(BASE + line).retention == kept
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("12h", "at least 1d, or off"), ("soon", "not a duration"), ("0", "at least 1d")],
+)
+def test_a_bad_retention_names_its_key_and_line(value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _config(BASE + f"retention: {value}\n")
+    assert (caught.value.key, caught.value.line) == ("retention", 7)
+    assert message in caught.value.message

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from monitor.service.daemon import (
     watchdog_period,
 )
 from monitor.service.metrics import Metrics
+from monitor.store.items import NewItem
 from monitor.store.store import Store
 from tests.conftest import run_cli, shipped_stories, write_config
 from tests.support.daemon import Daemon, NotifySocket, SilentServer
@@ -160,7 +161,12 @@ def test_reload_applies_a_valid_config_and_keeps_the_old_on_error(
         running = asyncio.create_task(service.run())
         while not service.scheduler.running:
             await asyncio.sleep(0.01)
-        assert {j.id for j in service.scheduler.get_jobs()} == {"feed:a", "feed:b", "deliver"}
+        assert {j.id for j in service.scheduler.get_jobs()} == {
+            "feed:a",
+            "feed:b",
+            "deliver",
+            "prune",
+        }
 
         write_config(
             tmp_path,
@@ -170,7 +176,7 @@ def test_reload_applies_a_valid_config_and_keeps_the_old_on_error(
         )
         assert await service.reload("test") is True
         jobs = {job.id: job for job in service.scheduler.get_jobs()}
-        assert set(jobs) == {"feed:a", "feed:c", "deliver"}
+        assert set(jobs) == {"feed:a", "feed:c", "deliver", "prune"}
         assert jobs["feed:a"].trigger.interval == timedelta(hours=2)
         assert jobs["deliver"].trigger.interval == timedelta(seconds=45)
         assert [f.name for f in service.config.feeds] == ["a", "c"]
@@ -182,7 +188,12 @@ def test_reload_applies_a_valid_config_and_keeps_the_old_on_error(
         with capture_logs() as logs:
             assert await service.reload("test") is False
         assert service.config is applied
-        assert {job.id for job in service.scheduler.get_jobs()} == {"feed:a", "feed:c", "deliver"}
+        assert {job.id for job in service.scheduler.get_jobs()} == {
+            "feed:a",
+            "feed:c",
+            "deliver",
+            "prune",
+        }
         rejected = [e for e in logs if e["event"] == "config.rejected"]
         assert [(e["key"], e["error"]) for e in rejected] == [
             ("feeds[1].name", "duplicate name 'a'")
@@ -439,3 +450,50 @@ def test_a_taken_metrics_port_is_a_config_error(tmp_path: Path, feed_server: Fee
         result = run_cli(config, "run", timeout=30)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "config error: http.listen: cannot listen on" in result.stderr
+
+
+def test_the_daily_prune_forgets_old_items_and_logs_what_went(tmp_path: Path, store: Store) -> None:
+    """The prune job runs daily, reads `retention` from the running config, and logs
+    `store.pruned` with its counts."""
+    path = write_config(tmp_path, {"a": "http://127.0.0.1:9/a.xml"}, retention="30d")
+    now = datetime.now(UTC)
+    store.sync_feeds([("a", "http://127.0.0.1:9/a.xml")])
+    _old_items(store, now - timedelta(days=40), "x1", "x2")
+    _old_items(store, now - timedelta(days=1), "latest")
+
+    async def scenario() -> list[Any]:
+        service = Service(load_config(path), store, reload_check=None)
+        service._add_prune_job(now + timedelta(minutes=10))
+        assert service.scheduler.get_job("prune").trigger.interval == timedelta(days=1)
+        with capture_logs() as logs:
+            await service._prune()
+        return logs
+
+    logs = asyncio.run(scenario())
+    [pruned] = [e for e in logs if e["event"] == "store.pruned"]
+    assert (pruned["items"], pruned["deliveries"], pruned["kept"]) == (2, 0, 0)
+    assert [i.title for i in store.items()] == ["latest"]
+
+
+def _old_items(store: Store, at: datetime, *keys: str) -> None:
+    with store.ingest("a") as tx:
+        tx.insert([_row(key) for key in keys], at)
+
+
+def _row(key: str) -> NewItem:
+    return NewItem(
+        key=key,
+        url=None,
+        title=key,
+        summary="",
+        outlet=None,
+        lang=None,
+        published=None,
+        story=None,
+        milestone=None,
+        terms=None,
+        signature=None,
+        content_hash=key,
+        version_of=None,
+        silent=True,
+    )
