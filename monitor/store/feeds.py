@@ -5,18 +5,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from monitor.core.errors import StoreError
 from monitor.store.engine import Database, utc
 from monitor.store.outbox import enqueue_notices
+from monitor.store.tables import FEED_TABLE as _FEED
 from monitor.store.tables import Feed, Item
 from monitor.store.views import FeedView, Notice
 
-_FEED = cast(Table, Feed.__table__)  # type: ignore[attr-defined]
 UPDATE_FEED_BY_NAME = update(_FEED).where(_FEED.c.name == bindparam("feed_name"))
 _NAMES_CHUNK = 400
 """Feed names per statement: well under any database's limit on parameters."""

@@ -20,24 +20,21 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, StatementError
 
 from monitor.core.errors import StoreError
 from monitor.store.engine import Database, short
 from monitor.store.feeds import ok_values
 from monitor.store.migrations import CLUSTER_WINDOW
-from monitor.store.tables import ClusterBand, Delivery, Event, Feed, Item
+from monitor.store.tables import BAND_TABLE as _BAND
+from monitor.store.tables import DELIVERY_TABLE as _DELIVERY
+from monitor.store.tables import EVENT_TABLE as _EVENT
+from monitor.store.tables import FEED_TABLE as _FEED
+from monitor.store.tables import ITEM_TABLE as _ITEM
 from monitor.store.views import PENDING
-
-_FEED = cast(Table, Feed.__table__)  # type: ignore[attr-defined]
-_ITEM = cast(Table, Item.__table__)  # type: ignore[attr-defined]
-_BAND = cast(Table, ClusterBand.__table__)  # type: ignore[attr-defined]
-_EVENT = cast(Table, Event.__table__)  # type: ignore[attr-defined]
-_DELIVERY = cast(Table, Delivery.__table__)  # type: ignore[attr-defined]
-"""The tables themselves, for Core statements on the hot path (no ORM bookkeeping)."""
 
 # The hot path's statements, built once: building one costs more than running it.
 _FEED_KEY = select(_FEED.c.id, _FEED.c.baseline_done).where(_FEED.c.name == bindparam("feed_name"))

@@ -12,16 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
-from sqlalchemy import Table, bindparam, inspect, select, update
+from sqlalchemy import bindparam, inspect, select, update
 from sqlmodel import Session, SQLModel
 
 from monitor.core.errors import StoreError
-from monitor.store.tables import ClusterBand, Item
+from monitor.store.tables import BAND_TABLE as _BAND
+from monitor.store.tables import ITEM_TABLE as _ITEM
 
-_ITEM = cast(Table, Item.__table__)  # type: ignore[attr-defined]
-_BAND = cast(Table, ClusterBand.__table__)  # type: ignore[attr-defined]
 CLUSTER_WINDOW = timedelta(days=30)
 """How far back near-duplicates are looked for (identity level 3)."""
 

@@ -28,20 +28,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, exists, func, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from monitor.store.engine import Database, rowcount
 from monitor.store.migrations import CLUSTER_WINDOW
-from monitor.store.tables import ClusterBand, Delivery, Event, Item
+from monitor.store.tables import BAND_TABLE as _BAND
+from monitor.store.tables import DELIVERY_TABLE as _DELIVERY
+from monitor.store.tables import EVENT_TABLE as _EVENT
+from monitor.store.tables import ITEM_TABLE as _ITEM
 from monitor.store.views import DEAD, SENT
-
-_ITEM = cast(Table, Item.__table__)  # type: ignore[attr-defined]
-_BAND = cast(Table, ClusterBand.__table__)  # type: ignore[attr-defined]
-_EVENT = cast(Table, Event.__table__)  # type: ignore[attr-defined]
-_DELIVERY = cast(Table, Delivery.__table__)  # type: ignore[attr-defined]
 
 BATCH = 1000
 """Rows per delete transaction: a few milliseconds of write lock each."""

@@ -13,8 +13,9 @@ All datetimes are timezone-aware UTC (sqlmodel >= 0.0.45 rejects naive ones).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -174,3 +175,13 @@ class Migration(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     applied_at: datetime
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+FEED_TABLE, ITEM_TABLE, BAND_TABLE, EVENT_TABLE, DELIVERY_TABLE = (
+    _table(model) for model in (Feed, Item, ClusterBand, Event, Delivery)
+)
+"""The tables themselves, for Core statements on the hot paths (no ORM bookkeeping)."""
