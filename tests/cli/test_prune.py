@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.store.items import NewItem
 from monitor.store.store import Store
 from tests.conftest import run_cli, write_config
+from tests.support.rows import store_items
 
 FEED = "http://127.0.0.1:9/a.xml"
 
@@ -17,8 +17,7 @@ def _stored(tmp_path: Path) -> Store:
     store.sync_feeds([("a", FEED)])
     now = datetime.now(UTC)
     for days, keys in [(100, ["x1", "x2"]), (1, ["latest"])]:
-        with store.ingest("a") as tx:
-            tx.insert([_row(key) for key in keys], now - timedelta(days=days))
+        store_items(store, "a", now - timedelta(days=days), *keys)
     return store
 
 
@@ -54,22 +53,3 @@ def test_prune_rejects_a_short_retention_in_one_line(tmp_path: Path) -> None:
     [line] = result.stderr.splitlines()
     assert "retention" in line
     assert "at least 1d" in line
-
-
-def _row(key: str) -> NewItem:
-    return NewItem(
-        key=key,
-        url=None,
-        title=key,
-        summary="",
-        outlet=None,
-        lang=None,
-        published=None,
-        story=None,
-        milestone=None,
-        terms=None,
-        signature=None,
-        content_hash=key,
-        version_of=None,
-        silent=True,
-    )

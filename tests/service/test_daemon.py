@@ -30,12 +30,12 @@ from monitor.service.daemon import (
     watchdog_period,
 )
 from monitor.service.metrics import Metrics
-from monitor.store.items import NewItem
 from monitor.store.store import Store
 from tests.conftest import run_cli, shipped_stories, write_config
 from tests.support.daemon import Daemon, NotifySocket, SilentServer
 from tests.support.feeds import FILLER, UNVEILING_EN, rss
 from tests.support.postgres import schema_url
+from tests.support.rows import store_items
 from tests.support.servers import FeedServer, free_port
 
 BASE = """
@@ -458,8 +458,8 @@ def test_the_daily_prune_forgets_old_items_and_logs_what_went(tmp_path: Path, st
     path = write_config(tmp_path, {"a": "http://127.0.0.1:9/a.xml"}, retention="30d")
     now = datetime.now(UTC)
     store.sync_feeds([("a", "http://127.0.0.1:9/a.xml")])
-    _old_items(store, now - timedelta(days=40), "x1", "x2")
-    _old_items(store, now - timedelta(days=1), "latest")
+    store_items(store, "a", now - timedelta(days=40), "x1", "x2")
+    store_items(store, "a", now - timedelta(days=1), "latest")
 
     async def scenario() -> list[Any]:
         service = Service(load_config(path), store, reload_check=None)
@@ -473,27 +473,3 @@ def test_the_daily_prune_forgets_old_items_and_logs_what_went(tmp_path: Path, st
     [pruned] = [e for e in logs if e["event"] == "store.pruned"]
     assert (pruned["items"], pruned["deliveries"], pruned["kept"]) == (2, 0, 0)
     assert [i.title for i in store.items()] == ["latest"]
-
-
-def _old_items(store: Store, at: datetime, *keys: str) -> None:
-    with store.ingest("a") as tx:
-        tx.insert([_row(key) for key in keys], at)
-
-
-def _row(key: str) -> NewItem:
-    return NewItem(
-        key=key,
-        url=None,
-        title=key,
-        summary="",
-        outlet=None,
-        lang=None,
-        published=None,
-        story=None,
-        milestone=None,
-        terms=None,
-        signature=None,
-        content_hash=key,
-        version_of=None,
-        silent=True,
-    )

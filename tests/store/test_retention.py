@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from monitor.ingest import record
-from monitor.ingest.decide import DERIVATIONS, Classified
+from monitor.ingest.decide import Classified
 from monitor.ingest.entry import Entry
 from monitor.match.classify import Verdict
 from monitor.store import retention
 from monitor.store.store import Store
-from tests.support.postgres import schema_url
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CUTOFF = NOW - timedelta(days=90)
@@ -27,19 +25,6 @@ WIRE = (
     "Russia plans to erect a monument in the Kursk region to North Korean soldiers who "
     "fought in the battles for the region, the foreign minister said on Saturday after talks."
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        opened = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}", derive=DERIVATIONS)
-        yield opened
-        opened.close()
-        return
-    with schema_url() as url:
-        opened = Store.open(url, derive=DERIVATIONS)
-        yield opened
-        opened.close()
 
 
 def entry(key: str, title: str, at: datetime, summary: str = "", dated: bool = True) -> Entry:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy import text
 
 from monitor.core.errors import StoreError
 from monitor.ingest import record
-from monitor.ingest.decide import DERIVATIONS, Classified
+from monitor.ingest.decide import Classified
 from monitor.ingest.entry import Entry
 from monitor.ingest.identity import MAX_VERSIONS
 from monitor.match.classify import Verdict
@@ -21,19 +20,6 @@ from tests.support.postgres import schema_url
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 STORY = "kursk-kpa-monument"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        opened = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}", derive=DERIVATIONS)
-        yield opened
-        opened.close()
-        return
-    with schema_url() as url:
-        opened = Store.open(url, derive=DERIVATIONS)
-        yield opened
-        opened.close()
 
 
 def entry(key: str, title: str = "Weather", url: str | None = None, **kw: object) -> Entry:
