@@ -1,8 +1,15 @@
 """`monitor run`: the long-running service.
 
-APScheduler runs one job per feed (id `feed:<name>`, its interval, with jitter), one
-delivery job, and a daily prune (`retention`). A feed job that creates an event pulls
-the delivery job forward, so an alert leaves within seconds rather than at the next
+The database is the schedule. Each feed's next check is a column of its row; one
+APScheduler job (`claim`, every second) leases the feeds that are due, as many as the
+instance has room for (`FeedStore.claim_feeds`), and checks them; each check writes the
+feed's next time (interval plus jitter, or backoff, or Retry-After) and ends the lease.
+So a restart resumes the schedule rather than polling everything, a feed told to wait a
+day is not woken before, and any number of instances on one database share the feeds:
+each check is claimed by one of them, and a dead instance's claims lapse with their
+lease (at most the feed's interval). The other periodic jobs are APScheduler's too: the
+delivery job, and a daily prune (`retention`). A check that creates an event pulls the
+delivery job forward, so an alert leaves within seconds rather than at the next
 delivery tick.
 
 Under systemd (`Type=notify`) the service says READY=1 once scheduling has started,
@@ -25,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -50,6 +58,7 @@ from monitor.service.metrics import Metrics, MetricsServer
 from monitor.service.pipeline import UNRECORDED, Pipeline
 from monitor.service.redact import Redactor
 from monitor.store.store import Store
+from monitor.store.views import FeedView
 
 DRAIN_DEADLINE = timedelta(seconds=6)
 """How long work in flight may take to finish after SIGTERM before it is abandoned."""
@@ -59,6 +68,10 @@ RELOAD_CHECK = timedelta(seconds=5)
 """How often the config file is checked for changes."""
 HEARTBEAT = timedelta(seconds=5)
 """The event loop's heartbeat: /healthz freshness, and the watchdog ping at most this far apart."""
+CLAIM_JOB = "claim"
+CLAIM_EVERY = timedelta(seconds=1)
+"""How often an instance looks for due feeds (and at once when checks free room)."""
+LEASE_SLACK = timedelta(seconds=30)
 DELIVERY_JOB = "deliver"
 PRUNE_JOB = "prune"
 PRUNE_EVERY = timedelta(days=1)
@@ -159,6 +172,23 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
     )
 
 
+def feed_lease(config: Config, feed: FeedConfig) -> timedelta:
+    """How long a claimed feed is held: what a slow check may take (connecting and
+    reading twice over, plus parse and store), but never longer than the feed's interval,
+    so a feed whose instance died is checked again within two intervals. A check that
+    outlives its lease may be repeated by another instance: the store's identity rules
+    make that a wasted fetch, never a second alert."""
+    fetch = config.fetch
+    budget = 2 * (fetch.connect_timeout + fetch.timeout) + LEASE_SLACK
+    return min(config.feed_interval(feed), budget)
+
+
+def instance_name() -> str:
+    """Who holds a lease: host and pid to find the process, and a random part so a
+    restarted process with a recycled pid is not taken for its predecessor."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 def file_fingerprint(path: Path) -> str | None:
     """A digest of the file's bytes; None when it cannot be read."""
     try:
@@ -189,6 +219,7 @@ class Service:
         reload_check: timedelta | None = RELOAD_CHECK,
         drain_deadline: timedelta = DRAIN_DEADLINE,
         app: App | None = None,
+        claim_every: timedelta = CLAIM_EVERY,
     ) -> None:
         if app is not None and (app.config is not config or app.store is not store):
             raise ValueError("app must be assembled from this config and store")
@@ -202,6 +233,13 @@ class Service:
         self.redactor = redactor
         self.reload_check = reload_check
         self.drain_deadline = drain_deadline
+        self.claim_every = claim_every
+        self.owner = instance_name()
+        """This instance, as the feeds' leases name it."""
+        self._checking: set[str] = set()
+        """Feeds this instance has claimed and not yet finished checking."""
+        self._backlog = False
+        """The last claim filled the room: more feeds may be due."""
         self.log = structlog.get_logger("monitor.daemon")
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.fetcher: Fetcher | None = None
@@ -254,12 +292,11 @@ class Service:
                 ) from None
             self.http = server.start()
         now = datetime.now(UTC)
-        for feed in config.feeds:
-            self._add_feed_job(feed, now)
+        self._add_claim_job(now)
         self._add_delivery_job(now)
         self._add_prune_job(now + PRUNE_DELAY)
         self.scheduler.start()
-        self.metrics.feeds.set(len(config.feeds))
+        self._watch(config)
         self._spawn(self._tick())
         if self.reload_check:
             self._spawn(self._watch_config(self.reload_check))
@@ -278,31 +315,64 @@ class Service:
         """SIGHUP: reload the config file soon (signal handlers must not wait)."""
         self._spawn(self.reload("signal"))
 
+    async def _release(self) -> None:
+        """Give back the feeds claimed and not checked (abandoned at the deadline, or
+        never started): due again at once, for the next instance or this one restarted."""
+        try:
+            released = await asyncio.wait_for(
+                asyncio.to_thread(self.store.release_feeds, self.owner), timeout=1
+            )
+        except (StoreError, TimeoutError) as exc:
+            self.log.warning("feeds.release_failed", error=str(exc) or type(exc).__name__)
+            return
+        if released:
+            self.log.info("feeds.released", feeds=released)
+
     def _status_line(self) -> str:
         return f"watching {len(self.config.feeds)} feeds, {len(self.config.notify)} targets"
 
     # -- scheduling -----------------------------------------------------------
 
-    def _feed_trigger(self, config: Config, feed: FeedConfig) -> IntervalTrigger:
-        return IntervalTrigger(
-            seconds=config.feed_interval(feed).total_seconds(),
-            jitter=config.fetch.jitter.total_seconds() or None,
-            timezone=UTC,
-        )
-
-    def _add_feed_job(self, feed: FeedConfig, first_run: datetime) -> None:
+    def _add_claim_job(self, first_run: datetime) -> None:
         self.scheduler.add_job(
-            self._check_feed,
-            self._feed_trigger(self.config, feed),
-            args=[feed.name],
-            id=f"feed:{feed.name}",
-            name=f"feed {feed.name}",
+            self._claim,
+            IntervalTrigger(seconds=self.claim_every.total_seconds(), timezone=UTC),
+            id=CLAIM_JOB,
+            name="claim due feeds",
             replace_existing=True,
             next_run_time=first_run,
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=int(self.config.feed_interval(feed).total_seconds()),
+            misfire_grace_time=max(1, int(self.claim_every.total_seconds())),
         )
+
+    def _room(self) -> int:
+        """Feeds this instance may hold at once: twice what it fetches at once, so the
+        fetches stay busy while the claimed feeds before them are parsed and stored."""
+        return 2 * self.config.fetch.concurrency - len(self._checking)
+
+    async def _claim(self) -> None:
+        """Lease the due feeds this instance has room for, and check each."""
+        config, room = self.config, self._room()
+        if self.pipeline is None or self._stop.is_set() or room <= 0:
+            self._backlog = room <= 0
+            return
+        leases = {
+            f.name: feed_lease(config, f) for f in config.feeds if f.name not in self._checking
+        }
+        claim = asyncio.to_thread(
+            self.store.claim_feeds, leases, now=self.app.clock(), owner=self.owner, limit=room
+        )
+        claimed = await self._tracked(claim, job="feed") or []
+        self._backlog = len(claimed) == room
+        for state in claimed:
+            self._checking.add(state.name)
+            self._spawn(self._check_feed(state))
+
+    def _claim_soon(self) -> None:
+        job = self.scheduler.get_job(CLAIM_JOB)
+        if job is not None and not self._stop.is_set():
+            job.modify(next_run_time=datetime.now(UTC))
 
     def _add_delivery_job(self, first_run: datetime) -> None:
         self.scheduler.add_job(
@@ -348,22 +418,30 @@ class Service:
                 kept=report.kept,
             )
 
-    async def _check_feed(self, name: str) -> None:
-        pipeline = self.pipeline
-        feed = next((f for f in self.config.feeds if f.name == name), None)
-        if pipeline is None or feed is None or self._stop.is_set():
-            return
-        started = time.monotonic()
-        report = await self._tracked(pipeline.check_feed(feed), job="feed")
-        if report is None:
-            return
-        self.metrics.feed_checked(report, time.monotonic() - started)
-        if report.outcome == UNRECORDED:
-            return  # the health check needs the store that just failed
-        if not self._stop.is_set():
-            await self._tracked(pipeline.app.check_health([name]), job="feed")
-        if report.events:
-            self._deliver_soon()
+    async def _check_feed(self, state: FeedView) -> None:
+        """Check a feed this instance claimed; its outcome ends the lease."""
+        name = state.name
+        try:
+            pipeline = self.pipeline
+            feed = next((f for f in self.config.feeds if f.name == name), None)
+            if pipeline is None or feed is None or self._stop.is_set():
+                return  # the lease lapses, or is released at shutdown
+            started = time.monotonic()
+            report = await self._tracked(pipeline.check_feed(feed, state=state), job="feed")
+            if report is None:
+                return
+            self.metrics.feed_checked(report, time.monotonic() - started)
+            if report.outcome == UNRECORDED:
+                return  # the lease lapses and the feed is tried again
+            if not self._stop.is_set():
+                await self._tracked(pipeline.app.check_health([name]), job="feed")
+            if report.events:
+                self._deliver_soon()
+        finally:
+            self._checking.discard(name)
+            if self._backlog and self._room() >= max(1, self.config.fetch.concurrency // 2):
+                self._backlog = False
+                self._claim_soon()
 
     async def _deliver(self) -> None:
         # Delivery needs no pipeline: the application alone sends what is stored.
@@ -478,16 +556,10 @@ class Service:
         self.app = App.build(new, self.store)
         self.pipeline = Pipeline(self.app, fetcher, self.reader)
         self.config = new
-        now = datetime.now(UTC)
-        for name in plan.removed:
-            if self.scheduler.get_job(f"feed:{name}") is not None:
-                self.scheduler.remove_job(f"feed:{name}")
-        feeds = {f.name: f for f in new.feeds}
-        for name in plan.added:
-            self._add_feed_job(feeds[name], now)
-        for name in plan.rescheduled:
-            self.scheduler.reschedule_job(
-                f"feed:{name}", trigger=self._feed_trigger(new, feeds[name])
+        if plan.rescheduled:
+            intervals = {f.name: new.feed_interval(f) for f in new.feeds}
+            await asyncio.to_thread(
+                self.store.reschedule, {name: intervals[name] for name in plan.rescheduled}
             )
         if plan.delivery_changed:
             self.scheduler.reschedule_job(
@@ -502,7 +574,7 @@ class Service:
                 key="database",
                 error="the database cannot change while running; restart to use the new one",
             )
-        self.metrics.feeds.set(len(new.feeds))
+        self._watch(new)
         self.metrics.reloads.labels("applied").inc()
         self.log.info(
             "config.reloaded",
@@ -514,6 +586,13 @@ class Service:
             rescheduled=list(plan.rescheduled),
             fetch_changed=plan.fetch_changed,
         )
+
+    def _watch(self, config: Config) -> None:
+        """The metrics show the schedule of this config's feeds."""
+        self.metrics.feeds.set(len(config.feeds))
+        self.metrics.watched = frozenset(f.name for f in config.feeds)
+        if config.feeds:
+            self._claim_soon()  # a feed added is due at once
 
     def _restart_http(self, new: Config) -> None:
         if new.http is not None:
@@ -605,6 +684,7 @@ class Service:
                 self.log.warning("service.abandoned", jobs=len(late))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        await self._release()
         # The heartbeat and the file watcher end by themselves once stopped, and a
         # retired fetcher closes once its jobs are done: give them a moment first.
         if self._background:

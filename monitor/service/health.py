@@ -103,7 +103,10 @@ class FeedHealth:
             if verdict is UNDECIDED or verdict.state == feed.health:
                 continue
             notices = self._notices(feed, verdict, now)
-            self.store.set_health(feed.name, verdict.state, now=now, notices=notices)
+            if not self.store.set_health(
+                feed.name, verdict.state, was=feed.health, now=now, notices=notices
+            ):
+                continue  # another instance judged it first and told it
             event = "feed.unhealthy" if verdict.state else "feed.recovered"
             self.log.warning(event, feed=feed.name, state=verdict.state or feed.health)
             changes.append((feed.name, verdict.state))

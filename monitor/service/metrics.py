@@ -3,7 +3,9 @@
 `Metrics` owns its own prometheus `CollectorRegistry` (never the global one, so two
 services in one process, or tests, never share counters). The service records each
 feed check and delivery run into it; the outbox is read from the store at scrape time,
-so `monitor_alerts` is the database's truth rather than this process's memory.
+so `monitor_alerts` is the database's truth rather than this process's memory, and so
+is the schedule (`monitor_feed_schedule{state}`, `monitor_schedule_lag_seconds`): the
+same rows every instance of a fleet claims its checks from.
 
 `MetricsServer` serves `/metrics` (Prometheus text format) and `/healthz` from a
 thread, on a loopback address only (`http.listen` in the config; off by default).
@@ -18,7 +20,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from datetime import UTC, datetime
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -130,8 +133,11 @@ class Metrics:
             self.sends.labels(result)
         for result in ("applied", "rejected"):
             self.reloads.labels(result)
+        self.watched: Collection[str] = ()
+        """The feeds of the running config, whose schedule the metrics show."""
         if store is not None:
             registry.register(OutboxCollector(store))
+            registry.register(ScheduleCollector(store, lambda: self.watched))
         self._beat = monotonic()
         self.last_success_at: float | None = None
         self.stopping = False
@@ -217,6 +223,50 @@ class OutboxCollector(Collector):
     def _family() -> GaugeMetricFamily:
         return GaugeMetricFamily(
             "monitor_alerts", "Alert deliveries in the outbox, by state", labels=["state"]
+        )
+
+
+SCHEDULE_STATES = ("due", "checking", "waiting", "backoff", "gone")
+
+
+class ScheduleCollector(Collector):
+    """`monitor_feed_schedule{state}` and `monitor_schedule_lag_seconds`, read from the
+    feeds' rows at scrape: due (waiting to be claimed), checking (claimed by an instance),
+    waiting (for their next check), backoff, gone; and how long the longest-overdue feed
+    has waited. A lag that keeps growing means the fleet cannot keep up."""
+
+    def __init__(self, store: Store, names: Callable[[], Collection[str]]) -> None:
+        self.store = store
+        self.names = names
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            counts = self.store.schedule_counts(self.names(), datetime.now(UTC))
+        except StoreError as exc:
+            log = structlog.get_logger("monitor.metrics")
+            log.warning("metrics.schedule_failed", error=str(exc))
+            return
+        feeds, lag = self._families()
+        for state in SCHEDULE_STATES:
+            feeds.add_metric([state], counts[state])
+        lag.add_metric([], counts["lag"])
+        yield from (feeds, lag)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "monitor_feed_schedule",
+                "Configured feeds by schedule state (due, checking, waiting, backoff, gone)",
+                labels=["state"],
+            ),
+            GaugeMetricFamily(
+                "monitor_schedule_lag_seconds",
+                "How long the longest-overdue feed has waited to be claimed",
+            ),
         )
 
 

@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -143,7 +144,6 @@ class Pipeline:
 
     async def _check(self, feed: FeedConfig, state: FeedView, log: Any) -> FeedReport:
         url = state.moved_to or feed.url
-        interval = self.config.feed_interval(feed)
         result = await self.fetcher.fetch(url, Validators(state.etag, state.last_modified))
         if result.moved_to:
             log.warning("feed.moved", old=url, new=result.moved_to)
@@ -154,7 +154,7 @@ class Pipeline:
                 self.store.record_unchanged,
                 feed.name,
                 now,
-                now + interval,
+                self.next_check(feed, now),
                 result.moved_to,
                 status=result.status,
                 validators=(result.etag, result.last_modified) if result.status == 200 else None,
@@ -170,7 +170,7 @@ class Pipeline:
             feed.name,
             classified,
             now=ingest_at,
-            next_check=ingest_at + interval,
+            next_check=self.next_check(feed, ingest_at),
             alert_after=ingest_at - self.config.alerts.max_age,
             route=lambda story, milestone: route(self.config, story, milestone),
             validators=(result.etag, result.last_modified),
@@ -209,6 +209,12 @@ class Pipeline:
             status=result.status,
             skipped=len(outcome.skipped),
         )
+
+    def next_check(self, feed: FeedConfig, now: datetime) -> datetime:
+        """When a feed checked at `now` is due again: its interval plus a random part of
+        `fetch.jitter`, so feeds added together drift apart rather than hit at once."""
+        jitter = self.rng.uniform(0, self.config.fetch.jitter.total_seconds())
+        return now + self.config.feed_interval(feed) + timedelta(seconds=jitter)
 
     async def _failed(self, feed: FeedConfig, state: FeedView, exc: FeedError) -> FeedReport:
         failures = state.consecutive_failures + 1

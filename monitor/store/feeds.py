@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, or_, update
 from sqlmodel import Session, col, select
 
 from monitor.core.errors import StoreError
-from monitor.store.engine import Database, utc
+from monitor.store.engine import Database, rowcount, utc
 from monitor.store.outbox import enqueue_notices
 from monitor.store.tables import FEED_TABLE as _FEED
 from monitor.store.tables import Feed, Item
@@ -50,6 +50,108 @@ class FeedStore(Database):
                     index_elements=[_FEED.c.name]
                 )
                 session.connection().execute(insert, new)
+
+    # -- the schedule ---------------------------------------------------------
+
+    def claim_feeds(
+        self, leases: Mapping[str, timedelta], *, now: datetime, owner: str, limit: int
+    ) -> list[FeedView]:
+        """Lease up to `limit` of the feeds named in `leases` whose check is due, the
+        longest overdue (and the never checked) first; each for its own lease.
+
+        A feed is due when its `next_check` has come (or it has none) and no one holds
+        it: instances sharing the database never claim one feed at once (`FOR UPDATE
+        SKIP LOCKED` on PostgreSQL, so they do not wait on each other; SQLite's write
+        lock serialises claims). The check's outcome (`record_unchanged`,
+        `record_failure`, the ingest) writes the next time and ends the lease; a lease
+        its holder never ended (the process died) lapses at its end. A feed that
+        answered 410 Gone is never due."""
+        if not leases or limit <= 0:
+            return []
+        with self._write() as session:
+            rows = session.exec(
+                select(Feed)
+                .where(
+                    col(Feed.name).in_(sorted(leases)),
+                    col(Feed.gone).is_(False),
+                    or_(col(Feed.next_check).is_(None), col(Feed.next_check) <= now),
+                    or_(col(Feed.lease_until).is_(None), col(Feed.lease_until) <= now),
+                )
+                .order_by(col(Feed.next_check).asc().nulls_first(), col(Feed.id))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                row.lease_until = now + leases[row.name]
+                row.lease_owner = owner
+                session.add(row)
+            return [feed_view(row) for row in rows]
+
+    def release_feeds(self, owner: str) -> int:
+        """End the leases `owner` still holds (its checks were abandoned at shutdown):
+        those feeds are due again at once for any instance. How many were released."""
+        with self._write() as session:
+            done = session.execute(
+                update(Feed)
+                .where(col(Feed.lease_owner) == owner)
+                .values(lease_until=None, lease_owner=None)
+            )
+            return rowcount(done)
+
+    def reschedule(self, intervals: Mapping[str, timedelta]) -> int:
+        """Bring forward the next check of feeds whose interval was shortened, to their
+        last check plus the new interval (a feed in backoff keeps its retry time); how
+        many moved. A longer interval applies from the next check on."""
+        moved = 0
+        with self._write() as session:
+            for chunk in _chunks(sorted(intervals)):
+                rows = session.exec(
+                    select(Feed).where(
+                        col(Feed.name).in_(chunk),
+                        col(Feed.consecutive_failures) == 0,
+                        col(Feed.last_checked).is_not(None),
+                        col(Feed.next_check).is_not(None),
+                    )
+                ).all()
+                for row in rows:
+                    if row.last_checked is None or row.next_check is None:
+                        continue
+                    sooner = utc(row.last_checked) + intervals[row.name]
+                    if sooner < utc(row.next_check):
+                        row.next_check = sooner
+                        session.add(row)
+                        moved += 1
+        return moved
+
+    def schedule_counts(self, names: Collection[str], now: datetime) -> dict[str, float]:
+        """The schedule of the named feeds at `now`, as the metrics show it: how many are
+        `due` (unclaimed and their time has come), `checking` (leased), `waiting`, in
+        `backoff` and `gone`; and `lag`, the seconds the longest-overdue one has waited."""
+        counts: dict[str, float] = dict.fromkeys(
+            ("due", "checking", "waiting", "backoff", "gone", "lag"), 0
+        )
+        with self._read() as session:
+            for chunk in _chunks(sorted(names)):
+                rows = session.execute(
+                    select(
+                        Feed.gone, Feed.consecutive_failures, Feed.next_check, Feed.lease_until
+                    ).where(col(Feed.name).in_(chunk))
+                ).all()
+                for gone, failures, next_check, lease_until in rows:
+                    due_at = utc(next_check) if next_check is not None else None
+                    if gone:
+                        counts["gone"] += 1
+                    elif lease_until is not None and utc(lease_until) > now:
+                        counts["checking"] += 1
+                    elif due_at is None or due_at <= now:
+                        counts["due"] += 1
+                        waited = (now - due_at).total_seconds() if due_at else 0.0
+                        counts["lag"] = max(counts["lag"], waited)
+                    elif failures:
+                        counts["backoff"] += 1
+                    else:
+                        counts["waiting"] += 1
+        return counts
 
     def feed(self, name: str) -> FeedView:
         with self._read() as session:
@@ -111,6 +213,7 @@ class FeedStore(Database):
             row.failing_since = row.failing_since or now
             row.next_check = next_check
             row.gone = row.gone or gone
+            row.lease_until = row.lease_owner = None
             session.add(row)
 
     # -- health ---------------------------------------------------------------
@@ -157,15 +260,28 @@ class FeedStore(Database):
         return {name: sorted(times)[-limit:] for name, times in found.items()}
 
     def set_health(
-        self, name: str, state: str | None, *, now: datetime, notices: Sequence[Notice]
-    ) -> None:
-        """Record a feed's new health state and queue the notices about it, atomically."""
+        self,
+        name: str,
+        state: str | None,
+        *,
+        was: str | None,
+        now: datetime,
+        notices: Sequence[Notice],
+    ) -> bool:
+        """Move a feed's health from `was` to `state` and queue the notices about it,
+        atomically; False (and nothing queued) when its health is no longer `was`:
+        another instance of a fleet judged the same change first, and told it."""
+        same = col(Feed.health).is_(None) if was is None else col(Feed.health) == was
         with self._write() as session:
-            row = _feed_row(session, name)
-            row.health = state
-            row.health_since = now if state else None
-            session.add(row)
+            done = session.execute(
+                update(Feed)
+                .where(col(Feed.name) == name, same)
+                .values(health=state, health_since=now if state else None)
+            )
+            if not rowcount(done):
+                return False
             enqueue_notices(self, session, notices, now)
+            return True
 
 
 def feed_view(row: Feed) -> FeedView:
@@ -186,6 +302,8 @@ def ok_values(now: datetime, next_check: datetime) -> dict[str, Any]:
         "consecutive_failures": 0,
         "failing_since": None,
         "next_check": next_check,
+        "lease_until": None,
+        "lease_owner": None,
     }
 
 

@@ -150,10 +150,16 @@ def _band_item_index(session: Session, _derive: Derivations | None) -> None:
             index.create(session.connection(), checkfirst=True)
 
 
+def _feed_lease(session: Session, _derive: Derivations | None) -> None:
+    """The database is the schedule: a feed's check is claimed with a lease."""
+    _add_missing_columns(session, "feed", ["lease_until", "lease_owner"])
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial_schema),
     ("0002_delivery_routing", _delivery_routing),
     ("0003_minhash_clusters", _minhash_clusters),
     ("0004_report_versions", _report_versions),
     ("0005_band_item_index", _band_item_index),
+    ("0006_feed_lease", _feed_lease),
 ]

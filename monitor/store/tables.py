@@ -46,6 +46,11 @@ class Feed(SQLModel, table=True):
     health: str | None = None
     """The trouble the health targets were last told about: failing, silent, or none."""
     health_since: datetime | None = None
+    lease_until: datetime | None = None
+    """While a check of the feed is in flight: until when the instance that claimed it
+    holds it (`FeedStore.claim_feeds`); no other instance claims it before."""
+    lease_owner: str | None = None
+    """The instance holding the lease (host, pid and a random part)."""
 
 
 class Item(SQLModel, table=True):

@@ -152,7 +152,7 @@ def test_table_shows_health_and_outbox(scene: tuple[Config, Store]) -> None:
 def test_silent_feed_is_called_silent(scene: tuple[Config, Store]) -> None:
     """A feed judged silent shows as `silent`, a word apart from targets' quiet hours."""
     config, store = scene
-    store.set_health("healthy", "silent", now=NOW, notices=[])
+    store.set_health("healthy", "silent", was=None, now=NOW, notices=[])
     report = status.collect(config, store, NOW)
     assert {f.name: f.health for f in report.feeds}["healthy"] == "silent"
     out = io.StringIO()

@@ -151,33 +151,33 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def test_reload_applies_a_valid_config_and_keeps_the_old_on_error(
     tmp_path: Path, feed_server: FeedServer, store: Store
 ) -> None:
-    """Jobs follow the new config; a broken config is rejected by key and changes nothing."""
+    """The schedule follows the new config (a feed added is checked at once, one removed
+    no more, a shortened interval brings the next check forward); a broken config is
+    rejected by key and changes nothing."""
     urls = {name: feed_server.serve(f"/{name}.xml", rss(FILLER)) for name in "abc"}
-    path = write_config(tmp_path, {"a": urls["a"], "b": urls["b"]}, fetch={"interval": "1h"})
+    path = write_config(tmp_path, {"a": urls["a"], "b": urls["b"]}, fetch={"interval": "2h"})
     metrics = Metrics(store)
 
     async def scenario() -> None:
         service = Service(load_config(path), store, metrics=metrics, reload_check=None)
         running = asyncio.create_task(service.run())
-        while not service.scheduler.running:
-            await asyncio.sleep(0.01)
-        assert {j.id for j in service.scheduler.get_jobs()} == {
-            "feed:a",
-            "feed:b",
-            "deliver",
-            "prune",
-        }
+        await _until(lambda: feed_server.hits("/b.xml") == 1, "feed b checked")
+        assert {j.id for j in service.scheduler.get_jobs()} == {"claim", "deliver", "prune"}
+        await _until(lambda: store.feed("a").next_check is not None, "feed a checked")
+        checked = store.feed("a").last_checked
+        assert checked is not None
+        assert store.feed("a").next_check == checked + timedelta(hours=2)
 
         write_config(
             tmp_path,
             {"a": urls["a"], "c": urls["c"]},
-            fetch={"interval": "2h"},
+            fetch={"interval": "1h"},
             delivery={"interval": "45s"},
         )
         assert await service.reload("test") is True
+        await _until(lambda: feed_server.hits("/c.xml") == 1, "the added feed checked")
+        assert store.feed("a").next_check == checked + timedelta(hours=1)
         jobs = {job.id: job for job in service.scheduler.get_jobs()}
-        assert set(jobs) == {"feed:a", "feed:c", "deliver", "prune"}
-        assert jobs["feed:a"].trigger.interval == timedelta(hours=2)
         assert jobs["deliver"].trigger.interval == timedelta(seconds=45)
         assert [f.name for f in service.config.feeds] == ["a", "c"]
         assert service.pipeline is not None
@@ -188,12 +188,6 @@ def test_reload_applies_a_valid_config_and_keeps_the_old_on_error(
         with capture_logs() as logs:
             assert await service.reload("test") is False
         assert service.config is applied
-        assert {job.id for job in service.scheduler.get_jobs()} == {
-            "feed:a",
-            "feed:c",
-            "deliver",
-            "prune",
-        }
         rejected = [e for e in logs if e["event"] == "config.rejected"]
         assert [(e["key"], e["error"]) for e in rejected] == [
             ("feeds[1].name", "duplicate name 'a'")
@@ -203,6 +197,7 @@ def test_reload_applies_a_valid_config_and_keeps_the_old_on_error(
         assert await running == 0
 
     asyncio.run(scenario())
+    assert (feed_server.hits("/a.xml"), feed_server.hits("/b.xml")) == (1, 1)
     assert metrics.reloads.labels("applied")._value.get() == 1
     assert metrics.reloads.labels("rejected")._value.get() == 1
 
@@ -274,7 +269,7 @@ def test_a_reload_the_database_failed_is_tried_again(
                 assert [f.name for f in service.config.feeds] == ["a"]
                 _execute(store, DISK_FREED[kind])
                 await _until(lambda: len(service.config.feeds) == 2, "the retried reload")
-            assert "feed:b" in {job.id for job in service.scheduler.get_jobs()}
+            await _until(lambda: feed_server.hits("/b.xml") == 1, "the added feed checked")
             service.stop()
             assert await running == 0
             return logs
@@ -426,7 +421,10 @@ def test_a_send_stuck_in_a_thread_does_not_hold_the_exit(
     url = feed_server.serve("/feed.xml", rss(FILLER))
     with SilentServer() as smtp:
         mail = f"mailto://127.0.0.1:{smtp.port}?from=a@x.example&to=b@x.example"
-        config = write_config(tmp_path, {"feed": url}, [{"name": "mail", "url": mail}])
+        # The service resumes the schedule `once` left: a short interval makes it due.
+        config = write_config(
+            tmp_path, {"feed": url}, [{"name": "mail", "url": mail}], fetch={"interval": "1s"}
+        )
         assert run_cli(config, "once").returncode == 0
         feed_server.serve("/feed.xml", rss([UNVEILING_EN, *FILLER]))
         with Daemon(config) as daemon:

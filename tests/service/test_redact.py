@@ -204,7 +204,10 @@ def test_no_command_prints_a_secret(
             "url": f"mailto://user:MailPass4242@127.0.0.1:{mail_sink.port}?from=a@x.example&to=b@x.example"
         },
     ]
-    config = write_config(tmp_path, {"feed": url}, targets, delivery={"interval": "1s"})
+    # The service resumes the schedule `once` left: a short interval makes the feed due.
+    config = write_config(
+        tmp_path, {"feed": url}, targets, fetch={"interval": "1s"}, delivery={"interval": "1s"}
+    )
     outputs: dict[str, str] = {}
 
     def cli(name: str, *args: str) -> subprocess.CompletedProcess[str]:
