@@ -23,7 +23,9 @@ def _feeds(store: Store, *names: str) -> dict[str, timedelta]:
     return dict.fromkeys(names, LEASE)
 
 
-def _claimed(store: Store, leases: dict[str, timedelta], now: datetime, limit: int = 50) -> list[str]:
+def _claimed(
+    store: Store, leases: dict[str, timedelta], now: datetime, limit: int = 50
+) -> list[str]:
     return [f.name for f in store.claim_feeds(leases, now=now, owner="me", limit=limit)]
 
 
