@@ -71,6 +71,8 @@ HEARTBEAT = timedelta(seconds=5)
 CLAIM_JOB = "claim"
 CLAIM_EVERY = timedelta(seconds=1)
 """How often an instance looks for due feeds (and at once when checks free room)."""
+CLAIM_GAP = timedelta(seconds=0.1)
+"""The least time between two claims of one instance."""
 LEASE_SLACK = timedelta(seconds=30)
 DELIVERY_JOB = "deliver"
 PRUNE_JOB = "prune"
@@ -360,14 +362,32 @@ class Service:
         leases = {
             f.name: feed_lease(config, f) for f in config.feeds if f.name not in self._checking
         }
-        claim = asyncio.to_thread(
-            self.store.claim_feeds, leases, now=self.app.clock(), owner=self.owner, limit=room
-        )
-        claimed = await self._tracked(claim, job="feed") or []
+        work = asyncio.to_thread(self._claim_and_peek, leases, self.app.clock(), room)
+        claimed, due = await self._tracked(work, job="feed") or ([], None)
         self._backlog = len(claimed) == room
         for state in claimed:
             self._checking.add(state.name)
             self._spawn(self._check_feed(state))
+        if due is not None and not self._backlog:
+            self._claim_at(due)
+
+    def _claim_and_peek(
+        self, leases: dict[str, timedelta], now: datetime, room: int
+    ) -> tuple[list[FeedView], datetime | None]:
+        """Claim what is due, and say when the next feed comes due (so that it is claimed
+        then, not at the next tick)."""
+        claimed = self.store.claim_feeds(leases, now=now, owner=self.owner, limit=room)
+        return claimed, self.store.next_due(leases.keys(), now)
+
+    def _claim_at(self, due: datetime) -> None:
+        """Run the claim job at `due` if that comes before its next tick (never sooner
+        than CLAIM_GAP from now: many feeds due a moment apart are claimed together)."""
+        job = self.scheduler.get_job(CLAIM_JOB)
+        if job is None or self._stop.is_set():
+            return
+        at = max(due, datetime.now(UTC) + CLAIM_GAP)
+        if job.next_run_time is None or at < job.next_run_time:
+            job.modify(next_run_time=at)
 
     def _claim_soon(self) -> None:
         job = self.scheduler.get_job(CLAIM_JOB)

@@ -144,6 +144,7 @@ class Pipeline:
 
     async def _check(self, feed: FeedConfig, state: FeedView, log: Any) -> FeedReport:
         url = state.moved_to or feed.url
+        started = self.clock()
         result = await self.fetcher.fetch(url, Validators(state.etag, state.last_modified))
         if result.moved_to:
             log.warning("feed.moved", old=url, new=result.moved_to)
@@ -154,7 +155,7 @@ class Pipeline:
                 self.store.record_unchanged,
                 feed.name,
                 now,
-                self.next_check(feed, now),
+                self.next_check(feed, started, now),
                 result.moved_to,
                 status=result.status,
                 validators=(result.etag, result.last_modified) if result.status == 200 else None,
@@ -170,7 +171,7 @@ class Pipeline:
             feed.name,
             classified,
             now=ingest_at,
-            next_check=self.next_check(feed, ingest_at),
+            next_check=self.next_check(feed, started, ingest_at),
             alert_after=ingest_at - self.config.alerts.max_age,
             route=lambda story, milestone: route(self.config, story, milestone),
             validators=(result.etag, result.last_modified),
@@ -210,11 +211,13 @@ class Pipeline:
             skipped=len(outcome.skipped),
         )
 
-    def next_check(self, feed: FeedConfig, now: datetime) -> datetime:
-        """When a feed checked at `now` is due again: its interval plus a random part of
-        `fetch.jitter`, so feeds added together drift apart rather than hit at once."""
+    def next_check(self, feed: FeedConfig, started: datetime, now: datetime) -> datetime:
+        """When a feed whose check began at `started` is due again: its interval plus a
+        random part of `fetch.jitter` (so feeds added together drift apart rather than
+        hit at once), counted from the start, so the time a check takes does not stretch
+        the interval; `now` at the earliest."""
         jitter = self.rng.uniform(0, self.config.fetch.jitter.total_seconds())
-        return now + self.config.feed_interval(feed) + timedelta(seconds=jitter)
+        return max(started + self.config.feed_interval(feed) + timedelta(seconds=jitter), now)
 
     async def _failed(self, feed: FeedConfig, state: FeedView, exc: FeedError) -> FeedReport:
         failures = state.consecutive_failures + 1

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlmodel import Session, col, select
 
 from monitor.core.errors import StoreError
@@ -86,6 +86,26 @@ class FeedStore(Database):
                 row.lease_owner = owner
                 session.add(row)
             return [feed_view(row) for row in rows]
+
+    def next_due(self, names: Collection[str], now: datetime) -> datetime | None:
+        """When the next of the named feeds that no one holds comes due (`now` for one
+        never checked); None when none will."""
+        if not names:
+            return None
+        with self._read() as session:
+            never, soonest = session.execute(
+                select(
+                    func.count(col(Feed.id)).filter(col(Feed.next_check).is_(None)),
+                    func.min(col(Feed.next_check)),
+                ).where(
+                    col(Feed.name).in_(sorted(names)),
+                    col(Feed.gone).is_(False),
+                    or_(col(Feed.lease_until).is_(None), col(Feed.lease_until) <= now),
+                )
+            ).one()
+        if never:
+            return now
+        return utc(soonest) if soonest is not None else None
 
     def release_feeds(self, owner: str) -> int:
         """End the leases `owner` still holds (its checks were abandoned at shutdown):

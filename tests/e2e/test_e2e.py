@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.conftest import run_cli, write_config
 from tests.support.events import STORY_NAME, alert_title, label
-from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, Item, rss
+from tests.support.feeds import FILLER, THREE_MILESTONES, UNVEILING_EN, UNVEILING_RU, Item, rss
 from tests.support.servers import AlertReceiver, FeedServer, MailSink
 
 
@@ -139,22 +139,6 @@ def test_no_targets_prints_alerts(tmp_path: Path, feed_server: FeedServer) -> No
     assert result.returncode == 0
     assert "unveiled in Kursk region" in result.stdout
     assert _history(config)[0]["deliveries"][0]["target"] == "stdout"  # type: ignore[index]
-
-
-THREE_MILESTONES = [
-    Item(
-        "Site chosen for monument to North Korean soldiers in Kursk region",
-        "https://wire.example/site-chosen",
-    ),
-    Item(
-        "Design of the Kursk monument to North Korean soldiers revealed",
-        "https://wire.example/design-revealed",
-    ),
-    Item(
-        "Monument to North Korean soldiers unveiled in Kursk",
-        "https://wire.example/unveiled",
-    ),
-]
 
 
 def test_down_target_gets_three_alerts_after_deliver(

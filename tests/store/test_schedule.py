@@ -151,3 +151,18 @@ def test_a_health_change_is_told_once_however_many_judge_it(store: Store) -> Non
     assert store.set_health("a", "failing", was=None, now=NOW, notices=[later]) is False
     assert [row.dedup_key for row in store.outbox(["pending"])] == ["health:a:failing:1"]
     assert store.feed("a").health == "failing"
+
+
+def test_next_due_is_the_soonest_feed_no_one_holds(store: Store) -> None:
+    """The claim job wakes for it: a never-checked feed is due now; a held or gone one
+    does not count."""
+    _feeds(store, "soon", "later", "held", "gone")
+    assert store.next_due(["soon", "later"], NOW) == NOW
+    store.record_unchanged("soon", NOW, NOW + HOUR)
+    store.record_unchanged("later", NOW, NOW + 2 * HOUR)
+    store.record_unchanged("held", NOW - HOUR, NOW - HOUR)
+    store.record_failure("gone", "HTTP 410", 410, now=NOW, next_check=NOW, gone=True)
+    store.claim_feeds({"held": LEASE}, now=NOW, owner="me", limit=1)
+    assert store.next_due(["soon", "later", "held", "gone"], NOW) == NOW + HOUR
+    assert store.next_due(["later"], NOW) == NOW + 2 * HOUR
+    assert store.next_due(["gone"], NOW) is None

@@ -65,6 +65,22 @@ UNVEILING_RU = Item(
     "участвовавшим в освобождении Курской области, прошла в субботу.",
 )
 
+THREE_MILESTONES = [
+    Item(
+        "Site chosen for monument to North Korean soldiers in Kursk region",
+        "https://wire.example/site-chosen",
+    ),
+    Item(
+        "Design of the Kursk monument to North Korean soldiers revealed",
+        "https://wire.example/design-revealed",
+    ),
+    Item(
+        "Monument to North Korean soldiers unveiled in Kursk",
+        "https://wire.example/unveiled",
+    ),
+]
+"""One report of each milestone, in English."""
+
 
 def json_feed(items: list[Item], title: str = "Test feed") -> str:
     """A JSON Feed 1.1 document carrying `items`; its escapes can carry any code point."""

@@ -68,6 +68,8 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, httpx.Headers]] = []
+        self.arrivals: list[tuple[str, float]] = []
+        """Each request's path and `time.monotonic()` when it came."""
         self._lock = threading.Lock()
         outer = self
 
@@ -76,6 +78,7 @@ class FeedServer:
                 with outer._lock:
                     # Header names are case-insensitive; clients differ in the case they send.
                     outer.requests.append((self.path, httpx.Headers(self.headers.items())))
+                    outer.arrivals.append((self.path, time.monotonic()))
                     route = outer.routes.get(self.path)
                 if route is None:
                     self._reply(404, b"not found", {"Content-Type": "text/plain"})
