@@ -58,8 +58,16 @@ if [ ! -x "$ROOT$PREFIX/bin/python" ]; then
     say "creating the virtualenv $ROOT$PREFIX"
     "$PYTHON" -m venv "$ROOT$PREFIX"
 fi
-say "installing monitor from $SRC"
-"$ROOT$PREFIX/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$SRC"
+# A config kept from an earlier install that names PostgreSQL (or a secrets file that
+# carries its URL) needs the driver too: the `postgres` extra.
+PACKAGE=$SRC
+for file in "$ROOT$CONF_DIR/config.yaml" "$ROOT$CONF_DIR/monitor.env"; do
+    if [ -e "$file" ] && grep -v '^[[:space:]]*#' "$file" | grep -Eq 'postgres(ql)?(\+[a-z0-9]+)?://'; then
+        PACKAGE="$SRC[postgres]"
+    fi
+done
+say "installing monitor from $SRC${PACKAGE#"$SRC"}"
+"$ROOT$PREFIX/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$PACKAGE"
 
 # 2. The config: created once, never overwritten. The shipped database path is relative
 # to the config file; under systemd the database lives in the state directory.

@@ -159,6 +159,19 @@ def test_install_twice_into_a_temporary_root(tmp_path: Path) -> None:
     assert changed == {"etc/monitor/config.yaml", "etc/monitor/monitor.env"}
     assert (etc / "monitor.env").stat().st_mode & 0o777 == 0o600
 
+    # A config that names PostgreSQL gets the driver with the next install.
+    postgres = edited.replace(
+        "database: sqlite:////var/lib/monitor/monitor.db",
+        "database: postgresql+psycopg://monitor@127.0.0.1:5432/monitor",
+    )
+    assert postgres != edited
+    (etc / "config.yaml").write_text(postgres, encoding="utf-8")
+    third = _install(root)
+    assert f"installing monitor from {REPO}[postgres]" in third.stdout
+    assert re.search(r"config OK: \d+ feeds, 1 targets", third.stdout), third.stdout
+    python = root / "opt/monitor/bin/python"
+    assert subprocess.run([python, "-c", "import psycopg"], check=False).returncode == 0
+
     installed = root / "etc/systemd/system/monitor.service"
     assert installed.read_text(encoding="utf-8") == UNIT.read_text(encoding="utf-8")
     binary = root / EXEC_PATH.lstrip("/")
