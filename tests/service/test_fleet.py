@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 INSTANCES = 3
 FEEDS = 200
-INTERVAL = 3.0
+INTERVAL = 4.0
 """Seconds; no jitter, so "once per interval" is exact up to the claim's own delay."""
 WINDOW = 4
 """Intervals over which the sharing is counted."""
@@ -114,7 +114,9 @@ def test_a_fleet_shares_the_feeds_and_survives_losing_one(
         ]
         assert set(counts.values()) <= {WINDOW - 1, WINDOW, WINDOW + 1}, counts
         assert sum(counts.values()) >= FEEDS * (WINDOW - 1)
-        assert min(gaps) >= 0.9 * INTERVAL, "a feed was fetched twice in one interval"
+        # Two instances holding one feed at once would fetch it twice in a moment; a
+        # loaded machine only moves a fetch by a fraction of the interval.
+        assert min(gaps) >= INTERVAL / 2, "a feed was fetched twice in one interval"
         assert all(d.events("feed.checked") for d in fleet), "an instance did no work"
 
         feed_server.serve("/f010.xml", rss([SITE, *FILLER]))
