@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import listparser
@@ -16,6 +17,7 @@ from tests.support.servers import FeedServer
 
 NEWS = rss([UNVEILING_EN, *FILLER], title="Example News", lang="en")
 HTML = "text/html; charset=utf-8"
+SATURDAY = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 
 
 def _page(*links: str) -> str:
@@ -88,7 +90,7 @@ def test_test_prints_each_entry_with_date_and_verdict(
 ) -> None:
     """Each entry comes with its date and each story's verdict; nothing is stored."""
     items = [
-        Item(UNVEILING_EN.title, UNVEILING_EN.link, UNVEILING_EN.summary),
+        Item(UNVEILING_EN.title, UNVEILING_EN.link, UNVEILING_EN.summary, published=SATURDAY),
         *FILLER,
     ]
     url = feed_server.serve("/news.xml", rss(items, title="Example News"))
@@ -100,9 +102,8 @@ def test_test_prints_each_entry_with_date_and_verdict(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f'{url}  "Example News"  (4 entries)'
-    assert lines[1].endswith(f"  [{story}: unveiling]  {UNVEILING_EN.title}")
+    assert lines[1] == f"2026-11-28T09:30Z  [{story}: unveiling]  {UNVEILING_EN.title}"
     assert lines[2].endswith(f"  [{story}: not relevant]  {FILLER[0].title}")
-    assert lines[1][:4].isdigit()
     assert lines[-1] == "4 entries, 1 relevant, 1 with a milestone; nothing was recorded or sent"
     assert not (shipped.parent / "monitor.db").exists()
 
@@ -132,7 +133,9 @@ def test_add_a_page_appends_its_feed_and_keeps_the_rest(
 
     assert result.returncode == 0, result.stderr
     url = feed_server.url("/news.xml")
-    assert result.stdout.startswith(f"added 'example-news': {url} to {shipped}")
+    assert result.stdout == (
+        f"added 'example-news' to {shipped}: {url}  \"Example News\"  (4 entries, lang en)\n"
+    )
     after = shipped.read_text(encoding="utf-8")
     assert _added(before, after) == (
         f"  - name: example-news\n    url: {url}\n    lang: en\n    interval: 30m\n"

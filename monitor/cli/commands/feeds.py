@@ -110,7 +110,7 @@ def _test(args: argparse.Namespace, config: Config) -> int:
 
 
 def _when(entry: Entry) -> str:
-    return entry.published.strftime("%Y-%m-%d %H:%M") if entry.published else "(no date)      "
+    return entry.published.strftime("%Y-%m-%dT%H:%MZ") if entry.published else "(no date)        "
 
 
 # -- add and import: the config file changes ----------------------------------------
@@ -141,7 +141,7 @@ def _add(args: argparse.Namespace, config: Config) -> int:
     if args.interval:
         entry["interval"] = args.interval
     _append(config.path, [entry])
-    say(f"added {name!r}: {feed.url} to {config.path} ({_describe(feed)})")
+    say(f"added {name!r} to {config.path}: {_describe(feed)}")
     return EXIT_OK
 
 
@@ -165,8 +165,12 @@ def _import(args: argparse.Namespace, config: Config) -> int:
         entries.append({"name": name, "url": subscription.url})
     if entries:
         _append(config.path, entries)
-    say(f"added {len(entries)} feeds to {config.path}, skipped {skipped} already there")
+    say(f"added {_feeds(len(entries))} to {config.path}, skipped {skipped} already there")
     return EXIT_OK
+
+
+def _feeds(count: int) -> str:
+    return f"{count} feed" if count == 1 else f"{count} feeds"
 
 
 def _by_url(feeds: Sequence[FeedConfig]) -> dict[str, str]:
