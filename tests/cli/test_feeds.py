@@ -12,6 +12,7 @@ import pytest
 
 from monitor.config.settings import load_config
 from tests.conftest import REPO, run_cli, write_config
+from tests.support.daemon import Daemon
 from tests.support.feeds import FILLER, UNVEILING_EN, Item, rss
 from tests.support.servers import FeedServer
 
@@ -115,6 +116,17 @@ def test_test_takes_a_configured_name(feed_server: FeedServer, tmp_path: Path) -
     result = run_cli(config, "feeds", "test", "Mine")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == f'{url}  "Mine"  (3 entries)'
+
+
+def test_test_of_a_page_says_so(feed_server: FeedServer, shipped: Path) -> None:
+    """A page is no feed: one line that points to discover, exit 2."""
+    page = feed_server.serve("/", _page("/news.xml"), content_type=HTML)
+    result = run_cli(shipped, "feeds", "test", page)
+    _fails_alone(result)
+    assert result.stderr == (
+        f"monitor: {page} is not a usable feed: an HTML page, not a feed "
+        f"(monitor feeds discover {page} lists a page's feeds)\n"
+    )
 
 
 # -- add --------------------------------------------------------------------------
@@ -347,3 +359,20 @@ def test_import_of_a_missing_file(tmp_path: Path) -> None:
     result = run_cli(config, "feeds", "import", str(tmp_path / "nope.opml"))
     _fails_alone(result)
     assert result.stderr.startswith("monitor: cannot read ")
+
+
+@pytest.mark.slow
+def test_a_running_service_polls_the_added_feed(feed_server: FeedServer, tmp_path: Path) -> None:
+    """`feeds add` needs no restart: the service's file watch applies the new config."""
+    a = feed_server.serve("/a.xml", rss(FILLER, title="A"))
+    b = feed_server.serve("/b.xml", rss(FILLER, title="B"))
+    config = write_config(tmp_path, {"a": a}, fetch={"interval": "1h"})
+    with Daemon(config, run_args=("--reload-check", "0.2s")) as daemon:
+        daemon.wait_for_log("service.started")
+        assert run_cli(config, "feeds", "add", b).returncode == 0
+        daemon.wait_until(
+            lambda: feed_server.hits("/b.xml") >= 2,
+            what="feed b polled by the service, after the add's own look",
+        )
+        assert daemon.wait_for_log("config.reloaded")["reason"] == "file"
+    assert daemon.returncode == 0

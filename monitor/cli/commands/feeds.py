@@ -90,7 +90,8 @@ def _test(args: argparse.Namespace, config: Config) -> int:
         raise ToolError(f"{args.target!r} is neither a configured feed's name nor an http(s) URL")
     found = _fetching(config, lambda fetcher: probe(fetcher, url))
     if not isinstance(found, Feed):
-        raise ToolError(f"{url} is not a usable feed: {found.problem}")
+        hint = f" (monitor feeds discover {url} lists a page's feeds)"
+        raise ToolError(f"{url} is not a usable feed: {found.problem}{hint}")
     say(_describe(found))
     relevant = milestones = 0
     for entry in found.parsed.entries:
