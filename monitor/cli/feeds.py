@@ -12,13 +12,16 @@ import re
 import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from monitor.core.errors import FeedError, NotAFeed
 from monitor.ingest.discover import feed_links, usual_feed_urls
 from monitor.ingest.entry import ParsedFeed
-from monitor.ingest.fetch import Fetcher, FetchResult
 from monitor.ingest.parse import parse
+
+if TYPE_CHECKING:
+    from monitor.ingest.fetch import Fetcher, FetchResult
 
 
 @dataclass(frozen=True, slots=True)

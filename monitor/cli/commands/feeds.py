@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.cli.feeds import Feed, discover, name_for, probe, unique_name
 from monitor.cli.opml import OpmlError, Subscription, read_opml, write_opml
@@ -23,9 +23,11 @@ from monitor.cli.output import EXIT_CONFIG, EXIT_OK, say
 from monitor.config.edit import append_feeds, write_atomically
 from monitor.config.settings import Config, FeedConfig, parse_config
 from monitor.core.errors import ConfigError, FeedError
-from monitor.ingest.entry import Entry
-from monitor.ingest.fetch import Fetcher
 from monitor.match.classify import classify
+
+if TYPE_CHECKING:
+    from monitor.ingest.entry import Entry
+    from monitor.ingest.fetch import Fetcher
 
 T = TypeVar("T")
 
@@ -56,6 +58,9 @@ def feeds(args: argparse.Namespace, config: Config) -> int:
 
 
 def _fetching(config: Config, work: Callable[[Fetcher], Coroutine[Any, Any, T]]) -> T:
+    # Imported here: import and export fetch nothing and load no HTTP client.
+    from monitor.ingest.fetch import Fetcher  # noqa: PLC0415
+
     async def run() -> T:
         async with Fetcher(config.fetch) as fetcher:
             return await work(fetcher)
