@@ -335,7 +335,7 @@ def test_export_reads_back_identically(shipped: Path, tmp_path: Path) -> None:
         pytest.param("<html><body/></html>", "monitor: not an OPML file: ", id="html"),
         pytest.param("", "monitor: not a valid OPML file: ", id="empty"),
         pytest.param(
-            _opml(("Bad", "ftp://files.example/feed")),
+            _opml(("Known", "https://known.example/feed"), ("Bad", "ftp://files.example/feed")),
             "monitor: the config would be invalid, nothing written: feeds[1].url: ",
             id="not-http",
         ),

@@ -159,11 +159,10 @@ def _import(args: argparse.Namespace, config: Config) -> int:
     configured = _by_url(config.feeds)
     names = {f.name for f in config.feeds}
     entries: list[dict[str, str]] = []
-    skipped = 0
+    skipped: list[str] = []
     for subscription in read_opml(data):
         if known := configured.get(subscription.url):
-            say(f"skipped {subscription.url}: already configured, as {known!r}")
-            skipped += 1
+            skipped.append(f"skipped {subscription.url}: already configured, as {known!r}")
             continue
         name = unique_name(subscription.title or name_for(None, subscription.url), names, " ")
         names.add(name)
@@ -171,7 +170,10 @@ def _import(args: argparse.Namespace, config: Config) -> int:
         entries.append({"name": name, "url": subscription.url})
     if entries:
         _append(config.path, entries)
-    say(f"added {_feeds(len(entries))} to {config.path}, skipped {skipped} already there")
+    # Only now: on an error, its one line is all that is printed.
+    for note in skipped:
+        say(note)
+    say(f"added {_feeds(len(entries))} to {config.path}, skipped {len(skipped)} already there")
     return EXIT_OK
 
 
