@@ -53,6 +53,28 @@ def _fails_alone(result: subprocess.CompletedProcess[str]) -> None:
     assert result.stderr.startswith("monitor: ")
 
 
+def _unreachable(server: FeedServer) -> str:
+    return "http://127.0.0.1:9/feed.xml"  # the discard port: nothing listens
+
+
+def _page_without_feeds(server: FeedServer) -> str:
+    return server.serve("/plain", _page(), content_type=HTML)
+
+
+def _two_feeds(server: FeedServer) -> str:
+    server.serve("/one.xml", rss(FILLER, title="One"))
+    server.serve("/two.xml", rss(FILLER, title="Two"))
+    return server.serve("/", _page("/one.xml", "/two.xml"), content_type=HTML)
+
+
+def _not_found(server: FeedServer) -> str:
+    return server.url("/missing.xml")
+
+
+def _empty_feed(server: FeedServer) -> str:
+    return server.serve("/empty.xml", rss([], title="Empty"))
+
+
 # -- discover ---------------------------------------------------------------------
 
 
@@ -81,6 +103,25 @@ def test_discover_of_a_feed_is_that_feed(feed_server: FeedServer, shipped: Path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f'{url}  "Example News"  (4 entries, lang en)\n'
     assert [path for path, _ in feed_server.requests] == ["/news.xml"]
+
+
+@pytest.mark.parametrize(
+    ("action", "make_url", "message"),
+    [
+        pytest.param("discover", _page_without_feeds, "monitor: no feeds found at ", id="discover"),
+        pytest.param("test", _unreachable, "monitor: cannot read http://127.0.0.1:9/", id="test"),
+        pytest.param(
+            "test", _empty_feed, " is not a usable feed: a feed with no entries (", id="test-empty"
+        ),
+    ],
+)
+def test_read_only_errors(
+    feed_server: FeedServer, shipped: Path, action: str, make_url: object, message: str
+) -> None:
+    """discover and test fail in one line too, with exit 2."""
+    result = run_cli(shipped, "feeds", action, make_url(feed_server))  # type: ignore[operator]
+    _fails_alone(result)
+    assert message in result.stderr
 
 
 # -- test -------------------------------------------------------------------------
@@ -181,28 +222,6 @@ def test_add_with_options_and_a_name_taken_by_title(
 
 
 # -- every error: one line, exit 2, the file unchanged -------------------------------
-
-
-def _unreachable(server: FeedServer) -> str:
-    return "http://127.0.0.1:9/feed.xml"  # the discard port: nothing listens
-
-
-def _page_without_feeds(server: FeedServer) -> str:
-    return server.serve("/plain", _page(), content_type=HTML)
-
-
-def _two_feeds(server: FeedServer) -> str:
-    server.serve("/one.xml", rss(FILLER, title="One"))
-    server.serve("/two.xml", rss(FILLER, title="Two"))
-    return server.serve("/", _page("/one.xml", "/two.xml"), content_type=HTML)
-
-
-def _not_found(server: FeedServer) -> str:
-    return server.url("/missing.xml")
-
-
-def _empty_feed(server: FeedServer) -> str:
-    return server.serve("/empty.xml", rss([], title="Empty"))
 
 
 @pytest.mark.parametrize(
