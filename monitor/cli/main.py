@@ -63,6 +63,7 @@ COMMANDS: dict[str, Command] = {
     "deliver": Command("delivery", "deliver", logs_to_stdout=True),
     "digest": Command("delivery", "digest", logs_to_stdout=True),
     "prune": Command("maintenance", "prune"),
+    "feeds": Command("feeds", "feeds", store=False),
 }
 
 
@@ -213,7 +214,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     prune = add("prune", "delete what is older than `retention` now (the service does it daily)")
     prune.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
+    _feeds_parser(add("feeds", "find, test, add, import and export feeds"))
     return parser
+
+
+def _feeds_parser(feeds: argparse.ArgumentParser) -> None:
+    actions = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=help_text, description=help_text)
+
+    discover = add("discover", "list the feeds a page links to or serves at the usual paths")
+    discover.add_argument("target", metavar="URL", help="a page or a feed")
+    test = add("test", "fetch and read a feed once; show each entry, its date and verdicts")
+    test.add_argument("target", metavar="URL|NAME", help="a feed's address or configured name")
+    add_feed = add("add", "add a feed (or the one feed a page has) to the config file")
+    add_feed.add_argument("target", metavar="URL", help="a feed, or a page that has one")
+    add_feed.add_argument("--name", help="its name (default: made from the feed's title)")
+    add_feed.add_argument("--lang", help="its language (default: what the feed declares)")
+    add_feed.add_argument(
+        "--interval", type=_duration_text, help="how often to poll it (default: fetch.interval)"
+    )
+    imported = add("import", "add every feed of an OPML file not yet in the config file")
+    imported.add_argument("file", metavar="FILE.opml", help="the OPML file")
+    export = add("export", "print the configured feeds as OPML 2.0")
+    export.add_argument("--title", default="monitor feeds", help="the document's title")
 
 
 # -- argument types -------------------------------------------------------------
@@ -235,6 +260,12 @@ def _date(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _duration_text(text: str) -> str:
+    """A duration as the user wrote it (it goes into the config file), once checked."""
+    _duration(text)
+    return text
 
 
 def _duration(text: str) -> timedelta:

@@ -94,6 +94,7 @@ def test_deliver_sends_without_polling(
         ("replay",),
         ("prune", "--dry-run"),
         ("prune",),
+        ("feeds", "export"),
     ],
     ids=" ".join,
 )
