@@ -150,10 +150,23 @@ def _band_item_index(session: Session, _derive: Derivations | None) -> None:
             index.create(session.connection(), checkfirst=True)
 
 
+def _arrival_indexes(session: Session, _derive: Derivations | None) -> None:
+    """A feed's arrivals come from one index, however many items the feed has brought
+    (the feed-id index it replaces is its first column), and the index of later
+    versions holds only them, so no planner reads it for `version_of IS NULL`."""
+    db = session.connection()
+    db.exec_driver_sql("DROP INDEX IF EXISTS ix_item_feed_id")
+    db.exec_driver_sql("DROP INDEX IF EXISTS ix_item_version_of")
+    for index in _ITEM.indexes:
+        if index.name in ("ix_item_feed_seen", "ix_item_version_of"):
+            index.create(db, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial_schema),
     ("0002_delivery_routing", _delivery_routing),
     ("0003_minhash_clusters", _minhash_clusters),
     ("0004_report_versions", _report_versions),
     ("0005_band_item_index", _band_item_index),
+    ("0006_arrival_indexes", _arrival_indexes),
 ]
