@@ -10,7 +10,14 @@ import pytest
 from sqlalchemy import event
 
 from monitor.config.settings import HealthSettings
-from monitor.service.health import FAILING, SILENT, UNDECIDED, assess, rhythm
+from monitor.service.health import (
+    ARRIVALS_CHUNK,
+    FAILING,
+    SILENT,
+    UNDECIDED,
+    assess,
+    rhythm,
+)
 from monitor.store.views import FeedView
 from tests.support.desk import Desk
 from tests.support.servers import AlertReceiver
@@ -178,3 +185,13 @@ def test_one_feeds_check_reads_that_feed_only(desk_for: Callable[..., Desk]) -> 
     crowded = _steps_of_check(desk, ["wire"])
     assert alone > 0
     assert crowded == alone
+
+
+def test_a_check_of_many_feeds_reads_each_ones_arrivals(desk_for: Callable[..., Desk]) -> None:
+    """Checking more feeds than are read together (`ARRIVALS_CHUNK`) judges every one
+    of them by its own rhythm: each has one, so each falls silent."""
+    desk = desk_for([], health={"silent_min": "6h"})
+    names = [f"feed-{n:03d}" for n in range(ARRIVALS_CHUNK * 2 + 3)]
+    _history(desk, names)
+    desk.clock.advance(hours=12)
+    assert desk.health.check(names) == [(name, SILENT) for name in names]
