@@ -16,6 +16,7 @@ from monitor.service.health import (
     SILENT,
     UNDECIDED,
     assess,
+    needs_rhythm,
     rhythm,
 )
 from monitor.store.views import FeedView
@@ -59,9 +60,13 @@ def feed(**fields: Any) -> FeedView:
     ],
 )
 def test_assess(row: FeedView, arrivals: list[datetime], state: str | None) -> None:
-    """Failing long enough, or silent far beyond its rhythm, is trouble; the rest is not."""
+    """Failing long enough, or silent far beyond its rhythm, is trouble; the rest is not.
+    A feed the check reads no arrivals for is judged the same without them."""
     verdict = assess(row, arrivals, NOW, SETTINGS)
     assert (verdict is UNDECIDED) if state == "?" else verdict.state == state
+    if not needs_rhythm(row, NOW, SETTINGS):
+        unread = assess(row, [], NOW, SETTINGS)
+        assert (unread is UNDECIDED) if state == "?" else unread.state == state
 
 
 def test_silence_is_judged_against_the_feed_rhythm() -> None:
@@ -195,3 +200,17 @@ def test_a_check_of_many_feeds_reads_each_ones_arrivals(desk_for: Callable[..., 
     _history(desk, names)
     desk.clock.advance(hours=12)
     assert desk.health.check(names) == [(name, SILENT) for name in names]
+
+
+def test_a_check_reads_no_arrivals_for_feeds_that_just_brought_items(
+    desk_for: Callable[..., Desk],
+) -> None:
+    """After a cycle every feed brought items within `silent_min`: none can be silent,
+    so the check reads their rows and no arrivals, however long their history."""
+    desk = desk_for([], health={"silent_min": "6h"})
+    _history(desk, ["wire"])
+    fresh = _steps_of_check(desk, ["wire"])
+    _history(desk, ["wire"])  # a second day of arrivals
+    assert _steps_of_check(desk, ["wire"]) == fresh
+    desk.clock.advance(hours=12)  # quiet for longer than silent_min: its rhythm is read
+    assert _steps_of_check(desk, ["wire"]) > fresh
