@@ -23,7 +23,6 @@ and the minimum per position runs in C, over strided slices of one array.
 from __future__ import annotations
 
 import hashlib
-import operator
 import re
 import struct
 import sys
@@ -108,10 +107,7 @@ def signature(title: str, summary: str) -> Signature | None:
 
 def similarity(a: Signature, b: Signature) -> float:
     """The estimated Jaccard similarity of the two texts: the share of equal positions."""
-    if len(a) != len(b):
-        raise ValueError("signatures of different lengths")
-    # map over a C comparison: a surge compares each report with hundreds of others.
-    return sum(map(operator.eq, a, b)) / PERMUTATIONS
+    return sum(x == y for x, y in zip(a, b, strict=True)) / PERMUTATIONS
 
 
 _LOW_BITS = int.from_bytes(b"\xff\xff\xff\x7f" * PERMUTATIONS, "little")
