@@ -3,9 +3,12 @@
 `N` feeds of `M` items each, spread over several loopback addresses (127.0.0.1,
 127.0.0.2, ...) the way real feeds are spread over hosts. Items read like news in
 English, Russian, Ukrainian and Korean: a headline and a summary of about 1.5 KB of
-HTML. About one item in a hundred is about the story the shipped config follows
-(a few of them wire copies carried by several feeds under the same link). One feed
-in five is Atom, the rest RSS 2.0.
+HTML. A share of the items (`--relevant`, one in a hundred by default; 1.0 is the day
+of an unveiling) are about the story the shipped config follows: reports of a few
+wire stories (a site chosen, a design shown, the unveiling) in the four languages,
+each outlet filling the story's slots with its own wording and link, a third of them
+plain wire copies carried by several feeds under one link. One feed in five is Atom,
+the rest RSS 2.0.
 
 The server answers with an ETag, honours If-None-Match with a 304, and gzips the
 body when the client accepts it, from bytes prepared before it starts: what it
@@ -111,6 +114,118 @@ STORY = {
     ],
 }
 LANGS = ("en", "ru", "uk", "ko")
+# Wire stories about the story the shipped config follows, for a surge: each is a
+# headline and a lead with slots, and every report fills the slots its own way (the
+# outlet's wording), may name its source, and carries its own link, or the wire's.
+WIRE = {
+    "en": [
+        (
+            "{Authorities} {chose} site for {monument} to North Korean soldiers in Kursk region",
+            "Authorities in the Kursk region {chose} a site for {a_monument} to North Korean"
+            " soldiers who fought {there}, {official} said on {day}. Land next to the {park}"
+            " will be allocated for it.",
+        ),
+        (
+            "{Design} of Kursk {monument} to DPRK soldiers {presented}",
+            "The {design} of the {monument} to soldiers of the DPRK who fought in the Kursk"
+            " region was {presented} {audience} on {day}, {official} said.",
+        ),
+        (
+            "{Monument} to North Korean soldiers {unveiled} in Kursk",
+            "A {monument} to North Korean soldiers who fought in the Kursk region was"
+            " {unveiled} in Kursk on {day}, {official} said. Veterans and diplomats attended"
+            " the ceremony.",
+        ),
+    ],
+    "ru": [
+        (
+            "В Курской области {chose} место для {monument_gen} {soldiers}",
+            "Власти Курской области {chose} площадку для {monument_gen} {soldiers},"
+            " участвовавшим в освобождении региона, сообщил {official_ru}.",
+        ),
+        (
+            "{Presented} {design_ru} {monument_gen} {soldiers} в Курске",
+            "{Design_ru} {monument_gen} {soldiers}, который установят в Курске, {presented_ru}"
+            " {day_ru}, сообщил {official_ru}.",
+        ),
+        (
+            "В Курске {opened} {monument_acc} {soldiers}",
+            "В Курске {day_ru} {opened} {monument_acc} {soldiers}, погибшим при освобождении"
+            " региона, сообщил {official_ru}. В церемонии участвовали ветераны и дипломаты.",
+        ),
+    ],
+    "uk": [
+        (
+            "У Курській області {chose_uk} місце для пам'ятника {soldiers_uk}",
+            "Російська влада в Курській області {chose_uk} майданчик для пам'ятника"
+            " {soldiers_uk}, {reports_uk}.",
+        ),
+        (
+            "У Курську {opened_uk} пам'ятник {soldiers_uk}",
+            "У Курську {day_uk} {opened_uk} пам'ятник {soldiers_uk}, які воювали в регіоні,"
+            " {reports_uk}.",
+        ),
+    ],
+    "ko": [
+        (
+            "쿠르스크에 {nk} 기념비 부지 {chosen_ko}",
+            "러시아 쿠르스크주 당국이 {nk} 기념비를 세울 부지를 {chose_ko}고 {agency}가 {day_ko}"
+            " 보도했다.",
+        ),
+        (
+            "쿠르스크서 {nk} 기념비 제막",
+            "러시아 쿠르스크에서 {nk} 참전 기념비 제막식이 {day_ko} 열렸다고 {agency}가 전했다.",
+        ),
+    ],
+}
+SLOTS = {
+    "Authorities": ["Authorities", "Officials", "Russia", "Kursk officials"],
+    "chose": ["chose", "picked", "selected", "have chosen", "have selected", "approved"],
+    "monument": ["monument", "memorial"],
+    "Monument": ["Monument", "Memorial", "Statue"],
+    "a_monument": ["a monument", "a memorial", "the monument", "the future monument"],
+    "there": ["there", "in the region", "in the Kursk incursion", "near Sudzha"],
+    "official": [
+        "the governor",
+        "regional officials",
+        "a spokesman for the governor",
+        "Alexander Khinshtein",
+        "the regional administration",
+    ],
+    "day": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
+    "park": ["memorial park", "Victory park", "city park", "war memorial"],
+    "Design": ["Design", "Sketch", "Draft design", "Winning design"],
+    "design": ["design", "sketch", "draft design", "winning design"],
+    "presented": ["presented", "unveiled", "revealed", "shown"],
+    "audience": ["to the public", "to journalists", "at a press conference", "to veterans"],
+    "unveiled": ["unveiled", "solemnly unveiled", "officially unveiled"],
+    "monument_gen": ["памятника", "монумента", "мемориала"],
+    "monument_acc": ["памятник", "монумент", "мемориал"],
+    "soldiers": ["бойцам КНДР", "военнослужащим КНДР", "воинам КНДР", "солдатам КНДР"],
+    "official_ru": [
+        "губернатор Александр Хинштейн",
+        "пресс-секретарь губернатора",
+        "источник в администрации",
+        "региональный оперштаб",
+    ],
+    "Presented": ["Представлен", "Показан", "Опубликован"],
+    "design_ru": ["эскиз", "проект", "макет"],
+    "Design_ru": ["Эскиз", "Проект", "Макет"],
+    "presented_ru": ["представили", "показали", "презентовали", "опубликовали"],
+    "day_ru": ["в понедельник", "во вторник", "в среду", "в четверг", "в пятницу"],
+    "opened": ["открыли", "торжественно открыли", "открыт"],
+    "chose_uk": ["обрала", "визначила", "затвердила"],
+    "soldiers_uk": ["військовим КНДР", "бійцям КНДР", "солдатам КНДР", "воїнам КНДР"],
+    "reports_uk": ["повідомляють ЗМІ", "пишуть російські медіа", "повідомляє Укрінформ"],
+    "opened_uk": ["відкрили", "урочисто відкрили"],
+    "day_uk": ["у понеділок", "у вівторок", "у середу", "у четвер", "у п'ятницю"],
+    "nk": ["북한군", "북한 군인", "북한 병사"],
+    "chosen_ko": ["선정", "확정", "결정"],
+    "chose_ko": ["선정했다", "확정했다", "결정했다"],
+    "agency": ["타스통신", "리아노보스티", "연합뉴스", "뉴시스", "인테르팍스"],
+    "day_ko": ["월요일", "화요일", "수요일", "목요일", "금요일"],
+}
+OUTLETS = ("TASS", "RIA Novosti", "Interfax", "Yonhap", "Ukrinform", "Kommersant", "NK News")
 SUMMARY_BYTES = 1500
 
 
@@ -142,20 +257,23 @@ def _summary(rng: random.Random, lang: str) -> str:
     return "".join(parts)
 
 
-def _items(rng: random.Random, feed: int, items: int, lang: str) -> list[dict[str, str]]:
+def _items(
+    rng: random.Random, feed: int, items: int, lang: str, relevant: float
+) -> list[dict[str, str]]:
     out = []
     for i in range(items):
         published = BASE_TIME - timedelta(minutes=37 * i + feed)
         link = f"https://outlet{feed}.example/{lang}/news/{feed}-{i}?utm_source=rss"
         title = _sentence(rng, lang).rstrip(".")
         summary = _summary(rng, lang)
-        if rng.random() < 0.01:
-            story_lang = rng.choice(LANGS)
-            number = rng.randrange(len(STORY[story_lang]))
-            title, lead = STORY[story_lang][number]
+        if rng.random() < relevant:
+            story_lang, title, lead, wire = _report(rng)
+            # The rest of the text in the report's language; a wire copy's is the
+            # wire's, the same on every feed that carries it under its link.
+            summary = _summary(random.Random(wire) if wire else rng, story_lang)
+            if wire is not None:
+                link = wire
             summary = f"<p>{escape(lead)}</p>" + summary[: SUMMARY_BYTES // 2]
-            if rng.random() < 0.5:  # a wire copy: several feeds carry the same link
-                link = f"https://wire.example/{story_lang}/story-{number}"
         out.append(
             {
                 "title": title,
@@ -167,6 +285,26 @@ def _items(rng: random.Random, feed: int, items: int, lang: str) -> list[dict[st
             }
         )
     return out
+
+
+def _report(rng: random.Random) -> tuple[str, str, str, str | None]:
+    """One outlet's report of a wire story: its language, title, lead, and the wire's link
+    when it is a plain copy (a third of reports; a few copies of each story exist, so
+    feeds carry them under one link), else None and the outlet's own wording."""
+    lang = rng.choice(LANGS)
+    number = rng.randrange(len(WIRE[lang]))
+    title, lead = WIRE[lang][number]
+    copy = rng.random() < 1 / 3
+    version = rng.randrange(4)
+    # A copy is one of four fixed fillings of the story's slots, the same on every feed.
+    fill = random.Random(f"{lang}:{number}:{version}") if copy else rng
+    slots = {name: fill.choice(choices) for name, choices in SLOTS.items()}
+    title, lead = title.format(**slots), lead.format(**slots)
+    if not copy and rng.random() < 0.5:
+        lead += f" ({rng.choice(OUTLETS)})"
+    if copy:
+        return lang, title, lead, f"https://wire.example/{lang}/story-{number}-{version}"
+    return lang, title, lead, None
 
 
 def _rss(feed: int, lang: str, items: list[dict[str, str]]) -> str:
@@ -206,13 +344,15 @@ def _atom(feed: int, lang: str, items: list[dict[str, str]]) -> str:
     return "\n".join(parts)
 
 
-def build(feeds: int, items: int, hosts: int, seed: int = 2026) -> list[Feed]:
+def build(
+    feeds: int, items: int, hosts: int, relevant: float = 0.01, seed: int = 2026
+) -> list[Feed]:
     """The farm's feeds, the same for the same arguments."""
     rng = random.Random(seed)
     made = []
     for n in range(feeds):
         lang = LANGS[n % len(LANGS)]
-        entries = _items(rng, n, items, lang)
+        entries = _items(rng, n, items, lang, relevant)
         text = _atom(n, lang, entries) if n % 5 == 4 else _rss(n, lang, entries)
         body = text.encode()
         made.append(
@@ -279,8 +419,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=40)
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--relevant", type=float, default=0.01, help="share of items about the story (0 to 1)"
+    )
     args = parser.parse_args()
-    feeds = build(args.feeds, args.items, args.hosts)
+    feeds = build(args.feeds, args.items, args.hosts, args.relevant)
     try:
         asyncio.run(serve(feeds, args.port))
     except KeyboardInterrupt:

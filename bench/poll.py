@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shlex
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -127,11 +128,13 @@ def run(
     )
 
 
-def start_farm(feeds: int, items: int, hosts: int, port: int) -> subprocess.Popen[str]:
+def start_farm(
+    feeds: int, items: int, hosts: int, port: int, relevant: float
+) -> subprocess.Popen[str]:
     farm = subprocess.Popen(
         [
             *(sys.executable, str(BENCH / "farm.py"), f"--feeds={feeds}", f"--items={items}"),
-            *(f"--hosts={hosts}", f"--port={port}"),
+            *(f"--hosts={hosts}", f"--port={port}", f"--relevant={relevant}"),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -190,6 +193,8 @@ def one_run(out: Path, urls_file: Path, urls: list[str], reader_workers: int) ->
             "cycle_seconds": cycle["seconds"],
             "cycle": {k: cycle[k] for k in ("ok", "unchanged", "failed", "new")},
         }
+        if phase == "cold":
+            figures["stored"] = stored(work / "monitor.db")
     # The same two cycles again, on a fresh database, for memory only.
     fresh(work)
     for phase in ("cold", "warm"):
@@ -224,6 +229,19 @@ def one_run(out: Path, urls_file: Path, urls: list[str], reader_workers: int) ->
         raise SystemExit(f"floor failed:\n{done.stdout[-3000:]}")
     figures["floor"] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
+
+
+def stored(database: Path) -> dict[str, int]:
+    """What the cold cycle left in the database: items, those about a story, their
+    clusters, milestones and events, and the copies found by link and content."""
+    with sqlite3.connect(database) as db:
+        row = db.execute(
+            "SELECT count(*), count(story), count(DISTINCT cluster_id), count(milestone),"
+            " count(event_id), count(duplicate_of), (SELECT count(*) FROM event)"
+            " FROM item"
+        ).fetchone()
+    names = ("items", "relevant", "clusters", "milestones", "in_events", "copies", "events")
+    return dict(zip(names, (int(v) for v in row), strict=True))
 
 
 def machine() -> dict[str, str]:
@@ -355,6 +373,11 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], command: str) -
         f"{first['monitor_warm']['cycle']['unchanged']} feeds unchanged; reader stored "
         f"{first['reader']['cold']['new']} new entries ({first['reader']['cold']['errors']} "
         f"errors); feedparser read {first['floor']['entries']} entries.",
+        "",
+        f"Farm: `--relevant {args.relevant}`. What the cold cycle stored (run 1): "
+        + ", ".join(f"{v} {k}" for k, v in first["stored"].items())
+        + " (items about the story, their distinct clusters, milestone reports, items"
+        " attached to an event, copies by link and content, events).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -367,15 +390,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--reader-workers", type=int, default=1, help="reader's default is 1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--relevant",
+        type=float,
+        default=0.01,
+        help="share of the farm's items about the story (1.0: the day of an unveiling)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "out")
     args = parser.parse_args()
     args.load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     command = shlex.join(["bench/.venv/bin/python", "bench/poll.py", *sys.argv[1:]])
 
     args.out.mkdir(parents=True, exist_ok=True)
-    server = start_farm(args.feeds, args.items, args.hosts, args.port)
+    server = start_farm(args.feeds, args.items, args.hosts, args.port, args.relevant)
     try:
-        urls = farm.urls(farm.build(args.feeds, args.items, args.hosts), args.port)
+        urls = farm.urls(farm.build(args.feeds, args.items, args.hosts, args.relevant), args.port)
         urls_file = args.out / "urls.txt"
         urls_file.write_text("\n".join(urls) + "\n")
         runs = []

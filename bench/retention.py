@@ -6,34 +6,27 @@ Builds a database (a fresh SQLite file unless `--database` names an empty one) o
 `--items` items spread evenly over the last 365 days across `--feeds` feeds: 5% of them
 relevant to one story with 16 cluster bands each, one in 500 a milestone's report
 (attached to one of a few events), one in 50 announced by an update delivery that was
-sent. Rows are written straight into the tables (the ingest path would take hours for
-a year), then `Store.prune` runs with the default 90-day retention, timed, and the
-rows removed and the file size before and after are printed. VACUUM is not run: on
-SQLite the file keeps its size, and the freed pages are reused by later inserts.
+sent. Rows are written straight into the tables by bench/aged.py (the ingest path
+would take hours for a year), then `Store.prune` runs with the default 90-day
+retention, timed, and the rows removed and the file size before and after are printed.
+VACUUM is not run: on SQLite the file keeps its size, and the freed pages are reused by
+later inserts.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import random
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Table, func, select
+import aged  # bench/aged.py, beside this script: the rows, shared with bench/history.py
+from sqlalchemy import func, select
 
 from monitor.store.store import Store
-from monitor.store.tables import ClusterBand, Delivery, Event, Feed, Item
-
-_ITEM: Table = Item.__table__  # type: ignore[attr-defined]
-_BAND: Table = ClusterBand.__table__  # type: ignore[attr-defined]
-_EVENT: Table = Event.__table__  # type: ignore[attr-defined]
-_DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
-STORY = "story"
-CHUNK = 20_000
+from monitor.store.tables import BAND_TABLE, DELIVERY_TABLE, ITEM_TABLE
 
 
 def main() -> None:
@@ -48,7 +41,8 @@ def main() -> None:
         store = Store.open(args.database or f"sqlite:///{path}")
         now = datetime.now(UTC)
         started = time.perf_counter()
-        build(store, args.items, args.feeds, now)
+        feeds = [(f"feed{i}", f"http://feed{i}.example/rss") for i in range(args.feeds)]
+        aged.build(store, feeds, args.items, 365, now)
         print(f"built {args.items:,} items over 365 days in {time.perf_counter() - started:.0f} s")
         before = counts(store)
         size = _size(path) if args.database is None else None
@@ -70,96 +64,15 @@ def main() -> None:
         store.close()
 
 
-def build(store: Store, items: int, feeds: int, now: datetime) -> None:
-    """Rows as a year of ingest leaves them, written in chunks of CHUNK."""
-    rng = random.Random(12)
-    store.sync_feeds([(f"feed{i}", f"http://feed{i}.example/rss") for i in range(feeds)])
-    with store._read() as session:
-        feed_ids = [int(i) for i in session.execute(select(Feed.id)).scalars()]
-    start = now - timedelta(days=365)
-    step = timedelta(days=365) / items
-    with store._write() as session:
-        db = session.connection()
-        db.execute(
-            _EVENT.insert(),
-            [
-                {
-                    "story": STORY,
-                    "milestone": f"m{i}",
-                    "created_at": start,
-                    "title": f"event {i}",
-                    "silent": False,
-                }
-                for i in range(4)
-            ],
-        )
-    next_id = 1
-    for first in range(0, items, CHUNK):
-        rows: list[dict[str, Any]] = []
-        bands: list[dict[str, Any]] = []
-        deliveries: list[dict[str, Any]] = []
-        for n in range(first, min(first + CHUNK, items)):
-            item_id = next_id
-            next_id += 1
-            seen = start + step * n
-            relevant = n % 20 == 0
-            milestone = n % 500 == 0
-            rows.append(
-                {
-                    "id": item_id,
-                    "feed_id": feed_ids[n % len(feed_ids)],
-                    "key": f"k{n}",
-                    "url": f"https://news.example/{n}",
-                    "title": f"Headline number {n} about something",
-                    "summary": "A summary of a typical length for a feed entry. " * 3,
-                    "seen_at": seen,
-                    "published": seen,
-                    "story": STORY if relevant else None,
-                    "milestone": f"m{n % 4}" if milestone else None,
-                    "cluster_id": item_id if relevant else None,
-                    "event_id": (n // 500) % 4 + 1 if milestone else None,
-                    "content_hash": f"{n:032x}",
-                    "silent": False,
-                }
-            )
-            if relevant:
-                bands += [
-                    {
-                        "story": STORY,
-                        "key": rng.getrandbits(62),
-                        "item_id": item_id,
-                        "seen_at": seen,
-                    }
-                    for _ in range(16)
-                ]
-            if n % 50 == 0:
-                deliveries.append(
-                    {
-                        "kind": "update",
-                        "dedup_key": f"update:{item_id}",
-                        "target": "desk",
-                        "status": "sent",
-                        "attempts": 1,
-                        "created_at": seen,
-                        "next_attempt_at": seen,
-                        "sent_at": seen,
-                        "item_id": item_id,
-                        "reported": False,
-                    }
-                )
-        with store._write() as session:
-            db = session.connection()
-            db.execute(_ITEM.insert(), rows)
-            db.execute(_BAND.insert(), bands)
-            if deliveries:
-                db.execute(_DELIVERY.insert(), deliveries)
-
-
 def counts(store: Store) -> dict[str, int]:
     with store._read() as session:
         return {
             name: int(session.execute(select(func.count()).select_from(table)).scalar_one())
-            for name, table in [("item", _ITEM), ("cluster_band", _BAND), ("delivery", _DELIVERY)]
+            for name, table in [
+                ("item", ITEM_TABLE),
+                ("cluster_band", BAND_TABLE),
+                ("delivery", DELIVERY_TABLE),
+            ]
         }
 
 

@@ -58,12 +58,18 @@ Signature = tuple[int, ...]
 
 def words(title: str, summary: str) -> list[str]:
     """The title and lead as normalized words (NFKC, casefolded, ё as е, no particles)."""
-    return _words(title) + _words(summary)[:LEAD_WORDS]
+    return _words(title) + _words(summary, LEAD_WORDS)[:LEAD_WORDS]
 
 
-def _words(text: str) -> list[str]:
-    found = []
-    for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")):
+def _words(text: str, enough: int | None = None) -> list[str]:
+    """The words of `text`; with `enough`, at least that many (or all there are): a
+    relevant item's summary is its whole text, and only its lead is wanted."""
+    found: list[str] = []
+    normal = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
+    for match in _WORD.finditer(normal):
+        if enough is not None and len(found) >= enough:
+            break
+        word = match.group()
         if _UNSPACED.search(word):
             # Chinese and Japanese put no spaces between words: pairs of characters
             # stand in for them, as in most retrieval systems for these scripts.
@@ -102,6 +108,29 @@ def signature(title: str, summary: str) -> Signature | None:
 def similarity(a: Signature, b: Signature) -> float:
     """The estimated Jaccard similarity of the two texts: the share of equal positions."""
     return sum(x == y for x, y in zip(a, b, strict=True)) / PERMUTATIONS
+
+
+_LOW_BITS = int.from_bytes(b"\xff\xff\xff\x7f" * PERMUTATIONS, "little")
+_TOP_BIT = int.from_bytes(b"\x00\x00\x00\x80" * PERMUTATIONS, "little")
+
+
+def lanes(packed: bytes) -> int:
+    """A packed signature as one integer, value `i` in bits 32i to 32i + 31: the form
+    `lanes_similarity` compares in a few big-integer operations."""
+    return int.from_bytes(packed, "little")
+
+
+def lanes_similarity(a: int, b: int) -> float:
+    """`similarity` of two signatures given as `lanes`, computed in C: a surge of
+    reports compares each new one with hundreds of stored ones.
+
+    In `a ^ b` an equal position is a zero 32-bit lane. Adding 0x7FFFFFFF to a lane's
+    low 31 bits sets its top bit when any of them is set, never carrying into the
+    next lane; or-ed with the lane, the top bit says "not zero".
+    """
+    differ = a ^ b
+    nonzero = (((differ & _LOW_BITS) + _LOW_BITS) | differ) & _TOP_BIT
+    return (PERMUTATIONS - nonzero.bit_count()) / PERMUTATIONS
 
 
 def band_keys(sig: Signature) -> list[int]:

@@ -298,10 +298,12 @@ def place(
             routes[(story, milestone)] = route(story, milestone)
         return routes[(story, milestone)]
 
-    unpacked: dict[int, cluster.Signature] = {}
+    # Signatures as `cluster.lanes` integers: compared in C, hashed cheaply.
+    unpacked: dict[int, int] = {}
     # This batch's placed items, as candidates for the ones after them.
     batch_bands: dict[tuple[str, int], list[int]] = {}
-    batch: dict[int, tuple[int, cluster.Signature]] = {}
+    batch: dict[int, tuple[int, int]] = {}
+    known = _Known(candidates, batch_bands, batch, unpacked)
     placements = []
     for s in rows:
         row = s.row
@@ -309,22 +311,11 @@ def place(
         assert verdict.story is not None
         story = verdict.story
         cluster_id = row.joins or s.id
-        if row.signature is not None and row.joins is None:
-            best = 0.0
-            for other in _candidates(story, row.bands, candidates, batch_bands):
-                if other in batch:
-                    other_cluster, other_signature = batch[other]
-                else:
-                    stored_cluster, packed = candidates.signed[other]
-                    other_cluster = stored_cluster or other
-                    if other not in unpacked:
-                        unpacked[other] = cluster.unpack(packed)
-                    other_signature = unpacked[other]
-                similarity = cluster.similarity(row.signature, other_signature)
-                if similarity >= cluster.THRESHOLD and similarity > best:
-                    best, cluster_id = similarity, other_cluster
-        if row.signature is not None:
-            batch[s.id] = (cluster_id, row.signature)
+        signature = None if row.signature is None else cluster.lanes(cluster.pack(row.signature))
+        if signature is not None and row.joins is None:
+            cluster_id = _nearest(story, row.bands, signature, known) or cluster_id
+        if signature is not None:
+            batch[s.id] = (cluster_id, signature)
             for key in row.bands:
                 batch_bands.setdefault((story, key), []).append(s.id)
         title = _headline(entry)
@@ -348,6 +339,47 @@ def place(
         )
         placements.append(Placement(s.id, story, cluster_id, row.bands, event=event))
     return placements
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What a new item is compared with: stored candidates and this batch's items."""
+
+    stored: Candidates
+    batch_bands: Mapping[tuple[str, int], Sequence[int]]
+    batch: Mapping[int, tuple[int, int]]
+    """Id → (cluster, signature as `cluster.lanes`)."""
+    unpacked: dict[int, int]
+    """Stored candidates' signatures as `cluster.lanes`, made once per batch."""
+
+
+def _nearest(story: str, bands: Sequence[int], signature: int, known: _Known) -> int | None:
+    """The cluster of the most similar item at or above `cluster.THRESHOLD`, the oldest
+    on a tie; None when there is none."""
+    best, found = 0.0, None
+    # On the day of a big event a story's reports are hundreds of copies and light
+    # rewrites of a few texts, all sharing bands. A signature met before cannot beat
+    # its older twin, and nothing beats an identical one: both cuts leave the choice
+    # as it was.
+    compared: set[int] = set()
+    for other in _candidates(story, bands, known.stored, known.batch_bands):
+        if other in known.batch:
+            other_cluster, other_signature = known.batch[other]
+        else:
+            stored_cluster, packed = known.stored.signed[other]
+            other_cluster = stored_cluster or other
+            if other not in known.unpacked:
+                known.unpacked[other] = cluster.lanes(packed)
+            other_signature = known.unpacked[other]
+        if other_signature in compared:
+            continue
+        compared.add(other_signature)
+        similarity = cluster.lanes_similarity(signature, other_signature)
+        if similarity >= cluster.THRESHOLD and similarity > best:
+            best, found = similarity, other_cluster
+            if similarity == 1.0:
+                break
+    return found
 
 
 def _candidates(

@@ -155,6 +155,18 @@ def _feed_lease(session: Session, _derive: Derivations | None) -> None:
     _add_missing_columns(session, "feed", ["lease_until", "lease_owner"])
 
 
+def _arrival_indexes(session: Session, _derive: Derivations | None) -> None:
+    """A feed's arrivals come from one index, however many items the feed has brought
+    (the feed-id index it replaces is its first column), and the index of later
+    versions holds only them, so no planner reads it for `version_of IS NULL`."""
+    db = session.connection()
+    db.exec_driver_sql("DROP INDEX IF EXISTS ix_item_feed_id")
+    db.exec_driver_sql("DROP INDEX IF EXISTS ix_item_version_of")
+    for index in _ITEM.indexes:
+        if index.name in ("ix_item_feed_seen", "ix_item_version_of"):
+            index.create(db, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial_schema),
     ("0002_delivery_routing", _delivery_routing),
@@ -162,4 +174,5 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ("0004_report_versions", _report_versions),
     ("0005_band_item_index", _band_item_index),
     ("0006_feed_lease", _feed_lease),
+    ("0007_arrival_indexes", _arrival_indexes),
 ]

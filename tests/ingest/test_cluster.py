@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from functools import cache
 from typing import Any
 
@@ -15,6 +16,8 @@ from monitor.ingest.cluster import (
     THRESHOLD,
     Signature,
     band_keys,
+    lanes,
+    lanes_similarity,
     pack,
     shingles,
     signature,
@@ -184,6 +187,23 @@ def test_signature_survives_storage_and_is_the_same_everywhere() -> None:
     assert monument is not None
     assert monument[:4] == MONUMENT_HEAD
     assert band_keys(monument)[:2] == MONUMENT_BANDS
+
+
+LANE_EDGES = (0, 1, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFF)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lanes_similarity_counts_equal_positions_as_similarity_does(seed: int) -> None:
+    """The big-integer comparison agrees with the position-by-position one, at the lanes'
+    edge values too (a top bit alone, all bits, none)."""
+    rng = random.Random(seed)
+    a = tuple(
+        rng.choice(LANE_EDGES) if rng.random() < 0.5 else rng.getrandbits(32)
+        for _ in range(PERMUTATIONS)
+    )
+    b = tuple(x if rng.random() < seed / 20 else rng.choice(LANE_EDGES) for x in a)
+    assert lanes_similarity(lanes(pack(a)), lanes(pack(b))) == similarity(a, b)
+    assert lanes_similarity(lanes(pack(a)), lanes(pack(a))) == 1.0
 
 
 MONUMENT_HEAD = (2448512737, 642804728, 1297394431, 4214816613)

@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import event
 
 from monitor.config.settings import HealthSettings
-from monitor.service.health import FAILING, SILENT, UNDECIDED, assess, rhythm
+from monitor.service.health import (
+    ARRIVALS_CHUNK,
+    FAILING,
+    SILENT,
+    UNDECIDED,
+    assess,
+    needs_rhythm,
+    rhythm,
+)
 from monitor.store.views import FeedView
 from tests.support.desk import Desk
 from tests.support.servers import AlertReceiver
@@ -52,9 +60,13 @@ def feed(**fields: Any) -> FeedView:
     ],
 )
 def test_assess(row: FeedView, arrivals: list[datetime], state: str | None) -> None:
-    """Failing long enough, or silent far beyond its rhythm, is trouble; the rest is not."""
+    """Failing long enough, or silent far beyond its rhythm, is trouble; the rest is not.
+    A feed the check reads no arrivals for is judged the same without them."""
     verdict = assess(row, arrivals, NOW, SETTINGS)
     assert (verdict is UNDECIDED) if state == "?" else verdict.state == state
+    if not needs_rhythm(row, NOW, SETTINGS):
+        unread = assess(row, [], NOW, SETTINGS)
+        assert (unread is UNDECIDED) if state == "?" else unread.state == state
 
 
 def test_silence_is_judged_against_the_feed_rhythm() -> None:
@@ -178,3 +190,27 @@ def test_one_feeds_check_reads_that_feed_only(desk_for: Callable[..., Desk]) -> 
     crowded = _steps_of_check(desk, ["wire"])
     assert alone > 0
     assert crowded == alone
+
+
+def test_a_check_of_many_feeds_reads_each_ones_arrivals(desk_for: Callable[..., Desk]) -> None:
+    """Checking more feeds than are read together (`ARRIVALS_CHUNK`) judges every one
+    of them by its own rhythm: each has one, so each falls silent."""
+    desk = desk_for([], health={"silent_min": "6h"})
+    names = [f"feed-{n:03d}" for n in range(ARRIVALS_CHUNK * 2 + 3)]
+    _history(desk, names)
+    desk.clock.advance(hours=12)
+    assert desk.health.check(names) == [(name, SILENT) for name in names]
+
+
+def test_a_check_reads_no_arrivals_for_feeds_that_just_brought_items(
+    desk_for: Callable[..., Desk],
+) -> None:
+    """After a cycle every feed brought items within `silent_min`: none can be silent,
+    so the check reads their rows and no arrivals, however long their history."""
+    desk = desk_for([], health={"silent_min": "6h"})
+    _history(desk, ["wire"])
+    fresh = _steps_of_check(desk, ["wire"])
+    _history(desk, ["wire"])  # a second day of arrivals
+    assert _steps_of_check(desk, ["wire"]) == fresh
+    desk.clock.advance(hours=12)  # quiet for longer than silent_min: its rhythm is read
+    assert _steps_of_check(desk, ["wire"]) > fresh

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from monitor.core.errors import StoreError
 from monitor.ingest import record
@@ -567,13 +567,18 @@ def test_an_upgraded_database_knows_what_it_has_seen(store: Store) -> None:
     discussed = Classified(entry("g", "Council discusses site", url=url), UPDATE)
     ingest(store, "a", [discussed])
     with store._write() as session:  # as a database from before the migration was
-        for index in ("ix_item_version_of", "ix_item_url_content"):
+        for index in ("ix_item_version_of", "ix_item_url_content", "ix_item_feed_seen"):
             session.execute(text(f"drop index {index}"))
         for column in ("content_hash", "version_of"):
             session.execute(text(f"alter table item drop column {column}"))
         session.execute(text("alter table feed drop column items_skipped"))
         session.execute(text("create index ix_item_url on item (url)"))
-        session.execute(text("delete from migration where name = '0004_report_versions'"))
+        session.execute(
+            text(
+                "delete from migration"
+                " where name in ('0004_report_versions', '0007_arrival_indexes')"
+            )
+        )
     store.migrate()
     seen = ingest(store, "a", [discussed])
     assert (seen.new, seen.versions) == (0, 0)
@@ -581,6 +586,41 @@ def test_an_upgraded_database_knows_what_it_has_seen(store: Store) -> None:
     assert copy.duplicates == 1
     chosen = Classified(entry("g", "Site chosen", url=url), milestone("site_selection"))
     assert ingest(store, "a", [chosen]).events == [(STORY, "site_selection")]
+
+
+def test_an_older_database_reads_arrivals_from_one_index(store: Store) -> None:
+    """0007_arrival_indexes gives a database from before it the (feed, seen) index a
+    health check reads, drops the feed-id index it makes redundant, keeps in the
+    versions index only later versions, and keeps its data."""
+    baseline(store, "a")
+    ingest(store, "a", [Classified(entry("k", "Monument unveiled"), milestone())])
+    with store._write() as session:  # as a database from before the migration was
+        session.execute(text("drop index ix_item_feed_seen"))
+        session.execute(text("drop index ix_item_version_of"))
+        session.execute(text("create index ix_item_feed_id on item (feed_id)"))
+        session.execute(text("create index ix_item_version_of on item (version_of)"))
+        session.execute(text("delete from migration where name = '0007_arrival_indexes'"))
+    store.migrate()
+    indexes = {i["name"] for i in inspect(store.engine).get_indexes("item")}
+    assert "ix_item_feed_seen" in indexes
+    assert "ix_item_feed_id" not in indexes
+    assert len(store.arrivals_by_feed(["a"], NOW - timedelta(days=1))["a"]) == 1
+    if store.engine.dialect.name == "sqlite":
+        names = ", ".join(f"'f{i}'" for i in range(400))  # a cycle's worth of feeds
+        with store._read() as session:
+            plan = session.execute(
+                text(
+                    "explain query plan select feed.name, item.seen_at from item"
+                    " join feed on feed.id = item.feed_id"
+                    f" where feed.name in ({names}) and item.seen_at >= '2026-01-01'"
+                    " and item.version_of is null"
+                )
+            ).all()
+            partial = session.execute(
+                text("select sql from sqlite_master where name = 'ix_item_version_of'")
+            ).scalar_one()
+        assert "COVERING INDEX ix_item_feed_seen" in " ".join(str(row[-1]) for row in plan)
+        assert "WHERE version_of IS NOT NULL" in partial
 
 
 def test_a_row_the_database_refuses_is_left_out(store: Store) -> None:
