@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
+from urllib.parse import urljoin
 
 from lxml import etree
 from lxml.cssselect import CSSSelector
@@ -61,11 +62,11 @@ def parse_page(
             break
     if not entries:
         raise NoMatches(
-            f"with a link: the items selector {source.items!r} matched "
-            f"{len(matched)} elements, none with an http(s) link"
+            f"the items selector {source.items!r} with a link: "
+            f"none of its {len(matched)} matches holds an http(s) link"
         )
     head_title = root.find(".//title")
-    title = inner_html(head_title) if head_title is not None else None
+    title = _text(head_title) if head_title is not None else None
     return ParsedFeed(
         entries=entries,
         title=normalize.feed_title(title),
@@ -78,8 +79,9 @@ def _base(root: etree._Element, base_url: str) -> str:
     """The address relative links resolve against: `<base href>` if the page sets one."""
     base = root.find("head/base[@href]")
     if base is not None:
-        resolved = canonical_url(base.get("href"), base_url)
-        if resolved:
+        # Not made canonical: that would drop the trailing slash a directory needs.
+        resolved = urljoin(base_url, (base.get("href") or "").strip())
+        if resolved.lower().startswith(("http://", "https://")):
             return resolved
     return base_url
 
@@ -112,10 +114,17 @@ def _first(item: etree._Element, css: str) -> etree._Element | None:
 
 
 def _date(element: etree._Element) -> datetime | None:
-    """A date from `datetime`/`content` attributes or the text, in the forms sites use:
+    """A date from `datetime`/`content` attributes (the element's, or a `<time>` inside
+    it) or the text, in the forms sites use:
     RFC 3339, RFC 822, ISO 8601 (a date alone is its midnight) and `30.11.2026 14:05`.
     A time without a zone is taken as UTC."""
-    candidates = [element.get("datetime"), element.get("content"), _text(element)]
+    inner = element.find(".//time[@datetime]")
+    candidates = [
+        element.get("datetime"),
+        element.get("content"),
+        inner.get("datetime") if inner is not None else None,
+        _text(element),
+    ]
     for value in candidates:
         if not value or not (value := value.strip()):
             continue

@@ -65,6 +65,8 @@ def parse_telegram(body: bytes, base_url: str, content_type: str | None) -> Pars
     posts = matches(_POSTS, root)
     if not posts and not matches(_CHANNEL_PAGE, root):
         raise NotAFeed("not a Telegram channel preview (no posts, no channel frame)")
+    for post in posts:
+        _detach_if_nested(post)
     entries: list[Entry] = []
     seen: set[str] = set()
     for post in reversed(posts):
@@ -105,6 +107,26 @@ def _post(post: etree._Element, base_url: str) -> Entry | None:
     )
 
 
+def _detach_if_nested(post: etree._Element) -> None:
+    """Take a post out of another one it landed in (broken markup: an unclosed `div`),
+    so neither reads the other's text; the text after it stays where it was."""
+    parent = post.getparent()
+    if parent is None or not any(_is_post(a) for a in post.iterancestors()):
+        return
+    tail, post.tail = post.tail, None
+    if tail:
+        previous = post.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(post)
+
+
+def _is_post(element: etree._Element) -> bool:
+    return "tgme_widget_message" in (element.get("class") or "").split()
+
+
 def _in_reply(text: etree._Element, post: etree._Element) -> bool:
     """Whether a text element is the quoted post a reply answers, not the post's own."""
     for parent in text.iterancestors():
@@ -140,7 +162,8 @@ def _media_kind(post: etree._Element) -> str:
 
 def _links(texts: list[etree._Element], post: etree._Element, base_url: str) -> list[str]:
     """The web links a post carries: in its text, then its link preview's."""
-    anchors = [a for t in texts for a in matches(_LINKS, t)] + matches(_PREVIEW, post)
+    anchors = [a for t in texts for a in matches(_LINKS, t) if not _is_date(a)]
+    anchors += matches(_PREVIEW, post)
     links: list[str] = []
     for anchor in anchors:
         # The preview writes `&amp;` for `&` inside some hrefs (RSSHub notes it too).
@@ -151,6 +174,10 @@ def _links(texts: list[etree._Element], post: etree._Element, base_url: str) -> 
         if len(links) == MAX_LINKS:
             break
     return links
+
+
+def _is_date(anchor: etree._Element) -> bool:
+    return "tgme_widget_message_date" in (anchor.get("class") or "").split()
 
 
 def _time(post: etree._Element) -> datetime | None:
