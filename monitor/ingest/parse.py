@@ -30,10 +30,11 @@ from monitor.core.errors import NotAFeed
 from monitor.ingest.entry import ParsedFeed
 from monitor.ingest.read_feedparser import parse_with_feedparser
 from monitor.ingest.read_json import parse_json_feed
-from monitor.ingest.read_page import parse_page
-from monitor.ingest.read_telegram import parse_telegram
 from monitor.ingest.read_xml import parse_fast
 from monitor.ingest.sources import PageSource, Source, TelegramSource
+
+# The HTML source readers (and cssselect) are imported when a source needs them: a
+# child that reads only feeds never loads them.
 
 __all__ = ["parse"]
 
@@ -52,8 +53,12 @@ def parse(
     `items` selector matches nothing raises NoMatches.
     """
     if isinstance(source, TelegramSource):
+        from monitor.ingest.read_telegram import parse_telegram  # noqa: PLC0415
+
         return parse_telegram(body, base_url, content_type)
     if isinstance(source, PageSource):
+        from monitor.ingest.read_page import parse_page  # noqa: PLC0415
+
         return parse_page(body, base_url, content_type, source)
     start = _first_significant_bytes(body)
     if not start:
