@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from functools import lru_cache
 from urllib.parse import urljoin
 
 from lxml import etree
-from lxml.cssselect import CSSSelector
 
 from monitor.core.errors import NoMatches
 from monitor.ingest import normalize
 from monitor.ingest.entry import Entry, ParsedFeed
-from monitor.ingest.html import html_document, inner_html, matches
+from monitor.ingest.html import html_document, inner_html, matches, selector
 from monitor.ingest.sources import PageSource
 from monitor.ingest.urls import canonical_url
 
@@ -33,12 +31,6 @@ MAX_ITEMS = 500
 """Items read from one page: a listing shows dozens; a page matching thousands is noise."""
 
 _DOTTED_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[,\s]+(\d{1,2}):(\d{2}))?")
-
-
-@lru_cache(maxsize=256)
-def selector(css: str) -> CSSSelector:
-    """A compiled selector; raises cssselect's SelectorError for an invalid one."""
-    return CSSSelector(css, translator="html")
 
 
 def parse_page(

@@ -20,36 +20,35 @@ import re
 from datetime import datetime
 
 from lxml import etree
-from lxml.cssselect import CSSSelector
 
 from monitor.core.errors import NotAFeed
 from monitor.ingest import normalize
 from monitor.ingest.entry import Entry, ParsedFeed
-from monitor.ingest.html import html_document, html_to_text, inner_html, matches
+from monitor.ingest.html import html_document, html_to_text, inner_html, matches, selector
 from monitor.ingest.urls import canonical_url
 
+MAX_POSTS = 500
+"""Posts read from one page, the newest: a preview shows about twenty; more is no preview."""
 MAX_LINKS = 10
 """Links kept from one post's text (a post of a hundred links is a link list, not news)."""
 HEADLINE_CHARS = 200
 
-_POSTS = CSSSelector("div.tgme_widget_message[data-post]", translator="html")
-_CHANNEL_PAGE = CSSSelector(
-    ".tgme_channel_history, .tgme_channel_info, .tgme_widget_message_wrap", translator="html"
-)
-_CHANNEL_TITLE = CSSSelector(".tgme_channel_info_header_title", translator="html")
-_TEXT = CSSSelector(".tgme_widget_message_text", translator="html")
-_TIME = CSSSelector("a.tgme_widget_message_date time[datetime]", translator="html")
-_ANY_TIME = CSSSelector("time[datetime]", translator="html")
-_FORWARDED = CSSSelector(".tgme_widget_message_forwarded_from_name", translator="html")
-_PREVIEW = CSSSelector("a.tgme_widget_message_link_preview[href]", translator="html")
-_LINKS = CSSSelector("a[href]", translator="html")
+_POSTS = selector("div.tgme_widget_message[data-post]")
+_CHANNEL_PAGE = selector(".tgme_channel_history, .tgme_channel_info, .tgme_widget_message_wrap")
+_CHANNEL_TITLE = selector(".tgme_channel_info_header_title")
+_TEXT = selector(".tgme_widget_message_text")
+_TIME = selector("a.tgme_widget_message_date time[datetime]")
+_ANY_TIME = selector("time[datetime]")
+_FORWARDED = selector(".tgme_widget_message_forwarded_from_name")
+_PREVIEW = selector("a.tgme_widget_message_link_preview[href]")
+_LINKS = selector("a[href]")
 _MEDIA = (
-    ("poll", CSSSelector(".tgme_widget_message_poll_question", translator="html")),
-    ("video", CSSSelector(".tgme_widget_message_video_player", translator="html")),
-    ("photo", CSSSelector(".tgme_widget_message_photo_wrap", translator="html")),
-    ("document", CSSSelector(".tgme_widget_message_document", translator="html")),
+    ("poll", selector(".tgme_widget_message_poll_question")),
+    ("video", selector(".tgme_widget_message_video_player")),
+    ("photo", selector(".tgme_widget_message_photo_wrap")),
+    ("document", selector(".tgme_widget_message_document")),
 )
-_SERVICE = CSSSelector(".service_message", translator="html")
+_SERVICE = selector(".service_message")
 _DATA_POST = re.compile(r"([A-Za-z0-9_]{1,64})/([0-9]{1,20})")
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
@@ -69,7 +68,7 @@ def parse_telegram(body: bytes, base_url: str, content_type: str | None) -> Pars
         _detach_if_nested(post)
     entries: list[Entry] = []
     seen: set[str] = set()
-    for post in reversed(posts):
+    for post in reversed(posts[-MAX_POSTS:]):
         entry = _post(post, base_url)
         if entry is not None and entry.key not in seen:
             seen.add(entry.key)
@@ -151,8 +150,8 @@ def _headline(html: str) -> str:
 
 def _media_kind(post: etree._Element) -> str:
     """A title for a post without text: its poll's question, or what it carries."""
-    for kind, selector in _MEDIA:
-        found = matches(selector, post)
+    for kind, media in _MEDIA:
+        found = matches(media, post)
         if found and kind == "poll":
             return html_to_text(inner_html(found[0])) or "[poll]"
         if found:

@@ -11,6 +11,7 @@ from monitor.core.errors import NotAFeed
 from monitor.ingest.entry import Entry, ParsedFeed
 from monitor.ingest.identity import content_hash
 from monitor.ingest.parse import parse
+from monitor.ingest.read_telegram import MAX_POSTS
 from monitor.ingest.sources import TelegramSource
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -153,3 +154,17 @@ def test_the_header_charset_is_honoured() -> None:
     body = page.replace('<meta charset="utf-8">', "").encode("cp1251", errors="replace")
     feed = parse(body, MIRROR, "text/html; charset=windows-1251", CHANNEL)
     assert by_id(feed)["104"].title == "Уточнение: приём граждан переносится на четверг."
+
+
+def test_a_page_of_too_many_posts_is_read_to_the_newest_max_posts() -> None:
+    """A page carrying thousands of posts (no real preview does) yields the newest
+    MAX_POSTS."""
+    posts = "".join(
+        f'<div class="tgme_widget_message" data-post="kursk_gov_test/{n}">'
+        f'<div class="tgme_widget_message_text">post {n}</div></div>'
+        for n in range(1, MAX_POSTS * 3 + 1)
+    )
+    body = f'<html><body><section class="tgme_channel_history">{posts}</section>'.encode()
+    feed = parse(body, MIRROR, "text/html", CHANNEL)
+    assert len(feed.entries) == MAX_POSTS
+    assert feed.entries[0].title == f"post {MAX_POSTS * 3}"
