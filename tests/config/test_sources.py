@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from monitor.config.settings import Config, parse_config
 from monitor.core.errors import ConfigError
-from tests.conftest import run_cli, shipped_stories
+from monitor.ingest.parse import parse
+from monitor.ingest.sources import PageSource
+from tests.conftest import REPO, run_cli, shipped_stories
 
 FEED = "  - name: wire\n    url: https://wire.example/rss\n"
 
@@ -123,3 +127,25 @@ def test_check_config_names_a_bad_selector_in_one_line(tmp_path: Path) -> None:
     [line] = result.stderr.strip().splitlines()
     assert "feeds[0].items: not a CSS selector cssselect can use: 'a[href'" in line
     assert line.endswith("(line 4)")
+
+
+def _readme_blocks(language: str) -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Sources without a feed") : text.index("### Retention")]
+    return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+
+
+def test_readme_examples_are_valid_and_read_what_they_say() -> None:
+    """The README's source examples load as config, and its page example's selectors read
+    its sample list into the item it describes."""
+    blocks = _readme_blocks("yaml")
+    assert len(blocks) == 2
+    feeds = [feed for block in blocks for feed in _config(block.split("\n", 1)[1]).feeds]
+    assert [feed.kind for feed in feeds] == ["telegram", "telegram", "page"]
+    page = feeds[2]
+    [sample] = _readme_blocks("html")
+    source = PageSource(page.items or "", page.title, page.date, page.summary)
+    [entry] = parse(sample.encode(), page.url, "text/html; charset=utf-8", source).entries
+    assert entry.url == "https://city.example/news/2026/11/30/pamyatnik"
+    assert entry.title == "Для памятника выбрали место"
+    assert entry.published == datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
