@@ -75,16 +75,21 @@ def shipped_stories() -> str:
 
 def write_config(
     folder: Path,
-    feeds: Mapping[str, str],
+    feeds: Mapping[str, str | Mapping[str, Any]],
     targets: Sequence[Mapping[str, Any]] = (),
     stories: str | None = None,
     **sections: Any,
 ) -> Path:
-    """A config file for tests: these feeds and targets, the shipped stories (or `stories`)."""
+    """A config file for tests: these feeds and targets, the shipped stories (or `stories`).
+
+    A feed is its URL, or the mapping of its keys but `name` (`{"telegram": ...}`)."""
     document: dict[str, Any] = {
         "database": "sqlite:///monitor.db",
         "fetch": {"interval": "1m", "jitter": "0s", "timeout": "10s"},
-        "feeds": [{"name": name, "url": url} for name, url in feeds.items()],
+        "feeds": [
+            {"name": name, "url": source} if isinstance(source, str) else {"name": name, **source}
+            for name, source in feeds.items()
+        ],
         "notify": list(targets),
     }
     for name, value in sections.items():

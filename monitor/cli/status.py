@@ -59,7 +59,7 @@ class FeedStatus:
     items_skipped: int = 0
     """Items the store could not write (each try counted); the rest of the feed was."""
     told: str | None = None
-    """The trouble the health targets were last told about (failing, silent), if any."""
+    """The trouble the health targets were last told about (failing, silent, unmatched)."""
     told_since: datetime | None = None
 
     @property
@@ -109,7 +109,8 @@ def collect(config: Config, store: Store, now: datetime, redact: Redact = str) -
         if row.gone:
             health = "gone"
         elif row.consecutive_failures:
-            health = "failing"
+            # A page whose selector matches nothing answers: it is unmatched, not down.
+            health = "unmatched" if row.health == "unmatched" else "failing"
         elif row.last_checked is None:
             health = "new"
         elif row.health == "silent":
@@ -245,6 +246,7 @@ _HEALTH_STYLE = {
     "ok": "green",
     "new": "cyan",
     "silent": "yellow",
+    "unmatched": "yellow",
     "failing": "bold red",
     "gone": "magenta",
 }

@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import apprise
+from cssselect import HTMLTranslator, SelectorError
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -196,20 +197,89 @@ class TemplatesConfig(_Section):
         return {kind: getattr(self, kind).model_dump() for kind in KINDS}
 
 
+SourceKind = Literal["feed", "telegram", "page"]
+TELEGRAM_PREVIEW = "https://t.me/s/{channel}"
+_TELEGRAM_CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
+"""A public username: 5 to 32 letters, digits and underscores, from a letter (a few
+old channels have 4)."""
+
+
 class FeedConfig(_Section):
-    """One feed to poll."""
+    """One source to poll: a feed (`url:`), a public Telegram channel (`telegram:`), or a
+    news page without a feed (`page:` with CSS selectors: `items:`, and optionally
+    `title:`, `date:`, `summary:`). A Telegram channel is read from its web preview,
+    `https://t.me/s/CHANNEL`, unless `url:` gives another address for that page."""
 
     name: str = Field(min_length=1)
     url: str
     interval: Duration | None = None
     lang: str | None = None
+    telegram: str | None = None
+    page: str | None = None
+    items: str | None = None
+    title: str | None = None
+    date: str | None = None
+    summary: str | None = None
 
-    @field_validator("url")
+    @model_validator(mode="before")
     @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not re.match(r"(?i)^https?://[^/\s]+", url):
+    def _source_url(cls, data: Any) -> Any:
+        """`page:` is the URL to poll; `telegram:` implies its preview's URL."""
+        if not isinstance(data, dict):
+            return data
+        page, channel = data.get("page"), data.get("telegram")
+        if page is not None and channel is not None:
+            raise ValueError("give one of `page`, `telegram` (or a feed `url`), not both")
+        if page is not None:
+            if "url" in data:
+                raise ValueError("a page source's URL is its `page`: leave out `url`")
+            return {**data, "url": page}
+        if isinstance(channel, str) and "url" not in data:
+            return {**data, "url": TELEGRAM_PREVIEW.format(channel=channel)}
+        return data
+
+    @field_validator("url", "page")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"(?i)^https?://[^/\s]+", url):
             raise ValueError(f"not an http(s) URL: {url!r}")
         return url
+
+    @field_validator("telegram")
+    @classmethod
+    def _channel(cls, channel: str | None) -> str | None:
+        if channel is not None and not _TELEGRAM_CHANNEL.fullmatch(channel):
+            raise ValueError(
+                f"not a public Telegram channel name: {channel!r} (the CHANNEL of "
+                "t.me/CHANNEL: 5-32 letters, digits or underscores, starting with a letter)"
+            )
+        return channel
+
+    @field_validator("items", "title", "date", "summary")
+    @classmethod
+    def _selector(cls, css: str | None) -> str | None:
+        if css is None:
+            return None
+        try:
+            HTMLTranslator().css_to_xpath(css)
+        except SelectorError as exc:
+            raise ValueError(f"not a CSS selector cssselect can use: {css!r} ({exc})") from None
+        return css
+
+    @model_validator(mode="after")
+    def _selectors_for_pages(self) -> FeedConfig:
+        given = [key for key in ("items", "title", "date", "summary") if getattr(self, key)]
+        if self.page is None and given:
+            raise ValueError(f"`{given[0]}` is a page source's selector: add `page: URL`")
+        if self.page is not None and self.items is None:
+            raise ValueError("a page source needs `items`: the CSS selector of each item's link")
+        return self
+
+    @property
+    def kind(self) -> SourceKind:
+        if self.telegram is not None:
+            return "telegram"
+        return "page" if self.page is not None else "feed"
 
 
 Receives = Literal["alerts", "updates", "digest", "health"]

@@ -9,7 +9,8 @@
         │   └── RateLimited         the server asked us to wait (429/503 with Retry-After)
         └── PermanentFeedError     retrying soon will not help: 4xx, oversized body
             ├── FeedGone            410: polling this feed stops
-            └── NotAFeed            the body parsed as neither RSS, Atom nor JSON Feed
+            ├── NotAFeed            the body parsed as neither RSS, Atom nor JSON Feed
+            └── NoMatches           a page source's `items` selector matched nothing
 
 Expected outcomes (a 304, an empty feed, a duplicate entry) are values, not exceptions.
 """
@@ -88,3 +89,16 @@ class FeedGone(PermanentFeedError):
 
 class NotAFeed(PermanentFeedError):
     """The body is not RSS, Atom or JSON Feed (an HTML login page, random bytes)."""
+
+
+class NoMatches(PermanentFeedError):
+    """A page source's `items` selector matched nothing: the site's markup changed.
+
+    Its message always starts with `PREFIX`, which is how feed health tells it, in the
+    stored `last_error`, from other failures (`monitor.service.health`).
+    """
+
+    PREFIX = "no item matched"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"{self.PREFIX} {detail}")

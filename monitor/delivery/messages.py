@@ -129,7 +129,7 @@ def notice_context(title: str, body: str) -> dict[str, Any]:
     return {"title": title, "lines": [line for line in body.splitlines() if line.strip()]}
 
 
-HealthChange = Literal["failing", "gone", "silent", "recovered"]
+HealthChange = Literal["failing", "gone", "silent", "unmatched", "recovered"]
 NoticeKind = Literal["health", "dead_letter"]
 _NOTICE_KINDS: dict[str, NoticeKind] = {"health": "health", "dead_letter": "dead_letter"}
 SHOWN_DEAD = 10

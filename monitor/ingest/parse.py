@@ -10,6 +10,10 @@ one module each, which all build entries through one normalization
 - `read_feedparser`: whatever the fast path declined: ill-formed XML, RSS 0.90,
   Atom 0.3, HTML entities without a DTD, odd dates.
 
+Two sources are HTML pages, not feeds, and are read as what their config says they
+are (`sources`), never sniffed: `read_telegram` (a public Telegram channel's web
+preview) and `read_page` (a listing page, with the config's CSS selectors).
+
 Neither XML reader ever expands a DTD entity or fetches anything: documents with
 a DOCTYPE or ENTITY declaration never reach lxml (which is configured not to
 resolve entities, load DTDs or touch the network in any case), and feedparser
@@ -27,20 +31,35 @@ from monitor.ingest.entry import ParsedFeed
 from monitor.ingest.read_feedparser import parse_with_feedparser
 from monitor.ingest.read_json import parse_json_feed
 from monitor.ingest.read_xml import parse_fast
+from monitor.ingest.sources import PageSource, Source, TelegramSource
+
+# The HTML source readers (and cssselect) are imported when a source needs them: a
+# child that reads only feeds never loads them.
 
 __all__ = ["parse"]
 
 
-def parse(body: bytes, base_url: str, content_type: str | None = None) -> ParsedFeed:
-    """Read a feed document into normalized entries.
+def parse(
+    body: bytes, base_url: str, content_type: str | None = None, source: Source | None = None
+) -> ParsedFeed:
+    """Read a feed document (or the page of a `source` that is no feed) into entries.
 
     `base_url` resolves relative links (pass the URL the body came from, after
     redirects). `content_type` is the response's Content-Type header; its charset
     matters for documents that do not declare their encoding.
 
     Raises NotAFeed for an empty body, an HTML page, random bytes, or JSON that
-    is not a JSON Feed. A feed with no entries is a feed.
+    is not a JSON Feed. A feed with no entries is a feed. A page `source` whose
+    `items` selector matches nothing raises NoMatches.
     """
+    if isinstance(source, TelegramSource):
+        from monitor.ingest.read_telegram import parse_telegram  # noqa: PLC0415
+
+        return parse_telegram(body, base_url, content_type)
+    if isinstance(source, PageSource):
+        from monitor.ingest.read_page import parse_page  # noqa: PLC0415
+
+        return parse_page(body, base_url, content_type, source)
     start = _first_significant_bytes(body)
     if not start:
         raise NotAFeed("empty body")

@@ -29,10 +29,17 @@ from typing import Any, BinaryIO, Protocol
 
 import structlog
 
-from monitor.core.errors import FeedError, NotAFeed, PermanentFeedError, TransientFeedError
+from monitor.core.errors import (
+    FeedError,
+    NoMatches,
+    NotAFeed,
+    PermanentFeedError,
+    TransientFeedError,
+)
 from monitor.ingest.entry import Entry
 from monitor.ingest.identity import content_hash
 from monitor.ingest.payload import Payload
+from monitor.ingest.sources import Source
 from monitor.match.classify import Verdict, classify, prefilter
 from monitor.match.rules import Story
 
@@ -48,21 +55,24 @@ _GIVE_UP_AFTER = 5
 _LENGTH = struct.Struct(">I")
 _PIPE_BYTES = 1 << 20
 _ERRORS: dict[str, type[FeedError]] = {
-    cls.__name__: cls for cls in (NotAFeed, PermanentFeedError, TransientFeedError, FeedError)
+    cls.__name__: cls
+    for cls in (NoMatches, NotAFeed, PermanentFeedError, TransientFeedError, FeedError)
 }
 
 
-def read_feed(
+def read_feed(  # noqa: PLR0917 (the parse child's frame hands these over positionally)
     body: Body,
     base_url: str,
     content_type: str | None,
     lang: str | None,
     stories: Sequence[Story],
+    source: Source | None = None,
 ) -> Read:
     """Decode and parse `body` and judge each entry: the CPU work of checking one feed.
 
     `lang` (the feed's configured language) is given to entries that declare none,
-    when the feed itself declares none either.
+    when the feed itself declares none either. `source` says what a source that is no
+    feed is (a Telegram channel, a page and its selectors).
     """
     data = body.decode() if isinstance(body, Payload) else body
     if not data.strip():
@@ -71,7 +81,7 @@ def read_feed(
     # lxml is a tenth of its start-up.
     from monitor.ingest.parse import parse  # noqa: PLC0415
 
-    parsed = parse(data, base_url, content_type)
+    parsed = parse(data, base_url, content_type, source)
     lang = parsed.lang or lang
     read: Read = []
     for parsed_entry in parsed.entries:
@@ -110,7 +120,12 @@ class FeedReader(Protocol):
     """Turns a fetched body into judged entries."""
 
     async def read(
-        self, body: Body, base_url: str, content_type: str | None, lang: str | None
+        self,
+        body: Body,
+        base_url: str,
+        content_type: str | None,
+        lang: str | None,
+        source: Source | None = None,
     ) -> Read: ...
 
 
@@ -130,9 +145,16 @@ class InlineReader:
         return None
 
     async def read(
-        self, body: Body, base_url: str, content_type: str | None, lang: str | None
+        self,
+        body: Body,
+        base_url: str,
+        content_type: str | None,
+        lang: str | None,
+        source: Source | None = None,
     ) -> Read:
-        return await asyncio.to_thread(read_feed, body, base_url, content_type, lang, self.stories)
+        return await asyncio.to_thread(
+            read_feed, body, base_url, content_type, lang, self.stories, source
+        )
 
 
 def open_reader(parse_worker: bool, stories: Sequence[Story]) -> ReadWorker | InlineReader:
@@ -143,7 +165,7 @@ def open_reader(parse_worker: bool, stories: Sequence[Story]) -> ReadWorker | In
 @dataclass(eq=False)
 class _Job:
     seq: int
-    args: tuple[Body, str, str | None, str | None] = field(repr=False)
+    args: tuple[Body, str, str | None, str | None, Source | None] = field(repr=False)
     frame: bytes = field(repr=False)
     done: asyncio.Future[Read] = field(repr=False)
 
@@ -187,15 +209,20 @@ class ReadWorker:
         await self.aclose()
 
     async def read(
-        self, body: Body, base_url: str, content_type: str | None, lang: str | None
+        self,
+        body: Body,
+        base_url: str,
+        content_type: str | None,
+        lang: str | None,
+        source: Source | None = None,
     ) -> Read:
         if self._failures >= _GIVE_UP_AFTER:
-            return await self._inline.read(body, base_url, content_type, lang)
+            return await self._inline.read(body, base_url, content_type, lang, source)
         proc = await self._running()
         if proc is None:
-            return await self._inline.read(body, base_url, content_type, lang)
+            return await self._inline.read(body, base_url, content_type, lang, source)
         self._seq += 1
-        args = (body, base_url, content_type, lang)
+        args = (body, base_url, content_type, lang, source)
         job = _Job(
             self._seq,
             args,
@@ -383,7 +410,9 @@ def _unpack(packed: Packed) -> Read:
 
 
 def serve(
-    handle: Callable[[Body, str, str | None, str | None, Sequence[Story]], Read] = read_feed,
+    handle: Callable[
+        [Body, str, str | None, str | None, Sequence[Story], Source | None], Read
+    ] = read_feed,
     source: BinaryIO | None = None,
     sink: BinaryIO | None = None,
 ) -> None:
@@ -401,12 +430,12 @@ def serve(
             frame = _read_frame_sync(source)
         except EOFError:
             return
-        seq, body, base_url, content_type, lang = pickle.loads(frame)
+        seq, body, base_url, content_type, lang, kind = pickle.loads(frame)
         try:
             answer: tuple[Any, ...] = (
                 seq,
                 "ok",
-                _pack(handle(body, base_url, content_type, lang, stories)),
+                _pack(handle(body, base_url, content_type, lang, stories, kind)),
             )
         except FeedError as exc:
             answer = (seq, "error", type(exc).__name__, str(exc))

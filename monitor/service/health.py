@@ -1,13 +1,16 @@
 """Feed health: tell the health targets once when a feed goes wrong, once when it recovers.
 
-Two troubles are watched:
+Three troubles are watched:
 
 - **failing**: every check has failed for `health.failing_after`; a feed that answered
   410 Gone is failing at once, since it is no longer polled and will not recover alone;
 - **silent**: the feed answers but has brought no new items for far longer than its
   usual rhythm: `health.silent_factor` times the median gap between fetches that
   brought new items (at least `health.silent_min`). Without a few such gaps in the
-  last 60 days there is no rhythm to judge by, and a feed is never called silent.
+  last 60 days there is no rhythm to judge by, and a feed is never called silent;
+- **unmatched**: a page source answers but its `items` selector matched nothing
+  (`NoMatches`): the site changed its markup. Told at the first such check, since
+  waiting will not fix it; recovered when the selector matches again.
 
 The judgement (`assess`) is pure; `FeedHealth.check` records each change of state with
 its notices in one transaction, so a state change is told exactly once. What a notice
@@ -26,13 +29,14 @@ import structlog
 
 from monitor.config.settings import Config, HealthSettings
 from monitor.core.clock import Clock, span
+from monitor.core.errors import NoMatches
 from monitor.delivery.messages import HealthChange, health_context, queued_notice
 from monitor.delivery.routing import health_targets
 from monitor.store.store import Store
 from monitor.store.views import FeedView, Notice
 from monitor.templates.render import Renderer
 
-FAILING, SILENT = "failing", "silent"
+FAILING, SILENT, UNMATCHED = "failing", "silent", "unmatched"
 HISTORY = timedelta(days=60)
 MIN_GAPS = 3
 ARRIVALS_CHUNK = 50
@@ -77,10 +81,7 @@ def assess(
     if feed.gone:
         return Health(FAILING)
     if feed.consecutive_failures:
-        since = feed.failing_since
-        if since is not None and now - since >= settings.failing_after:
-            return Health(FAILING)
-        return UNDECIDED
+        return _failing(feed, now, settings)
     usual = rhythm(arrivals)
     if usual is None or feed.last_item_at is None:
         return Health(None)
@@ -88,6 +89,16 @@ def assess(
     if now - feed.last_item_at > limit:
         return Health(SILENT, usual)
     return Health(None, usual)
+
+
+def _failing(feed: FeedView, now: datetime, settings: HealthSettings) -> Health:
+    """The health of a feed whose last check failed."""
+    if (feed.last_error or "").startswith(NoMatches.PREFIX):
+        return Health(UNMATCHED)  # a changed page: waiting will not fix it
+    since = feed.failing_since
+    if since is not None and now - since >= settings.failing_after:
+        return Health(FAILING)
+    return UNDECIDED
 
 
 class FeedHealth:
@@ -151,6 +162,9 @@ class FeedHealth:
             key = f"health:{feed.name}:{FAILING}:{now.isoformat()}"
             since = feed.failing_since or now
             notices.append(self._notice("failing", feed, now, key, since=since))
+        elif verdict.state == UNMATCHED:
+            key = f"health:{feed.name}:{UNMATCHED}:{now.isoformat()}"
+            notices.append(self._notice("unmatched", feed, now, key))
         elif verdict.state == SILENT and feed.last_item_at is not None:
             key = f"health:{feed.name}:{SILENT}:{now.isoformat()}"
             usual = span(verdict.usual or timedelta(0))

@@ -33,6 +33,7 @@ from monitor.delivery.routing import route
 from monitor.ingest.decide import Classified
 from monitor.ingest.fetch import Fetcher, Validators
 from monitor.ingest.record import ingest
+from monitor.ingest.sources import PageSource, Source, TelegramSource
 from monitor.ingest.worker import FeedReader, open_reader
 from monitor.match.classify import Verdict
 from monitor.service.app import App
@@ -162,7 +163,9 @@ class Pipeline:
             )
             log.info("feed.checked", status=result.status, new=0, unchanged=True)
             return FeedReport(feed.name, "unchanged", status=result.status)
-        read = await self.reader.read(result.payload, result.url, result.content_type, feed.lang)
+        read = await self.reader.read(
+            result.payload, result.url, result.content_type, feed.lang, source_of(feed)
+        )
         classified = [Classified(entry, verdict or _IRRELEVANT) for entry, verdict in read]
         ingest_at = self.clock()
         outcome = await asyncio.to_thread(
@@ -249,6 +252,15 @@ class Pipeline:
         return FeedReport(
             feed.name, "failed", error=str(exc), status=exc.status, kind=type(exc).__name__
         )
+
+
+def source_of(feed: FeedConfig) -> Source | None:
+    """What the reader must know of a source that is no feed; None for a feed."""
+    if feed.telegram is not None:
+        return TelegramSource(feed.telegram)
+    if feed.page is not None and feed.items is not None:
+        return PageSource(feed.items, feed.title, feed.date, feed.summary)
+    return None
 
 
 @asynccontextmanager

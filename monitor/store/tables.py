@@ -53,7 +53,7 @@ class Feed(SQLModel, table=True):
     baseline_done: bool = False
     gone: bool = False
     health: str | None = None
-    """The trouble the health targets were last told about: failing, silent, or none."""
+    """The trouble the health targets were last told about: failing, silent, unmatched, or none."""
     health_since: datetime | None = None
     lease_until: datetime | None = None
     """While a check of the feed is in flight: until when the instance that claimed it

@@ -204,5 +204,5 @@ class FeedView:
     baseline_done: bool = False
     gone: bool = False
     health: str | None = None
-    """The trouble the health targets were last told about: failing, silent, or none."""
+    """The trouble the health targets were last told about: failing, silent, unmatched, or none."""
     health_since: datetime | None = None

@@ -15,11 +15,13 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from monitor.core.errors import NotAFeed
+from monitor.core.errors import FeedError, NotAFeed
 from monitor.ingest.entry import ParsedFeed
+from monitor.ingest.normalize import SUMMARY_MAX_CHARS
 from monitor.ingest.parse import parse
 from monitor.ingest.read_feedparser import parse_with_feedparser
 from monitor.ingest.read_xml import parse_fast
+from monitor.ingest.sources import PageSource, TelegramSource
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "feedparser-tests"
 BASE = "http://example.com/feed/"
@@ -74,6 +76,57 @@ def test_every_file_parses_or_is_not_a_feed(folder: str) -> None:
             pass
         except Exception as error:  # collect them all, to list every failing file
             failures.append(f"{sample.name}: {error!r}")
+    assert failures == []
+
+
+SOURCES = {
+    "telegram": TelegramSource("corpus_channel"),
+    "page": PageSource("a, item, entry", title="title", date="pubDate, updated, time"),
+}
+
+
+@pytest.mark.parametrize("kind", list(SOURCES))
+def test_every_file_read_as_an_html_source_is_read_or_refused(kind: str) -> None:
+    """Read as a Telegram preview or a page (a misconfigured source, a hostile server),
+    every corpus file gives entries or a FeedError (NotAFeed, NoMatches), never a crash."""
+    failures = []
+    read = 0
+    for sample in samples():
+        try:
+            parse(sample.body, sample.base_url, sample.content_type, SOURCES[kind])
+        except FeedError:
+            continue
+        except Exception as error:  # collect them all, to list every failing file
+            failures.append(f"{sample.name}: {error!r}")
+        else:
+            read += 1
+    assert failures == []
+    assert read > 0 if kind == "page" else read == 0  # no feed is a channel preview
+
+
+POST = (
+    '<html><body><section class="tgme_channel_history"><div class="tgme_widget_message" '
+    'data-post="corpus_channel/7"><div class="tgme_widget_message_text">{}</div></div>'
+    "</section></body></html>"
+)
+
+
+def test_every_file_as_the_text_of_a_telegram_post_is_inert() -> None:
+    """Each corpus file pasted into a post (hostile markup where the text goes) still
+    gives that one post, its text capped, and never a crash."""
+    failures = []
+    for sample in samples():
+        body = POST.format(sample.body.decode("latin-1")).encode("latin-1")
+        try:
+            feed = parse(body, BASE, "text/html; charset=latin-1", SOURCES["telegram"])
+        except Exception as error:  # collect them all, to list every failing file
+            failures.append(f"{sample.name}: {error!r}")
+            continue
+        urls = [e.url for e in feed.entries]
+        if urls != ["https://t.me/corpus_channel/7"]:
+            failures.append(f"{sample.name}: {urls}")
+        elif len(feed.entries[0].summary) > SUMMARY_MAX_CHARS:
+            failures.append(f"{sample.name}: summary of {len(feed.entries[0].summary)} chars")
     assert failures == []
 
 

@@ -194,3 +194,108 @@ def test_unchanged_body_is_not_parsed_again(tmp_path: Path, feed_server: FeedSer
     assert second[0]["unchanged"] is True
     assert second[0]["status"] == 200
     assert "entries" not in second[0]
+
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+HTML = "text/html; charset=utf-8"
+UNMATCHED = "finds no items (has the page changed?)"
+
+
+def _enormous_listing() -> bytes:
+    """About 6 MB of listing, under the size cap: read to the item cap."""
+    items = b"".join(
+        b'<div class="news"><a href="/n/%d">Item %d</a><p>%s</p></div>' % (i, i, b"x" * 20)
+        for i in range(100_000)
+    )
+    return b"<html><body>" + items + b"</body></html>"
+
+
+def _deep_page() -> bytes:
+    return b"<html><body>" + b"<div>" * 100_000 + b'<a href="/deep">deep</a>' + b"</div>" * 100_000
+
+
+@pytest.mark.slow
+def test_hostile_telegram_and_page_sources_end_as_recorded_errors(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """Telegram and page sources against hostile servers: each ends read or with its error
+    recorded, never a crash; a page whose selector matches nothing tells health once."""
+    channel = (DATA / "telegram_channel.html").read_bytes()
+    serve = feed_server.serve
+
+    def telegram(path: str) -> dict[str, str]:
+        return {"telegram": "kursk_gov_test", "url": feed_server.url(path)}
+
+    def page(path: str, items: str = "div.news a") -> dict[str, str]:
+        return {"page": feed_server.url(path), "items": items}
+
+    serve("/s/good", channel, content_type=HTML)
+    serve("/s/broken", (DATA / "telegram_broken.html").read_bytes(), content_type=HTML)
+    serve("/s/login", hostile.LOGIN_PAGE, content_type=HTML)
+    serve("/s/truncated", channel[: len(channel) // 3], content_type=HTML)
+    serve("/s/huge", b"", handler=hostile.endless(declare=False))
+    serve("/s/drip", b"", handler=hostile.drip(every=0.5))
+    serve("/p/enormous", _enormous_listing(), content_type=HTML)
+    serve("/p/nothing", (DATA / "page_listing.html").read_bytes(), content_type=HTML)
+    serve("/p/deep", _deep_page(), content_type=HTML)
+    serve("/p/random", hostile.random_bytes(), content_type=HTML)
+    serve("/p/huge", b"", handler=hostile.endless(declare=True))
+    serve("/p/bomb", b"", handler=hostile.encoded(hostile.gzip_bomb(), "gzip", HTML))
+    sources: dict[str, Any] = {
+        "tg good": telegram("/s/good"),
+        "tg broken markup": telegram("/s/broken"),
+        "tg login page": telegram("/s/login"),
+        "tg truncated": telegram("/s/truncated"),
+        "tg 50 MB": telegram("/s/huge"),
+        "tg drip": telegram("/s/drip"),
+        "page enormous": page("/p/enormous"),
+        "page no matches": page("/p/nothing"),
+        "page too deep": page("/p/deep", "a"),
+        "page random bytes": page("/p/random"),
+        "page 50 MB": page("/p/huge"),
+        "page gzip bomb": page("/p/bomb"),
+    }
+    errors = {
+        "tg login page": "not a Telegram channel preview",
+        "tg 50 MB": "cap",
+        "tg drip": "timed out",
+        "page no matches": "no item matched the items selector 'div.news a'",
+        "page too deep": "no item matched",
+        "page random bytes": "no item matched",
+        "page 50 MB": "cap",
+        "page gzip bomb": "cap",
+    }
+    config = write_config(
+        tmp_path,
+        sources,
+        [{"name": "desk", "url": receiver.url, "receive": ["alerts", "health"]}],
+        fetch={"timeout": "2s", "interval": "1m"},
+    )
+
+    events = _once(config)
+    done = next(e for e in events if e["event"] == "cycle.done")
+    assert done["failed"] + done["ok"] == len(sources)
+    assert not [e for e in events if e["event"] == "feed.crashed"]
+
+    status = _status(config)
+    for name, fragment in errors.items():
+        row = status[name]
+        assert row["last_error"], (name, row)
+        assert fragment in row["last_error"], (name, row)
+        assert "internal error" not in row["last_error"], (name, row)
+    for name in sorted(set(sources) - set(errors)):
+        assert status[name]["last_error"] is None, (name, status[name])
+        assert status[name]["items_seen"] > 0, name
+    assert status["tg good"]["items_seen"] == 5
+    assert status["tg truncated"]["items_seen"] >= 1
+    assert status["page enormous"]["items_seen"] == 500
+    assert status["page no matches"]["health"] == "unmatched"
+    assert status["page no matches"]["health_told"] == "unmatched"
+
+    unmatched = sorted(m["title"] for m in receiver.messages())
+    assert unmatched == [
+        f"monitor: feed {name} {UNMATCHED}"
+        for name in ("page no matches", "page random bytes", "page too deep")
+    ]
+    _once(config, "--force")  # still unmatched: told once, not again
+    assert len(receiver.messages()) == 3

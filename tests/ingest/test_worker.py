@@ -6,16 +6,20 @@ import asyncio
 import gzip
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.config.settings import Config, load_config
-from monitor.core.errors import FeedError, NotAFeed, PermanentFeedError
+from monitor.core.errors import FeedError, NoMatches, NotAFeed, PermanentFeedError
 from monitor.ingest.payload import Payload
+from monitor.ingest.sources import PageSource, TelegramSource
 from monitor.ingest.worker import LEAD_CHARS, InlineReader, Read, ReadWorker, read_feed
 from tests.conftest import REPO, write_config
 from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, Item, rss
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 GOOD = rss([UNVEILING_EN, *FILLER]).encode()
 
@@ -172,3 +176,30 @@ def test_only_admitted_items_keep_their_full_summary(config: Config) -> None:
     assert len(other.summary) <= LEAD_CHARS
     assert other.summary == long_lead[: len(other.summary)]
     assert other.summary.endswith("word")
+
+
+def test_the_child_reads_telegram_and_page_sources(config: Config) -> None:
+    """A source's kind and selectors cross the pipe: the child reads a channel preview and
+    a listing page as inline reading does, and a page whose selector matches nothing
+    fails as NoMatches in the service."""
+    channel = (DATA / "telegram_channel.html").read_bytes()
+    page = (DATA / "page_listing.html").read_bytes()
+    telegram, listing = TelegramSource("kursk_gov_test"), PageSource("h3.news-title a")
+    base = "http://127.0.0.1:9/"
+
+    async def read_all() -> list[Read | BaseException]:
+        async with ReadWorker(config.stories) as worker:
+            return await asyncio.gather(
+                worker.read(channel, base, "text/html", "ru", telegram),
+                worker.read(page, base, "text/html", "ru", listing),
+                worker.read(page, base, "text/html", "ru", PageSource("div.gone a")),
+                return_exceptions=True,
+            )
+
+    got_channel, got_page, unmatched = run(read_all())
+    assert got_channel == read_feed(channel, base, "text/html", "ru", config.stories, telegram)
+    assert got_page == read_feed(page, base, "text/html", "ru", config.stories, listing)
+    site = next(v for e, v in got_channel if e.url == "https://t.me/kursk_gov_test/102")
+    assert site is not None
+    assert site.milestone == "site_selection"
+    assert isinstance(unmatched, NoMatches)

@@ -15,16 +15,20 @@ import sys
 import pytest
 
 from monitor.config.settings import load_config
+from monitor.ingest.sources import PageSource, TelegramSource
 from tests.conftest import REPO, write_config
 from tests.support.feeds import FILLER, UNVEILING_EN, rss
 
 DATA = REPO / "tests" / "data"
 FORBIDDEN = frozenset({"httpx", "sqlalchemy", "sqlmodel", "apprise", "jinja2"})
-# One body for each reader: the lxml fast path, JSON Feed, feedparser (a DOCTYPE).
+# One body for each reader: the lxml fast path, JSON Feed, feedparser (a DOCTYPE), a
+# Telegram channel preview, a listing page (with the source each needs).
 BODIES = [
-    rss([UNVEILING_EN, *FILLER]).encode(),
-    (DATA / "jsonfeed11.json").read_bytes(),
-    (DATA / "rss091.xml").read_bytes(),
+    (rss([UNVEILING_EN, *FILLER]).encode(), None),
+    ((DATA / "jsonfeed11.json").read_bytes(), None),
+    ((DATA / "rss091.xml").read_bytes(), None),
+    ((DATA / "telegram_channel.html").read_bytes(), TelegramSource("kursk_gov_test")),
+    ((DATA / "page_listing.html").read_bytes(), PageSource("h3 a")),
 ]
 
 
@@ -59,7 +63,10 @@ def child_modules(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         write_config(tmp_path_factory.mktemp("child"), {"f": "https://f.example/"})
     )
     frames = [_frame(list(config.stories))]
-    frames += [_frame((n, body, "https://f.example/", None, "en")) for n, body in enumerate(BODIES)]
+    frames += [
+        _frame((n, body, "https://f.example/", None, "en", source))
+        for n, (body, source) in enumerate(BODIES)
+    ]
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "monitor.ingest.worker"],
         input=b"".join(frames),
@@ -69,13 +76,16 @@ def child_modules(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         check=True,
     )
     answers = _answers(done.stdout)
-    assert [(seq, status) for seq, status, *_ in answers] == [(n, "ok") for n in range(3)]
+    assert [(seq, status) for seq, status, *_ in answers] == [(n, "ok") for n in range(len(BODIES))]
     return _loaded(done.stderr.decode())
 
 
 def test_child_reads_with_the_parse_and_match_stages(child_modules: set[str]) -> None:
     """The import record is real: the readers and the matcher are in it."""
     assert {"monitor.ingest.parse", "lxml.etree", "feedparser", "monitor.match.classify"} <= (
+        child_modules
+    )
+    assert {"monitor.ingest.read_telegram", "monitor.ingest.read_page", "cssselect"} <= (
         child_modules
     )
 

@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import event
 
 from monitor.config.settings import HealthSettings
+from monitor.core.errors import NoMatches
 from monitor.service.health import (
     ARRIVALS_CHUNK,
     FAILING,
     SILENT,
     UNDECIDED,
+    UNMATCHED,
     assess,
     needs_rhythm,
     rhythm,
@@ -47,6 +49,11 @@ def feed(**fields: Any) -> FeedView:
         (feed(last_item_at=NOW - timedelta(hours=23)), HOURLY, None),  # under silent_min
         (feed(last_item_at=NOW - timedelta(hours=25)), HOURLY, SILENT),
         (feed(last_item_at=NOW - timedelta(days=9)), HOURLY[:3], None),  # too little history
+        (
+            feed(consecutive_failures=1, failing_since=NOW, last_error=str(NoMatches("x"))),
+            HOURLY,
+            UNMATCHED,
+        ),
     ],
     ids=[
         "healthy",
@@ -57,6 +64,7 @@ def feed(**fields: Any) -> FeedView:
         "quiet-day",
         "silent",
         "new-feed",
+        "page-unmatched-at-once",
     ],
 )
 def test_assess(row: FeedView, arrivals: list[datetime], state: str | None) -> None:
@@ -214,3 +222,28 @@ def test_a_check_reads_no_arrivals_for_feeds_that_just_brought_items(
     assert _steps_of_check(desk, ["wire"]) == fresh
     desk.clock.advance(hours=12)  # quiet for longer than silent_min: its rhythm is read
     assert _steps_of_check(desk, ["wire"]) > fresh
+
+
+def test_unmatched_page_is_told_once_and_its_recovery_once(
+    desk_for: Callable[..., Desk], receiver: AlertReceiver
+) -> None:
+    """A page whose selector stops matching is told at the first check, not again while
+    it stays so, and its recovery once when the selector matches again."""
+    desk = desk_for([{"name": "ops", "url": receiver.url, "receive": ["health"]}])
+    error = str(NoMatches("the items selector 'div.news a'"))
+    for _ in range(4):
+        now = desk.clock()
+        desk.store.record_failure("wire", error, 200, now=now, next_check=now)
+        desk.health.check()
+        desk.deliver()
+        desk.clock.advance(minutes=15)
+    [notice] = receiver.messages()
+    assert notice["title"] == "monitor: feed wire finds no items (has the page changed?)"
+    assert "items selector matched nothing" in notice["message"]
+    assert "div.news a" in notice["message"]
+    desk.news.report("Kursk monument: nothing new", feed="wire")  # the selector matches again
+    desk.health.check()
+    desk.deliver()
+    titles = [m["title"] for m in receiver.messages()]
+    assert titles == [notice["title"], "monitor: feed wire recovered"]
+    assert "It was unmatched from" in receiver.messages()[-1]["message"]
