@@ -19,6 +19,7 @@ from monitor.core.errors import FeedError, NotAFeed
 from monitor.ingest.discover import feed_links, usual_feed_urls
 from monitor.ingest.entry import ParsedFeed
 from monitor.ingest.parse import parse
+from monitor.ingest.sources import Source
 
 if TYPE_CHECKING:
     from monitor.ingest.fetch import Fetcher, FetchResult
@@ -44,11 +45,14 @@ class Page:
     problem: str
 
 
-async def probe(fetcher: Fetcher, url: str) -> Feed | Page:
-    """Fetch `url` once and read it; a fetch failure raises `FeedError`."""
+async def probe(fetcher: Fetcher, url: str, source: Source | None = None) -> Feed | Page:
+    """Fetch `url` once and read it (as `source` says, for a Telegram channel or a page
+    that is no feed); a fetch failure raises `FeedError`."""
     result = await fetcher.fetch(url)
     try:
-        parsed = await asyncio.to_thread(parse, result.body, result.url, result.content_type)
+        parsed = await asyncio.to_thread(
+            parse, result.body, result.url, result.content_type, source
+        )
     except NotAFeed as exc:
         return Page(url, result, str(exc))
     if not parsed.entries:

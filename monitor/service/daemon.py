@@ -7,10 +7,10 @@ feed's next time (interval plus jitter, or backoff, or Retry-After) and ends the
 So a restart resumes the schedule rather than polling everything, a feed told to wait a
 day is not woken before, and any number of instances on one database share the feeds:
 each check is claimed by one of them, and a dead instance's claims lapse with their
-lease (at most the feed's interval). The other periodic jobs are APScheduler's too: the
-delivery job, and a daily prune (`retention`). A check that creates an event pulls the
-delivery job forward, so an alert leaves within seconds rather than at the next
-delivery tick.
+lease (at most one and a half of the feed's intervals). The other periodic jobs are
+APScheduler's too: the delivery job, and a daily prune (`retention`). A check that
+creates an event pulls the delivery job forward, so an alert leaves within seconds
+rather than at the next delivery tick.
 
 Under systemd (`Type=notify`) the service says READY=1 once scheduling has started,
 pings WATCHDOG=1 from the event loop (every 5 s, or at half of `WATCHDOG_USEC` if that
@@ -176,13 +176,15 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
 
 def feed_lease(config: Config, feed: FeedConfig) -> timedelta:
     """How long a claimed feed is held: what a slow check may take (connecting and
-    reading twice over, plus parse and store), but never longer than the feed's interval,
-    so a feed whose instance died is checked again within two intervals. A check that
-    outlives its lease may be repeated by another instance: the store's identity rules
-    make that a wasted fetch, never a second alert."""
+    reading twice over, plus parse and store), but never longer than one and a half of
+    the feed's intervals, so a feed whose instance died is checked again within two
+    intervals. The lease runs from the claim, while the feed may still wait its turn to
+    be fetched: half an interval beyond one leaves a busy instance that room. A check
+    that outlives its lease may be repeated by another instance: the store's identity
+    rules make that a wasted fetch, never a second alert."""
     fetch = config.fetch
     budget = 2 * (fetch.connect_timeout + fetch.timeout) + LEASE_SLACK
-    return min(config.feed_interval(feed), budget)
+    return min(config.feed_interval(feed) * 1.5, budget)
 
 
 def instance_name() -> str:

@@ -395,3 +395,24 @@ def test_a_running_service_polls_the_added_feed(feed_server: FeedServer, tmp_pat
         )
         assert daemon.wait_for_log("config.reloaded")["reason"] == "file"
     assert daemon.returncode == 0
+
+
+def test_a_configured_telegram_channel_is_tested_as_the_service_reads_it(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """`feeds test NAME` of a `telegram:` source reads its posts (not "no feed"), and
+    `feeds export` leaves it out of the OPML, saying so."""
+    preview = (REPO / "tests/data/telegram_channel.html").read_bytes()
+    url = feed_server.serve("/s/kursk_gov_test", preview, content_type=HTML)
+    config = write_config(tmp_path, {"gov": {"telegram": "kursk_gov_test", "url": url}})
+
+    tested = run_cli(config, "feeds", "test", "gov")
+    assert tested.returncode == 0, tested.stderr
+    assert tested.stdout.splitlines()[0].startswith(f"{url}  ")
+    assert "nothing was recorded or sent" in tested.stdout.splitlines()[-1]
+    assert not tested.stdout.splitlines()[-1].startswith("0 entries")
+
+    exported = run_cli(config, "feeds", "export")
+    assert exported.returncode == 0, exported.stderr
+    assert url not in exported.stdout
+    assert exported.stderr == "left out 1 sources that are no feed (telegram:, page:)\n"

@@ -24,6 +24,7 @@ from monitor.config.edit import append_feeds, write_atomically
 from monitor.config.settings import Config, FeedConfig, parse_config
 from monitor.core.errors import ConfigError, FeedError
 from monitor.match.classify import classify
+from monitor.service.pipeline import source_of
 
 if TYPE_CHECKING:
     from monitor.ingest.entry import Entry
@@ -90,10 +91,13 @@ def _describe(feed: Feed) -> str:
 
 def _test(args: argparse.Namespace, config: Config) -> int:
     named = {feed.name: feed for feed in config.feeds}
-    url = named[args.target].url if args.target in named else args.target
-    if args.target not in named and not url.lower().startswith(("http://", "https://")):
+    feed = named.get(args.target)
+    url = feed.url if feed is not None else args.target
+    if feed is None and not url.lower().startswith(("http://", "https://")):
         raise ToolError(f"{args.target!r} is neither a configured feed's name nor an http(s) URL")
-    found = _fetching(config, lambda fetcher: probe(fetcher, url))
+    # A configured Telegram channel or page is read as the service reads it.
+    source = source_of(feed) if feed is not None else None
+    found = _fetching(config, lambda fetcher: probe(fetcher, url, source))
     if not isinstance(found, Feed):
         hint = f" (monitor feeds discover {url} lists a page's feeds)"
         raise ToolError(f"{url} is not a usable feed: {found.problem}{hint}")
@@ -198,6 +202,13 @@ def _append(path: Path, entries: Sequence[Mapping[str, str]]) -> None:
 
 
 def _export(args: argparse.Namespace, config: Config) -> int:
-    subscriptions = [Subscription(url=feed.url, title=feed.name) for feed in config.feeds]
+    subscriptions = [
+        Subscription(url=feed.url, title=feed.name)
+        for feed in config.feeds
+        if feed.telegram is None and feed.page is None
+    ]
+    others = len(config.feeds) - len(subscriptions)
+    if others:  # OPML lists feeds: a channel or a page read by selectors is none
+        print(f"left out {others} sources that are no feed (telegram:, page:)", file=sys.stderr)
     sys.stdout.write(write_opml(subscriptions, args.title, datetime.now(UTC)))
     return EXIT_OK
