@@ -259,6 +259,9 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=400)
     parser.add_argument("--items", type=int, default=40)
     parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument(
+        "--relevant", type=float, default=0.01, help="share of items about the story"
+    )
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--interval", type=int, default=20, help="seconds")
     parser.add_argument("--rounds", type=int, default=4, help="intervals measured after the first")
@@ -269,9 +272,10 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out / f"fleet-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     out.mkdir(parents=True)
-    server = poll.start_farm(args.feeds, args.items, args.hosts, args.port)
+    server = poll.start_farm(args.feeds, args.items, args.hosts, args.port, args.relevant)
     try:
-        urls = farm.urls(farm.build(args.feeds, args.items, args.hosts), args.port)
+        feeds = farm.build(args.feeds, args.items, args.hosts, args.relevant)
+        urls = farm.urls(feeds, args.port)
         urls_file = out / "urls.txt"
         urls_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
         shelf = out / "reader"
