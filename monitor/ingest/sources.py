@@ -9,6 +9,7 @@ parse child's pipe (the config itself stays in the service process).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +32,30 @@ class PageSource:
 
 Source = TelegramSource | PageSource
 """A source that is not a feed; None stands for a feed."""
+
+
+class SourceSettings(Protocol):
+    """What a configured feed says of its kind (`monitor.config.settings.FeedConfig`,
+    which the parse child must not import)."""
+
+    @property
+    def telegram(self) -> str | None: ...
+    @property
+    def page(self) -> str | None: ...
+    @property
+    def items(self) -> str | None: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def date(self) -> str | None: ...
+    @property
+    def summary(self) -> str | None: ...
+
+
+def source_of(feed: SourceSettings) -> Source | None:
+    """What the reader must know of a source that is no feed; None for a feed."""
+    if feed.telegram is not None:
+        return TelegramSource(feed.telegram)
+    if feed.page is not None and feed.items is not None:
+        return PageSource(feed.items, feed.title, feed.date, feed.summary)
+    return None

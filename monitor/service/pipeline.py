@@ -33,7 +33,7 @@ from monitor.delivery.routing import route
 from monitor.ingest.decide import Classified
 from monitor.ingest.fetch import Fetcher, Validators
 from monitor.ingest.record import ingest
-from monitor.ingest.sources import PageSource, Source, TelegramSource
+from monitor.ingest.sources import source_of
 from monitor.ingest.worker import FeedReader, open_reader
 from monitor.match.classify import Verdict
 from monitor.service.app import App
@@ -252,15 +252,6 @@ class Pipeline:
         return FeedReport(
             feed.name, "failed", error=str(exc), status=exc.status, kind=type(exc).__name__
         )
-
-
-def source_of(feed: FeedConfig) -> Source | None:
-    """What the reader must know of a source that is no feed; None for a feed."""
-    if feed.telegram is not None:
-        return TelegramSource(feed.telegram)
-    if feed.page is not None and feed.items is not None:
-        return PageSource(feed.items, feed.title, feed.date, feed.summary)
-    return None
 
 
 @asynccontextmanager

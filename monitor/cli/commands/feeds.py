@@ -23,8 +23,8 @@ from monitor.cli.output import EXIT_CONFIG, EXIT_OK, say
 from monitor.config.edit import append_feeds, write_atomically
 from monitor.config.settings import Config, FeedConfig, parse_config
 from monitor.core.errors import ConfigError, FeedError
+from monitor.ingest.sources import source_of
 from monitor.match.classify import classify
-from monitor.service.pipeline import source_of
 
 if TYPE_CHECKING:
     from monitor.ingest.entry import Entry
