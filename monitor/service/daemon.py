@@ -223,7 +223,6 @@ class Service:
         reload_check: timedelta | None = RELOAD_CHECK,
         drain_deadline: timedelta = DRAIN_DEADLINE,
         app: App | None = None,
-        claim_every: timedelta = CLAIM_EVERY,
     ) -> None:
         if app is not None and (app.config is not config or app.store is not store):
             raise ValueError("app must be assembled from this config and store")
@@ -237,7 +236,6 @@ class Service:
         self.redactor = redactor
         self.reload_check = reload_check
         self.drain_deadline = drain_deadline
-        self.claim_every = claim_every
         self.owner = instance_name()
         """This instance, as the feeds' leases name it."""
         self._checking: set[str] = set()
@@ -340,14 +338,14 @@ class Service:
     def _add_claim_job(self, first_run: datetime) -> None:
         self.scheduler.add_job(
             self._claim,
-            IntervalTrigger(seconds=self.claim_every.total_seconds(), timezone=UTC),
+            IntervalTrigger(seconds=CLAIM_EVERY.total_seconds(), timezone=UTC),
             id=CLAIM_JOB,
             name="claim due feeds",
             replace_existing=True,
             next_run_time=first_run,
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=max(1, int(self.claim_every.total_seconds())),
+            misfire_grace_time=max(1, int(CLAIM_EVERY.total_seconds())),
         )
 
     def _room(self) -> int:
