@@ -15,6 +15,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import farm  # bench/farm.py
 import yaml
@@ -28,12 +29,28 @@ def _import_cli() -> None:
     import monitor.cli.main  # noqa: F401, PLC0415
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=400)
     parser.add_argument("--items", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--relevant", type=float, default=0.01, help="share about the story")
+    parser.add_argument("--profile", help="write a cProfile of one ingest to this file")
+    return parser.parse_args()
+
+
+def _config(folder: Path, feeds: int) -> Path:
+    """The shipped config's stories, with `feeds` feeds."""
+    shipped = (BENCH.parent / "config.yaml").read_text(encoding="utf-8")
+    stories = shipped[shipped.index("# --- stories ---") :]
+    document = {"feeds": [{"name": f"feed-{i}", "url": f"http://x/{i}"} for i in range(feeds)]}
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(document) + "\n" + stories, encoding="utf-8")
+    return path
+
+
+def main() -> None:
+    args = _arguments()
 
     started = time.process_time()
     _import_cli()
@@ -46,13 +63,9 @@ def main() -> None:
 
     imports = time.process_time() - started
 
-    feeds = farm.build(args.feeds, args.items, hosts=20)
+    feeds = farm.build(args.feeds, args.items, hosts=20, relevant=args.relevant)
     folder = Path(tempfile.mkdtemp(prefix="monitor-stages-"))
-    shipped = (BENCH.parent / "config.yaml").read_text(encoding="utf-8")
-    stories = shipped[shipped.index("# --- stories ---") :]
-    document = {"feeds": [{"name": f"feed-{i}", "url": f"http://x/{i}"} for i in range(len(feeds))]}
-    config_path = folder / "config.yaml"
-    config_path.write_text(yaml.safe_dump(document) + "\n" + stories, encoding="utf-8")
+    config_path = _config(folder, len(feeds))
 
     def best(work: object) -> float:
         times = []
@@ -65,7 +78,8 @@ def main() -> None:
     config = load_config(config_path)
     figures = {"imports": imports, "load config": best(lambda: load_config(config_path))}
     figures["parse"] = best(lambda: [parse(f.body, "http://x/", "application/xml") for f in feeds])
-    entries = [e for f in feeds for e in parse(f.body, "http://x/", "application/xml").entries]
+    parsed = [parse(f.body, "http://x/", "application/xml").entries for f in feeds]
+    entries = [e for found in parsed for e in found]
     figures["prefilter"] = best(
         lambda: [prefilter(e.title, e.summary, config.stories) for e in entries]
     )
@@ -75,10 +89,10 @@ def main() -> None:
     )
     irrelevant = Verdict(story=None, milestone=None)
     judged = {id(e): classify(e.title, e.summary, config.stories) for e in admitted}
-    per_feed = [
-        [Classified(e, judged.get(id(e), irrelevant)) for e in parse(f.body, "x", None).entries]
-        for f in feeds
-    ]
+    # The entries judged above (`judged` is keyed by their ids, so they must be these).
+    per_feed = [[Classified(e, judged.get(id(e), irrelevant)) for e in found] for found in parsed]
+
+    stored: dict[str, int] = {}
 
     def ingest() -> None:
         database = folder / f"stages-{time.monotonic_ns()}.db"
@@ -97,16 +111,33 @@ def main() -> None:
                 route=lambda story, milestone: ["stdout"],
             )
         figures["ingest"] = min(figures.get("ingest", 1e9), time.process_time() - begin)
+        stored.update(_relevant_stored(store.engine))
         store.close()
 
     for _ in range(args.repeat):
         ingest()
+    if args.profile:
+        import cProfile  # noqa: PLC0415
+
+        cProfile.runctx("ingest()", globals(), {"ingest": ingest}, args.profile)
 
     print(f"{len(entries)} entries from {len(feeds)} feeds; {len(admitted)} past the prefilter")
     show(figures)
+    print("stored (relevant items):", stored)
     for leftover in folder.iterdir():
         leftover.unlink()
     os.rmdir(folder)
+
+
+def _relevant_stored(engine: Any) -> dict[str, int]:
+    """What the ingest made of the relevant items: to compare clustering between runs."""
+    with engine.connect() as db:
+        relevant, clusters, copies = db.exec_driver_sql(
+            "select count(*), count(distinct cluster_id), count(duplicate_of)"
+            " from item where story is not null"
+        ).one()
+        bands = db.exec_driver_sql("select count(*) from cluster_band").scalar_one()
+    return {"relevant": relevant, "clusters": clusters, "copies": copies, "bands": bands}
 
 
 def show(figures: dict[str, float]) -> None:
