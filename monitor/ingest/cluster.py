@@ -3,9 +3,17 @@
 An item is read as its title and lead (the first `LEAD_WORDS` words of its summary, so
 a feed that carries the whole article and one that carries a sentence compare alike),
 cut into word 1-grams and 2-grams, and summarised by a MinHash signature of
-`PERMUTATIONS` values: position `i` holds the least of the `i`-th hash over the
-shingles, so two signatures agree at a position with probability equal to the Jaccard
-similarity of the two shingle sets. The share of equal positions estimates it.
+`PERMUTATIONS` values, made by one-permutation hashing (Li, Owen and Zhang, "One
+Permutation Hashing", NIPS 2012) with optimal densification (Shrivastava, "Optimal
+Densification for Fast and Accurate Minwise Hashing", ICML 2017): each shingle is
+hashed once, into 128 bits read as two 64-bit halves; in each half the low bits pick
+one of `PERMUTATIONS` bins and 32 higher bits are the value put in it (two bins per
+shingle leave fewer empty: a lead has about 80 shingles for 128 bins); a bin holds the
+least value that fell in it, and an empty bin borrows the value of the first
+non-empty bin on its own fixed probe sequence. Two signatures agree
+at a position with probability equal to the Jaccard similarity of the two shingle
+sets, as with `PERMUTATIONS` independent hash functions, at one hash per shingle
+instead of `PERMUTATIONS` (a surge of reports signs thousands of items a cycle).
 
 For lookup the signature is cut into `BANDS` bands of `ROWS` values (LSH banding): two
 items share at least one band with probability 1 - (1 - J^ROWS)^BANDS, about 0.99 at
@@ -15,9 +23,7 @@ constants (on ../shared/eval/dev.jsonl and constructed wire copies) are in
 docs/benchmarks.md.
 
 Pure Python and a few dozen lines: datasketch would pull numpy, a third of the
-service's memory budget. The per-shingle hashes come from one SHAKE-128 call each (an
-extendable-output function: `PERMUTATIONS` independent 32-bit hashes in one C call),
-and the minimum per position runs in C, over strided slices of one array.
+service's memory budget.
 """
 
 from __future__ import annotations
@@ -25,9 +31,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-import sys
 import unicodedata
-from array import array
 from itertools import pairwise
 
 PERMUTATIONS = 128
@@ -36,9 +40,13 @@ ROWS = 4
 THRESHOLD = 0.6
 """Estimated Jaccard at or above which two reports are one (a rewrite or a copy)."""
 LEAD_WORDS = 40
+BUCKET_CAP = 16
+"""Items indexed under one band key of a story within the window, at most (LSH bucket
+truncation): on the day of a surge hundreds of reports share a wire story's bands, and
+a lookup reads every holder of every key it asks for. A later item with that key still
+finds the first `BUCKET_CAP` holders (`monitor.ingest.decide`)."""
 
 assert BANDS * ROWS == PERMUTATIONS
-assert array("I").itemsize == 4, "the signature is made of 32-bit values"
 
 _PACK = struct.Struct(f"<{PERMUTATIONS}I")
 _BAND_BYTES = ROWS * 4
@@ -93,16 +101,56 @@ def shingles(tokens: list[str]) -> set[str]:
     return {*tokens, *(f"{a} {b}" for a, b in pairwise(tokens))}
 
 
+_MASK64 = (1 << 64) - 1
+assert PERMUTATIONS & (PERMUTATIONS - 1) == 0, "bins are picked by the hash's low bits"
+
+
+def _mix(value: int) -> int:
+    """SplitMix64's finaliser: a fixed 64-bit mixing of `value` (a probe's position)."""
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
+
+
+_PROBES = tuple(
+    tuple(_mix((position << 16) | attempt) % PERMUTATIONS for attempt in range(1, 1 + 64))
+    + tuple((position + step) % PERMUTATIONS for step in range(1, PERMUTATIONS))
+    for position in range(PERMUTATIONS)
+)
+"""Where an empty bin looks for a value: 64 fixed pseudo-random bins (the optimal
+densification), then every other bin in turn, so a text of one shingle fills all."""
+
+
 def signature(title: str, summary: str) -> Signature | None:
     """The MinHash signature of an item's title and lead; None when it has no words."""
     found = shingles(words(title, summary))
     if not found:
         return None
-    hashes = array("I", b"".join(hashlib.shake_128(s.encode()).digest(_PACK.size) for s in found))
-    if sys.byteorder == "big":
-        hashes.byteswap()
-    # Row after row of PERMUTATIONS values: a stride picks one hash function's values.
-    return tuple(min(hashes[i::PERMUTATIONS]) for i in range(PERMUTATIONS))
+    bins: list[int | None] = [None] * PERMUTATIONS
+    low = PERMUTATIONS - 1
+    for shingle in found:
+        hashed = int.from_bytes(
+            hashlib.blake2b(shingle.encode(), digest_size=16).digest(), "little"
+        )
+        for _half in range(2):
+            position, value = hashed & low, (hashed >> 32) & 0xFFFFFFFF
+            held = bins[position]
+            if held is None or value < held:
+                bins[position] = value
+            hashed >>= 64
+    filled = [
+        value if value is not None else _borrow(bins, position)
+        for position, value in enumerate(bins)
+    ]
+    return tuple(filled)
+
+
+def _borrow(bins: list[int | None], position: int) -> int:
+    for other in _PROBES[position]:
+        value = bins[other]
+        if value is not None:
+            return value
+    raise AssertionError("a signature with no value at all")  # `found` was not empty
 
 
 def similarity(a: Signature, b: Signature) -> float:

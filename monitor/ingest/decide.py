@@ -314,6 +314,7 @@ def place(
         signature = None if row.signature is None else cluster.lanes(cluster.pack(row.signature))
         if signature is not None and row.joins is None:
             cluster_id = _nearest(story, row.bands, signature, known) or cluster_id
+        indexed = _indexed(story, row.bands, candidates, batch_bands)
         if signature is not None:
             batch[s.id] = (cluster_id, signature)
             for key in row.bands:
@@ -324,7 +325,7 @@ def place(
             if cluster_id == s.id and not row.silent:
                 update = told(story, None)
             placements.append(
-                Placement(s.id, story, cluster_id, row.bands, update=update, title=title)
+                Placement(s.id, story, cluster_id, indexed, update=update, title=title)
             )
             continue
         event = EventIntent(
@@ -337,8 +338,29 @@ def place(
             alert=() if row.silent else told(story, verdict.milestone),
             known=events.get((story, verdict.milestone)),
         )
-        placements.append(Placement(s.id, story, cluster_id, row.bands, event=event))
+        placements.append(Placement(s.id, story, cluster_id, indexed, event=event))
     return placements
+
+
+def _indexed(
+    story: str,
+    bands: Sequence[int],
+    candidates: Candidates,
+    batch_bands: Mapping[tuple[str, int], Sequence[int]],
+) -> tuple[int, ...]:
+    """The band keys an item is indexed under: those with fewer than
+    `cluster.BUCKET_CAP` holders in the window so far (stored, and earlier in this batch).
+
+    A full bucket is a text many reports share (a wire story's sentence): a later report
+    with that band finds the holders, which share the band with this item too, so the
+    item adds nothing to find there, and every later lookup of the key would read it.
+    """
+    return tuple(
+        key
+        for key in bands
+        if len(candidates.by_band.get((story, key), ())) + len(batch_bands.get((story, key), ()))
+        < cluster.BUCKET_CAP
+    )
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,49 @@ def _arrival_indexes(session: Session, _derive: Derivations | None) -> None:
             index.create(db, checkfirst=True)
 
 
+def _one_permutation_signatures(session: Session, derive: Derivations | None) -> None:
+    """Signatures are made by one-permutation hashing (`monitor.ingest.cluster`): the
+    clustering window's signed items are signed again and their bands replaced, as a
+    signature of the old kind never agrees with one of the new."""
+    db = session.connection()
+    since = datetime.now(UTC) - CLUSTER_WINDOW
+    after = 0
+    while True:
+        batch = db.execute(
+            select(_ITEM.c.id, _ITEM.c.title, _ITEM.c.summary, _ITEM.c.story, _ITEM.c.seen_at)
+            .where(
+                _ITEM.c.signature.is_not(None),
+                _ITEM.c.story.is_not(None),
+                _ITEM.c.seen_at >= since,
+                _ITEM.c.id > after,
+            )
+            .order_by(_ITEM.c.id)
+            .limit(1000)
+        ).all()
+        if not batch:
+            return
+        sign = _needs(derive, "signatures").signature
+        ids = [item.id for item in batch]
+        db.execute(_BAND.delete().where(_BAND.c.item_id.in_(ids)))
+        signatures, bands = [], []
+        for item in batch:
+            signed = sign(item.title, item.summary)
+            signatures.append({"item_id": item.id, "packed": signed[0] if signed else None})
+            bands += [
+                {"story": item.story, "key": key, "item_id": item.id, "seen_at": item.seen_at}
+                for key in (signed[1] if signed else ())
+            ]
+        db.execute(
+            update(_ITEM)
+            .where(_ITEM.c.id == bindparam("item_id"))
+            .values(signature=bindparam("packed")),
+            signatures,
+        )
+        if bands:
+            db.execute(_BAND.insert(), bands)
+        after = ids[-1]
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial_schema),
     ("0002_delivery_routing", _delivery_routing),
@@ -175,4 +218,5 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ("0005_band_item_index", _band_item_index),
     ("0006_feed_lease", _feed_lease),
     ("0007_arrival_indexes", _arrival_indexes),
+    ("0009_one_permutation_signatures", _one_permutation_signatures),
 ]

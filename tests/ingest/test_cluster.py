@@ -183,10 +183,20 @@ def test_signature_survives_storage_and_is_the_same_everywhere() -> None:
     assert unpack(pack(sig)) == sig
     # A change of hashing or normalisation would split every cluster of an existing
     # database in two (old and new signatures never agree): it needs a migration.
-    monument = signature("Monument", "")
+    monument = signature("Monument in Kursk", "")
     assert monument is not None
     assert monument[:4] == MONUMENT_HEAD
     assert band_keys(monument)[:2] == MONUMENT_BANDS
+
+
+def test_a_one_word_text_fills_every_position() -> None:
+    """One shingle lands in two bins; every other bin borrows one of their values
+    (densification), so a one-word headline still has a whole signature."""
+    one = signature("Monument", "")
+    assert one is not None
+    assert len(one) == PERMUTATIONS
+    assert 1 <= len(set(one)) <= 2
+    assert signature("monument", "") == one
 
 
 LANE_EDGES = (0, 1, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFF)
@@ -206,8 +216,8 @@ def test_lanes_similarity_counts_equal_positions_as_similarity_does(seed: int) -
     assert lanes_similarity(lanes(pack(a)), lanes(pack(a))) == 1.0
 
 
-MONUMENT_HEAD = (2448512737, 642804728, 1297394431, 4214816613)
-MONUMENT_BANDS = [-9219846263513427845, -8866124000154937185]
+MONUMENT_HEAD = (842473690, 842473690, 850650822, 3938196049)
+MONUMENT_BANDS = [-2042130320368500463, 1574623164928003372]
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -284,7 +294,7 @@ def test_dev_copies_of_one_text_cluster() -> None:
 
 
 REWORDED_TOGETHER = 0
-LIGHT_EDITS_TOGETHER = {1: 162, 2: 145}
+LIGHT_EDITS_TOGETHER = {1: 163, 2: 142}
 """Words changed in the headline and in the lead → dev items (of 163) still clustered."""
 
 

@@ -184,6 +184,31 @@ def test_items_cluster_with_stored_candidates_sharing_a_band() -> None:
     assert (alone.cluster_id, alone.update) == (100, ("updates",))
 
 
+def test_a_full_bucket_is_searched_but_not_filled() -> None:
+    """A band key held by `cluster.BUCKET_CAP` stored items (a wire sentence many reports
+    share) still gives its holders as candidates, and the new item is not indexed under
+    it; under its other keys it is."""
+    [row] = identified(Classified(entry("r", "Site proposed", REWRITE), UPDATE))
+    wire = cluster.signature("Site proposed", WIRE)
+    assert wire is not None
+    shared = sorted(set(row.bands) & set(cluster.band_keys(wire)))
+    assert shared
+    holders = tuple(range(40, 40 + cluster.BUCKET_CAP))
+    candidates = Candidates(
+        by_band={(STORY, shared[0]): holders},
+        signed={i: (3, cluster.pack(wire)) for i in holders},
+    )
+    [placement] = decide.place(inserted([row]), candidates, {}, routes)
+    assert placement.cluster_id == 3
+    assert set(placement.bands) == set(row.bands) - {shared[0]}
+    one_short = Candidates(
+        by_band={(STORY, shared[0]): holders[1:]},
+        signed={i: (3, cluster.pack(wire)) for i in holders[1:]},
+    )
+    [placement] = decide.place(inserted([row]), one_short, {}, routes)
+    assert list(placement.bands) == list(row.bands)
+
+
 def test_a_milestone_creates_or_joins_its_event_and_says_who_is_told() -> None:
     """A new milestone carries its alert targets; a known event is joined by its id."""
     found = identified(

@@ -386,6 +386,33 @@ def test_an_upgraded_database_indexes_its_recent_reports(store: Store) -> None:
     assert (result.updates, _kinds(store)) == (1, [("update", "desk"), ("update", "slack")])
 
 
+def test_an_upgraded_database_signs_its_window_again(store: Store) -> None:
+    """0009_one_permutation_signatures signs the window's relevant items the new way and
+    replaces their bands, so a rewrite arriving after the upgrade joins its wire story;
+    an item older than the window keeps what it had."""
+    now = datetime.now(UTC)  # the migration looks back from the present
+    baseline(store, "wire", "agency")
+    report = entry("w", "Site proposed", summary=WIRE, published=now)
+    ingest(store, "wire", [Classified(report, UPDATE)], now - timedelta(days=2))
+    old = entry("o", "Site proposed long ago", summary=WIRE, published=now)
+    ingest(store, "wire", [Classified(old, UPDATE)], now - timedelta(days=40))
+    with store._write() as session:  # signatures and bands of another kind, as before
+        session.execute(text("update item set signature = :s"), {"s": bytes(range(256)) * 2})
+        session.execute(text("update cluster_band set key = key + 1"))
+        session.execute(
+            text("delete from migration where name = '0009_one_permutation_signatures'")
+        )
+    store.migrate()
+    with store._read() as session:
+        kept = session.execute(text("select signature from item where key = 'o'")).scalar_one()
+    assert kept == bytes(range(256)) * 2
+    assert _bands(store) == 2 * 32
+    rewrite = entry("r", "Site proposed", summary=REWRITE, published=now)
+    ingest(store, "agency", [Classified(rewrite, UPDATE)], now)
+    clusters = _clusters(store)
+    assert clusters["r"] == clusters["w"]
+
+
 def _kinds(store: Store) -> list[tuple[str, str]]:
     """(kind, target) of every delivery, oldest first."""
     rows = store.outbox(["pending", "failed", "sent", "dead", "folded"])
