@@ -8,7 +8,7 @@ from datetime import datetime
 
 from monitor.ingest import decide
 from monitor.ingest.decide import Classified, IngestResult, Router, Stored
-from monitor.store.items import Candidates, Versions
+from monitor.store.items import Candidates, IngestTransaction, Versions
 from monitor.store.store import Store
 
 
@@ -32,49 +32,77 @@ def ingest(
     writes its decisions. An entry the database refuses is left out and listed in
     the result's `skipped`.
     """
-    result = IngestResult()
-    with store.ingest(name) as tx:
-        rows = decide.fetched(items)
-        rows = decide.unseen(rows, tx.stored(decide.lookup_keys(rows)))
-        firsts = decide.firsts(rows)
-        versions = tx.versions(firsts) if firsts else Versions()
-        events = tx.events() if decide.needs_events(rows, versions) else {}
-        identified = decide.identify(
-            rows, versions, events, baseline=tx.baseline, alert_after=alert_after
-        )
-        result.capped = identified.capped
-        ids = tx.insert([row.item() for row in identified.rows], now)
-        stored = [
-            Stored(row, item_id)
-            for row, item_id in zip(identified.rows, ids, strict=True)
-            if item_id is not None
-        ]
-        result.skipped = tx.skipped
-        result.versions = sum(1 for s in stored if s.row.version_of is not None)
-        result.new = len(stored) - result.versions
-        copies = decide.copies(stored, tx.earliest(decide.links(stored)))
-        tx.mark_copies(copies)
-        result.duplicates = len(copies)
-        placed = decide.placed(stored, copies)
-        result.relevant = len(placed)
-        wanted = decide.band_lookup(placed)
-        candidates = tx.candidates(wanted, now) if wanted else None
-        placements = decide.place(placed, candidates or _NONE, events, route)
-        outcome = tx.place(placements, now)
-        result.updates = sum(1 for p in placements if p.update is not None)
-        result.events, result.attached, result.deliveries = (
-            outcome.events,
-            outcome.attached,
-            outcome.deliveries,
-        )
-        tx.record_fetch(
-            now,
-            next_check,
-            new=result.new,
+
+    def work(tx: IngestTransaction) -> IngestResult:
+        return _record(
+            tx,
+            items,
+            now=now,
+            next_check=next_check,
+            alert_after=alert_after,
+            route=route,
             validators=validators,
             content_hash=content_hash,
             moved_to=moved_to,
         )
+
+    return store.ingest_grouped(name, work)
+
+
+def _record(
+    tx: IngestTransaction,
+    items: Sequence[Classified],
+    *,
+    now: datetime,
+    next_check: datetime,
+    alert_after: datetime,
+    route: Router,
+    validators: tuple[str | None, str | None],
+    content_hash: str | None,
+    moved_to: str | None,
+) -> IngestResult:
+    result = IngestResult()
+    rows = decide.fetched(items)
+    rows = decide.unseen(rows, tx.stored(decide.lookup_keys(rows)))
+    firsts = decide.firsts(rows)
+    versions = tx.versions(firsts) if firsts else Versions()
+    events = tx.events() if decide.needs_events(rows, versions) else {}
+    identified = decide.identify(
+        rows, versions, events, baseline=tx.baseline, alert_after=alert_after
+    )
+    result.capped = identified.capped
+    ids = tx.insert([row.item() for row in identified.rows], now)
+    stored = [
+        Stored(row, item_id)
+        for row, item_id in zip(identified.rows, ids, strict=True)
+        if item_id is not None
+    ]
+    result.skipped = tx.skipped
+    result.versions = sum(1 for s in stored if s.row.version_of is not None)
+    result.new = len(stored) - result.versions
+    copies = decide.copies(stored, tx.earliest(decide.links(stored)))
+    tx.mark_copies(copies)
+    result.duplicates = len(copies)
+    placed = decide.placed(stored, copies)
+    result.relevant = len(placed)
+    wanted = decide.band_lookup(placed)
+    candidates = tx.candidates(wanted, now) if wanted else None
+    placements = decide.place(placed, candidates or _NONE, events, route)
+    outcome = tx.place(placements, now)
+    result.updates = sum(1 for p in placements if p.update is not None)
+    result.events, result.attached, result.deliveries = (
+        outcome.events,
+        outcome.attached,
+        outcome.deliveries,
+    )
+    tx.record_fetch(
+        now,
+        next_check,
+        new=result.new,
+        validators=validators,
+        content_hash=content_hash,
+        moved_to=moved_to,
+    )
     return result
 
 

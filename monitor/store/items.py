@@ -16,7 +16,7 @@ milestone at once only the one whose insert creates the event queues its alerts.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, StatementError
+from sqlmodel import Session
 
 from monitor.core.errors import StoreError
 from monitor.store.engine import Database, short
@@ -471,12 +472,22 @@ class ItemStore(Database):
         """One transaction for a fetch of feed `name`: committed when the block ends,
         rolled back when it raises."""
         with self._write() as session:
-            db = session.connection()
-            found = db.execute(_FEED_KEY, {"feed_name": name}).one_or_none()
-            if found is None:
-                raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
-            feed_id, baseline_done = found
-            yield IngestTransaction(self, db, feed_id, baseline=not baseline_done)
+            yield self._transaction(session, name)
+
+    def ingest_grouped(self, name: str, work: Callable[[IngestTransaction], _T]) -> _T:
+        """`work` over a fetch of feed `name`, atomically: in a savepoint of a write
+        transaction it may share with other feeds' ingests waiting at the same moment,
+        and whose commit it returns after (group commit, `Database._grouped`). Raising,
+        it leaves nothing written."""
+        return self._grouped(lambda session: work(self._transaction(session, name)))
+
+    def _transaction(self, session: Session, name: str) -> IngestTransaction:
+        db = session.connection()
+        found = db.execute(_FEED_KEY, {"feed_name": name}).one_or_none()
+        if found is None:
+            raise StoreError(f"unknown feed {name!r}: call sync_feeds first")
+        feed_id, baseline_done = found
+        return IngestTransaction(self, db, feed_id, baseline=not baseline_done)
 
 
 def _delivery(
