@@ -72,12 +72,12 @@ _FIRST_BY_CONTENT = (
     .group_by(_ITEM.c.url, _ITEM.c.content_hash)
 )
 _BAND_HITS = select(_BAND.c.key, _BAND.c.item_id).where(
-    _BAND.c.story == bindparam("story"),
-    _BAND.c.key.in_(bindparam("keys", expanding=True)),
-    _BAND.c.seen_at >= bindparam("since"),
+    _BAND.c.key.in_(bindparam("keys", expanding=True))
 )
-_SIGNED = select(_ITEM.c.id, _ITEM.c.cluster_id, _ITEM.c.signature).where(
-    _ITEM.c.id.in_(bindparam("ids", expanding=True)), _ITEM.c.signature.is_not(None)
+_SIGNED = select(_ITEM.c.id, _ITEM.c.story, _ITEM.c.cluster_id, _ITEM.c.signature).where(
+    _ITEM.c.id.in_(bindparam("ids", expanding=True)),
+    _ITEM.c.signature.is_not(None),
+    _ITEM.c.seen_at >= bindparam("since"),
 )
 _INSERT_BAND = _BAND.insert()
 _INSERT_DELIVERY = _DELIVERY.insert()
@@ -266,22 +266,29 @@ class IngestTransaction:
 
     def candidates(self, bands: Mapping[str, Collection[int]], now: datetime) -> Candidates:
         """The stored items of each story sharing any of its band keys, seen within the
-        clustering window: one indexed lookup per story and few hundred keys."""
-        by_band: dict[tuple[str, int], list[int]] = {}
-        since = now - CLUSTER_WINDOW
-        for story, keys in bands.items():
-            for chunk in _chunks(sorted(keys)):
-                found = self._db.execute(
-                    _BAND_HITS, {"story": story, "keys": chunk, "since": since}
-                )
-                for key, item_id in found:
-                    by_band.setdefault((story, key), []).append(item_id)
-        ids = sorted({i for hits in by_band.values() for i in hits})
+        clustering window: an indexed lookup of a few hundred keys, then the items
+        found, by id (those of another story, or older, are left out)."""
+        hits: dict[int, list[int]] = {}
+        keys = sorted({key for wanted in bands.values() for key in wanted})
+        for chunk in _chunks(keys):
+            for key, item_id in self._db.execute(_BAND_HITS, {"keys": chunk}):
+                hits.setdefault(key, []).append(item_id)
+        ids = sorted({i for found in hits.values() for i in found})
         signed: dict[int, tuple[int | None, bytes]] = {}
+        story_of: dict[int, str] = {}
+        since = now - CLUSTER_WINDOW
         for chunk in _chunks(ids):
-            for item_id, cluster_id, packed in self._db.execute(_SIGNED, {"ids": chunk}):
+            found = self._db.execute(_SIGNED, {"ids": chunk, "since": since})
+            for item_id, story, cluster_id, packed in found:
                 signed[item_id] = (cluster_id, packed)
-        return Candidates({k: tuple(v) for k, v in by_band.items()}, signed)
+                story_of[item_id] = story
+        by_band: dict[tuple[str, int], tuple[int, ...]] = {}
+        for story, wanted in bands.items():
+            for key in wanted:
+                holders = tuple(i for i in hits.get(key, ()) if story_of.get(i) == story)
+                if holders:
+                    by_band[(story, key)] = holders
+        return Candidates(by_band, signed)
 
     # -- intents --
 

@@ -122,12 +122,15 @@ class ClusterBand(SQLModel, table=True):
 
     `key` hashes the band's number with its values. Candidates for an item are the
     items of its story sharing any of its keys within the clustering window: an
-    indexed lookup, however many items the story has.
+    indexed lookup, however many items the story has. The lookup index holds the key
+    and the item alone (story and window are checked on the items found, and bands
+    older than the window are pruned daily): its keys are random, so each commit
+    rewrites most of its pages, and a narrow entry makes those pages few.
     """
 
     __tablename__ = "cluster_band"
     __table_args__ = (
-        Index("ix_cluster_band_lookup", "story", "key", "seen_at", "item_id"),
+        Index("ix_cluster_band_key", "key", "item_id"),
         Index("ix_cluster_band_item", "item_id"),
     )
     """`ix_cluster_band_item`: deleting an item checks its bands (the foreign key); without

@@ -349,6 +349,19 @@ def test_rewrites_are_found_through_the_band_index(store: Store) -> None:
     assert _bands(store) == 32 * 32  # every relevant item's bands, for those to come
 
 
+def test_a_report_of_another_story_is_no_candidate(store: Store) -> None:
+    """The same text judged to be about another story shares every band key, and still
+    starts a cluster of its own: candidates are of the item's story."""
+    baseline(store, "wire", "agency")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)])
+    other = Verdict("another-story", None, {"watch": ("site",)})
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=WIRE), other)])
+    ingest(store, "agency", [Classified(entry("s", "Site proposed", summary=REWRITE), UPDATE)])
+    clusters = _clusters(store)
+    assert clusters["r"] != clusters["w"]
+    assert clusters["s"] == clusters["w"]
+
+
 def test_a_report_older_than_the_window_starts_a_new_cluster(store: Store) -> None:
     """Only reports seen in the last 30 days are candidates: a month-old copy is news again."""
     baseline(store, "wire", "agency")
@@ -389,7 +402,7 @@ def test_an_upgraded_database_indexes_its_recent_reports(store: Store) -> None:
 def test_an_upgraded_database_signs_its_window_again(store: Store) -> None:
     """0009_one_permutation_signatures signs the window's relevant items the new way and
     replaces their bands, so a rewrite arriving after the upgrade joins its wire story;
-    an item older than the window keeps what it had."""
+    an item older than the window keeps what it had. Bands are looked up by key alone."""
     now = datetime.now(UTC)  # the migration looks back from the present
     baseline(store, "wire", "agency")
     report = entry("w", "Site proposed", summary=WIRE, published=now)
@@ -399,6 +412,12 @@ def test_an_upgraded_database_signs_its_window_again(store: Store) -> None:
     with store._write() as session:  # signatures and bands of another kind, as before
         session.execute(text("update item set signature = :s"), {"s": bytes(range(256)) * 2})
         session.execute(text("update cluster_band set key = key + 1"))
+        session.execute(text("drop index ix_cluster_band_key"))
+        session.execute(
+            text(
+                "create index ix_cluster_band_lookup on cluster_band (story, key, seen_at, item_id)"
+            )
+        )
         session.execute(
             text("delete from migration where name = '0009_one_permutation_signatures'")
         )
@@ -407,6 +426,9 @@ def test_an_upgraded_database_signs_its_window_again(store: Store) -> None:
         kept = session.execute(text("select signature from item where key = 'o'")).scalar_one()
     assert kept == bytes(range(256)) * 2
     assert _bands(store) == 2 * 32
+    indexes = {i["name"] for i in inspect(store.engine).get_indexes("cluster_band")}
+    assert {"ix_cluster_band_key", "ix_cluster_band_item"} <= indexes
+    assert "ix_cluster_band_lookup" not in indexes
     rewrite = entry("r", "Site proposed", summary=REWRITE, published=now)
     ingest(store, "agency", [Classified(rewrite, UPDATE)], now)
     clusters = _clusters(store)
