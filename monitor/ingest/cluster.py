@@ -183,7 +183,11 @@ def lanes_similarity(a: int, b: int) -> float:
 
 def band_keys(sig: Signature) -> list[int]:
     """One signed 64-bit key per band: the band's number and its rows, hashed."""
-    packed = pack(sig)
+    return packed_band_keys(pack(sig))
+
+
+def packed_band_keys(packed: bytes) -> list[int]:
+    """`band_keys` of a packed signature."""
     return [
         int.from_bytes(
             hashlib.blake2b(

@@ -69,8 +69,8 @@ class Row:
     joins: int | None = None
     """For a version: the cluster its item's earlier versions of the same story are in."""
     silent: bool = False
-    signature: cluster.Signature | None = None
-    """Relevant rows only: clustering is for them alone."""
+    signature: bytes | None = None
+    """Relevant rows only, packed (`cluster.pack`): clustering is for them alone."""
     bands: tuple[int, ...] = ()
 
     def item(self) -> NewItem:
@@ -87,7 +87,7 @@ class Row:
             story=verdict.story,
             milestone=verdict.milestone,
             terms=_terms_json(verdict) if verdict.story else None,
-            signature=cluster.pack(self.signature) if self.signature else None,
+            signature=self.signature,
             content_hash=self.content,
             version_of=self.version_of,
             silent=self.silent,
@@ -214,7 +214,7 @@ def identify(
             capped += 1
             continue
         entry = row.classified.entry
-        signature = cluster.signature(entry.title, entry.summary) if verdict.relevant else None
+        signature = _signature(entry) if verdict.relevant else None
         kept.append(
             Row(
                 row.classified,
@@ -224,7 +224,7 @@ def identify(
                 joins=joins,
                 silent=baseline or _published_before(entry, alert_after),
                 signature=signature,
-                bands=tuple(cluster.band_keys(signature)) if signature else (),
+                bands=tuple(cluster.packed_band_keys(signature)) if signature else (),
             )
         )
     return Identified(kept, capped)
@@ -311,7 +311,7 @@ def place(
         assert verdict.story is not None
         story = verdict.story
         cluster_id = row.joins or s.id
-        signature = None if row.signature is None else cluster.lanes(cluster.pack(row.signature))
+        signature = None if row.signature is None else cluster.lanes(row.signature)
         if signature is not None and row.joins is None:
             cluster_id = _nearest(story, row.bands, signature, known) or cluster_id
         indexed = _indexed(story, row.bands, candidates, batch_bands)
@@ -416,6 +416,14 @@ def _candidates(
         found.update(i for i in candidates.by_band.get((story, key), ()) if i in candidates.signed)
         found.update(batch_bands.get((story, key), ()))
     return sorted(found)
+
+
+def _signature(entry: Entry) -> bytes | None:
+    """The entry's packed signature: as the parse worker took it, or taken now."""
+    if entry.signature is not None:
+        return entry.signature
+    signature = cluster.signature(entry.title, entry.summary)
+    return None if signature is None else cluster.pack(signature)
 
 
 # -- what the store needs of the ingest stage -------------------------------------

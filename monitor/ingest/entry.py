@@ -32,6 +32,9 @@ class Entry:
     content: str | None = None
     """`monitor.ingest.identity.content_hash` of title and summary, taken where the entry is
     read (the parse worker, beside the service process); None until then."""
+    signature: bytes | None = None
+    """A relevant entry's packed MinHash signature (`monitor.ingest.cluster`), taken
+    where it is read, as `content` is; None for the others, and until then."""
 
     @property
     def text(self) -> str:

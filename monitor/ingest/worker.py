@@ -36,6 +36,7 @@ from monitor.core.errors import (
     PermanentFeedError,
     TransientFeedError,
 )
+from monitor.ingest import cluster
 from monitor.ingest.entry import Entry
 from monitor.ingest.identity import content_hash
 from monitor.ingest.payload import Payload
@@ -93,8 +94,16 @@ def read_feed(  # noqa: PLR0917 (the parse child's frame hands these over positi
             verdict = classify(entry.title, entry.summary, stories)
         else:
             entry = _lead_only(entry)
-        # Hashed here, in the worker: the store needs it for every entry (identity).
-        entry = dataclasses.replace(entry, content=content_hash(entry.title, entry.summary))
+        # Hashed here, in the worker: the store needs it for every entry (identity), and
+        # a relevant entry's signature to cluster it (a surge signs thousands a cycle).
+        signed = None
+        if verdict is not None and verdict.relevant:
+            signed = cluster.signature(entry.title, entry.summary)
+        entry = dataclasses.replace(
+            entry,
+            content=content_hash(entry.title, entry.summary),
+            signature=cluster.pack(signed) if signed else None,
+        )
         read.append((entry, verdict))
     return read
 

@@ -184,6 +184,26 @@ def test_items_cluster_with_stored_candidates_sharing_a_band() -> None:
     assert (alone.cluster_id, alone.update) == (100, ("updates",))
 
 
+def test_a_signature_taken_where_the_entry_was_read_is_used() -> None:
+    """The parse worker signs relevant entries; the ingest takes that signature (and
+    its bands) as it is, and signs an entry that comes without one itself."""
+    signed = cluster.signature("Site proposed", WIRE)
+    assert signed is not None
+    carried = Entry(
+        key="w",
+        url="https://news.example/w",
+        title="Roads",  # a text whose own signature differs: the carried one must win
+        summary=OTHER,
+        published=NOW,
+        signature=cluster.pack(signed),
+    )
+    [row] = identified(Classified(carried, UPDATE))
+    assert row.signature == cluster.pack(signed)
+    assert list(row.bands) == cluster.band_keys(signed)
+    [plain] = identified(Classified(entry("r", "Site proposed", WIRE), UPDATE))
+    assert plain.signature == cluster.pack(signed)
+
+
 def test_a_full_bucket_is_searched_but_not_filled() -> None:
     """A band key held by `cluster.BUCKET_CAP` stored items (a wire sentence many reports
     share) still gives its holders as candidates, and the new item is not indexed under
@@ -246,7 +266,7 @@ def test_rows_insert_as_plain_values() -> None:
     item = row.item()
     assert (item.key, item.story, item.milestone, item.silent) == ("a", STORY, "unveiling", False)
     assert item.signature is not None
-    assert cluster.unpack(item.signature) == row.signature
+    assert item.signature == row.signature
     assert item.terms == '{"milestones.unveiling.event": ["unveiled"]}'
     [plain] = identified(Classified(entry("b"), IRRELEVANT))
     assert (plain.item().signature, plain.item().terms, plain.bands) == (None, None, ())

@@ -13,6 +13,7 @@ import pytest
 
 from monitor.config.settings import Config, load_config
 from monitor.core.errors import FeedError, NoMatches, NotAFeed, PermanentFeedError
+from monitor.ingest import cluster
 from monitor.ingest.payload import Payload
 from monitor.ingest.sources import PageSource, TelegramSource
 from monitor.ingest.worker import LEAD_CHARS, InlineReader, Read, ReadWorker, read_feed
@@ -71,6 +72,13 @@ def test_read_feed_judges_each_entry(config: Config) -> None:
     assert _summary(read)[0][1:] == ("kursk-kpa-monument", "unveiling")
     assert all(verdict is None for _, verdict in read[1:])
     assert {entry.lang for entry, _ in read} == {"en"}
+    # The story's entry is signed where it is read, as the ingest would sign it; the
+    # others, never clustered, are not.
+    story_entry = read[0][0]
+    expected = cluster.signature(story_entry.title, story_entry.summary)
+    assert expected is not None
+    assert story_entry.signature == cluster.pack(expected)
+    assert all(entry.signature is None for entry, _ in read[1:])
 
 
 @pytest.mark.parametrize("body", [b"", b"  \n ", b"<html><body>login</body></html>"])
