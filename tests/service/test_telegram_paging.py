@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from monitor.config.settings import load_config
 from monitor.ingest.telegram_pages import MAX_PAGES, older_page
@@ -101,7 +102,10 @@ def test_a_burst_longer_than_the_bound_reads_at_most_max_pages(
     asyncio.run(h.cycle())
     serve_channel(feed_server, CHANNEL, 220)
     h.clock.advance(minutes=5)
-    assert asyncio.run(h.cycle()) == {CHANNEL: "ok"}
+    with capture_logs() as logs:
+        assert asyncio.run(h.cycle()) == {CHANNEL: "ok"}
+    [paged] = [e for e in logs if e["event"] == "feed.paged"]
+    assert (paged["log_level"], paged["complete"], paged["pages"]) == ("warning", False, 5)
 
     asked = older_requests(feed_server, CHANNEL)
     assert len(asked) == MAX_PAGES - 1
@@ -134,19 +138,38 @@ def test_a_passing_fault_on_an_older_page_fails_the_check_and_loses_nothing(
     assert len(receiver.messages()) == 1
 
 
+@pytest.mark.parametrize(
+    ("body", "options"),
+    [
+        pytest.param(None, {}, id="missing"),
+        pytest.param("<html><body><form>Log in</form></body></html>", {}, id="no-preview"),
+        pytest.param("<p>" + "x" * 300_000, {}, id="over-the-size-cap"),
+        pytest.param("gone", {"status": 410}, id="gone"),
+    ],
+)
 def test_an_older_page_refused_for_good_keeps_what_was_read(
-    harness: Any, feed_server: FeedServer
+    harness: Any, feed_server: FeedServer, body: str | None, options: dict[str, Any]
 ) -> None:
-    """A mirror that does not serve `?before=` pages (404): the first page's posts are
-    stored all the same, and the check is no failure."""
+    """An older page a mirror does not serve (404, 410), one that is no preview, or one
+    over the size cap: the first page's posts are stored all the same, the channel is
+    no failure (and not gone), and the stop is logged."""
     serve_channel(feed_server, CHANNEL, 105)
-    h = harness(CHANNEL)
+    h = harness(CHANNEL, max_bytes="200KB")
     asyncio.run(h.cycle())
     serve_channel(feed_server, CHANNEL, 135)
-    del feed_server.routes[f"/s/{CHANNEL}?before=116"]
+    older = f"/s/{CHANNEL}?before=116"
+    if body is None:
+        del feed_server.routes[older]
+    else:
+        feed_server.serve(older, body, content_type=HTML, **options)
     h.clock.advance(minutes=5)
-    assert asyncio.run(h.cycle()) == {CHANNEL: "ok"}
+    with capture_logs() as logs:
+        assert asyncio.run(h.cycle()) == {CHANNEL: "ok"}
     assert numbers(h.store, CHANNEL) == set(range(86, 106)) | set(range(116, 136))
+    assert not h.store.feed(CHANNEL).gone
+    [paged] = [e for e in logs if e["event"] == "feed.paged"]
+    assert (paged["log_level"], paged["complete"], paged["pages"]) == ("warning", False, 1)
+    assert paged["error"]
 
 
 def test_older_pages_keep_to_the_per_host_limit(harness: Any, feed_server: FeedServer) -> None:
