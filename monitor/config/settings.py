@@ -72,6 +72,16 @@ def parse_duration(value: object) -> object:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 MIN_RETENTION = timedelta(days=1)
+MIN_INTERVAL = timedelta(seconds=60)
+"""The shortest polling interval of a source on another machine: a check a minute,
+within the per-host limit, is polite to any server. A source on this machine (a
+mirror, a test server: localhost, 127.0.0.1, ::1) may be polled more often."""
+
+
+def _positive(value: timedelta | None) -> timedelta | None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError(f"must be more than 0s (got {value.total_seconds():g}s)")
+    return value
 
 
 def _retention(value: object) -> object:
@@ -119,6 +129,7 @@ class FetchSettings(_Section):
     connect_timeout: Duration = timedelta(seconds=10)
     max_bytes: ByteSize = ByteSize(10 * 1024 * 1024)
     max_redirects: int = Field(default=5, ge=0, le=20)
+    _interval = field_validator("interval")(_positive)
     concurrency: int = Field(default=16, ge=1, le=256)
     per_host: int = Field(default=4, ge=1, le=64)
     backoff_max: Duration = timedelta(hours=4)
@@ -237,6 +248,8 @@ class FeedConfig(_Section):
         if isinstance(channel, str) and "url" not in data:
             return {**data, "url": TELEGRAM_PREVIEW.format(channel=channel)}
         return data
+
+    _interval = field_validator("interval")(_positive)
 
     @field_validator("url", "page")
     @classmethod
@@ -501,6 +514,29 @@ class Config(_Section):
                         raise ConfigError(
                             f"unknown milestone {milestone!r}", key=f"notify[{i}].break_through"
                         )
+        return self
+
+    @model_validator(mode="after")
+    def _polite_intervals(self) -> Config:
+        """No source on another machine is polled more often than MIN_INTERVAL."""
+        for i, feed in enumerate(self.feeds):
+            interval = self.feed_interval(feed)
+            host = urlsplit(feed.url).hostname or ""
+            if interval >= MIN_INTERVAL or host == "localhost" or _is_loopback(host):
+                continue
+            shortest = f"at least {MIN_INTERVAL.total_seconds():g}s"
+            got = f"got {interval.total_seconds():g}s"
+            if feed.interval is not None:
+                raise ConfigError(
+                    f"{shortest} for a source on another machine ({host}; {got})",
+                    key=f"feeds[{i}].interval",
+                )
+            raise ConfigError(
+                f"{shortest} while a source on another machine uses it "
+                f"(feeds[{i}] {feed.name!r} at {host}; {got}): give that source its own "
+                "interval, or make this one longer",
+                key="fetch.interval",
+            )
         return self
 
     @model_validator(mode="after")

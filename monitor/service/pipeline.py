@@ -33,8 +33,9 @@ from monitor.delivery.routing import route
 from monitor.ingest.decide import Classified
 from monitor.ingest.fetch import Fetcher, Validators
 from monitor.ingest.record import ingest
-from monitor.ingest.sources import source_of
-from monitor.ingest.worker import FeedReader, open_reader
+from monitor.ingest.sources import TelegramSource, source_of
+from monitor.ingest.telegram_pages import read_back
+from monitor.ingest.worker import FeedReader, Read, open_reader
 from monitor.match.classify import Verdict
 from monitor.service.app import App
 from monitor.store.views import FeedView
@@ -163,9 +164,12 @@ class Pipeline:
             )
             log.info("feed.checked", status=result.status, new=0, unchanged=True)
             return FeedReport(feed.name, "unchanged", status=result.status)
+        source = source_of(feed)
         read = await self.reader.read(
-            result.payload, result.url, result.content_type, feed.lang, source_of(feed)
+            result.payload, result.url, result.content_type, feed.lang, source
         )
+        if isinstance(source, TelegramSource) and state.baseline_done:
+            read = await self._older_posts(feed, source, result.url, read, log)
         classified = [Classified(entry, verdict or _IRRELEVANT) for entry, verdict in read]
         ingest_at = self.clock()
         outcome = await asyncio.to_thread(
@@ -213,6 +217,34 @@ class Pipeline:
             status=result.status,
             skipped=len(outcome.skipped),
         )
+
+    async def _older_posts(
+        self, feed: FeedConfig, source: TelegramSource, page_url: str, first: Read, log: Any
+    ) -> Read:
+        """The first page's posts and those of the older pages a burst pushed off it
+        (`monitor.ingest.telegram_pages`), each page fetched as any feed is: through the
+        fetcher's per-host and global limits, with its timeouts and size cap."""
+
+        async def read_page(url: str) -> Read:
+            page = await self.fetcher.fetch(url)
+            return await self.reader.read(
+                page.payload, page.url, page.content_type, feed.lang, source
+            )
+
+        async def stored(keys: list[str]) -> set[str]:
+            return await asyncio.to_thread(self.store.known_keys, feed.name, keys)
+
+        paged = await read_back(first, page_url, read_page=read_page, stored=stored)
+        if paged.pages > 1 or not paged.complete:
+            report = log.info if paged.complete else log.warning
+            report(
+                "feed.paged",
+                pages=paged.pages,
+                posts=len(paged.posts),
+                complete=paged.complete,
+                error=paged.error,
+            )
+        return paged.posts
 
     def next_check(self, feed: FeedConfig, started: datetime, now: datetime) -> datetime:
         """When a feed whose check began at `started` is due again: its interval plus a

@@ -474,6 +474,19 @@ class ItemStore(Database):
             self.__dict__["_items_sql"] = cached
         return cached
 
+    def known_keys(self, name: str, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` feed `name` has stored (none, for a feed never recorded)."""
+        known: set[str] = set()
+        with self._read() as session:
+            db = session.connection()
+            found = db.execute(_FEED_KEY, {"feed_name": name}).one_or_none()
+            if found is None:
+                return known
+            for chunk in _chunks(keys):
+                params = {"feed_id": found[0], "keys": chunk}
+                known.update(key for _, key, _ in db.execute(_STORED_KEYS, params))
+        return known
+
     @contextmanager
     def ingest(self, name: str) -> Iterator[IngestTransaction]:
         """One transaction for a fetch of feed `name`: committed when the block ends,

@@ -127,6 +127,84 @@ def test_errors_name_the_key(top: str, key: str, line: int | None, message: str)
         assert error.line == line
 
 
+A_FEED = "    url: https://example.org/a.xml\n"
+
+
+@pytest.mark.parametrize(
+    ("top", "key", "message"),
+    [
+        pytest.param(
+            BASE.replace(A_FEED, A_FEED + "    interval: 59s\n"),
+            "feeds[0].interval",
+            "at least 60s for a source on another machine (example.org; got 59s)",
+            id="feed-under-a-minute",
+        ),
+        pytest.param(
+            BASE + "fetch:\n  interval: 30s\n",
+            "fetch.interval",
+            "at least 60s while a source on another machine uses it (feeds[0] 'a' at "
+            "example.org; got 30s)",
+            id="default-under-a-minute",
+        ),
+        pytest.param(
+            BASE.replace(A_FEED, "    telegram: kursk_channel\n    interval: 10s\n"),
+            "feeds[0].interval",
+            "(t.me; got 10s)",
+            id="telegram-under-a-minute",
+        ),
+        pytest.param(
+            BASE.replace("https://example.org/a.xml", "http://127.0.0.1:8/a.xml")
+            + "fetch:\n  interval: 0s\n",
+            "fetch.interval",
+            "must be more than 0s",
+            id="zero",
+        ),
+    ],
+)
+def test_intervals_under_a_minute_are_refused_for_other_machines(
+    top: str, key: str, message: str
+) -> None:
+    """A source elsewhere is polled at most once a minute; the error names the key."""
+    with pytest.raises(ConfigError) as caught:
+        _config(top)
+    assert caught.value.key == key
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("top", "seconds"),
+    [
+        pytest.param(BASE.replace(A_FEED, A_FEED + "    interval: 60s\n"), 60, id="a-minute"),
+        pytest.param(BASE + "fetch:\n  interval: 1m\n", 60, id="default-a-minute"),
+        pytest.param(
+            BASE.replace("https://example.org/a.xml", "http://127.0.0.1:8/a.xml")
+            + "fetch:\n  interval: 2s\n",
+            2,
+            id="this-machine",
+        ),
+        pytest.param(
+            BASE.replace(A_FEED, "    url: http://localhost:8/a.xml\n    interval: 1s\n"),
+            1,
+            id="localhost",
+        ),
+        pytest.param(
+            BASE.replace(
+                "feeds:\n", "feeds:\n  - {name: b, url: 'http://[::1]:8/', interval: 3s}\n"
+            )
+            + "fetch:\n  interval: 5m\n",
+            3,
+            id="ipv6-loopback-beside-a-remote-feed",
+        ),
+    ],
+)
+def test_intervals_of_a_minute_or_of_sources_on_this_machine_are_accepted(
+    top: str, seconds: float
+) -> None:
+    """Down to 60 s for any source; shorter only for one on this machine (a mirror, a test)."""
+    config = _config(top)
+    assert min(config.feed_interval(f) for f in config.feeds) == timedelta(seconds=seconds)
+
+
 def test_yaml_syntax_error_names_the_line() -> None:
     """Broken YAML is reported with the line where parsing failed."""
     with pytest.raises(ConfigError) as caught:
@@ -198,6 +276,11 @@ def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param(BASE + "colour: blue\n", "colour: unknown key (line 7)", id="unknown-key"),
         pytest.param("feeds: [\n", "YAML syntax error", id="syntax"),
         pytest.param(None, "config file not found", id="missing-file"),
+        pytest.param(
+            BASE.replace(A_FEED, A_FEED + "    interval: 30s\n"),
+            "feeds[0].interval: at least 60s for a source on another machine",
+            id="interval-under-a-minute",
+        ),
     ],
 )
 def test_check_config_command(tmp_path: Path, content: str | None, needle: str) -> None:
@@ -210,6 +293,15 @@ def test_check_config_command(tmp_path: Path, content: str | None, needle: str) 
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_config_accepts_a_minute(tmp_path: Path) -> None:
+    """A feed on another machine polled every 60 s is a valid config."""
+    path = tmp_path / "config.yaml"
+    top = BASE.replace(A_FEED, A_FEED + "    interval: 60s\n")
+    path.write_text(top + "\n" + shipped_stories(), encoding="utf-8")
+    result = run_cli(path, "check-config")
+    assert result.returncode == 0, result.stderr
 
 
 def test_check_config_accepts_shipped_config() -> None:

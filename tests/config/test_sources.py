@@ -131,7 +131,8 @@ def test_check_config_names_a_bad_selector_in_one_line(tmp_path: Path) -> None:
 
 def _readme_blocks(language: str) -> list[str]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Sources without a feed") : text.index("### Retention")]
+    start = text.index("### Sources without a feed")
+    section = text[start : text.index("\n### ", start)]
     return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
 
 
