@@ -16,7 +16,7 @@ import re
 from collections.abc import Collection, Mapping
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -198,6 +198,12 @@ class TemplatesConfig(_Section):
 
 
 SourceKind = Literal["feed", "telegram", "page"]
+Tier = Literal["official", "agency", "press", "aggregator"]
+"""Who a source is: `official` (a government body's own channel or site), `agency` (a
+news agency), `press` (any other outlet), `aggregator` (a feed of others' reports)."""
+TIERS: tuple[Tier, ...] = get_args(Tier)
+CONFIRMING_TIERS: frozenset[str] = frozenset({"official", "agency"})
+"""A report from a source of one of these tiers alone confirms a milestone (`confirm:`)."""
 TELEGRAM_PREVIEW = "https://t.me/s/{channel}"
 _TELEGRAM_CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 """A public username: 5 to 32 letters, digits and underscores, from a letter (a few
@@ -214,6 +220,9 @@ class FeedConfig(_Section):
     url: str
     interval: Duration | None = None
     lang: str | None = None
+    tier: Tier = "press"
+    """Who the source is (`TIERS`); alerts name it, and `confirm:` trusts `official` and
+    `agency` sources alone."""
     telegram: str | None = None
     page: str | None = None
     items: str | None = None
@@ -237,6 +246,15 @@ class FeedConfig(_Section):
         if isinstance(channel, str) and "url" not in data:
             return {**data, "url": TELEGRAM_PREVIEW.format(channel=channel)}
         return data
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _tier(cls, tier: object) -> object:
+        if isinstance(tier, str) and tier not in TIERS:
+            close = difflib.get_close_matches(tier, TIERS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"not a tier: {tier!r} (one of {', '.join(TIERS)}{hint})")
+        return tier
 
     @field_validator("url", "page")
     @classmethod
@@ -308,6 +326,9 @@ class TargetConfig(_Section):
     """Milestone alerts that ignore quiet hours: true for all, or a list of milestones."""
     max_per_hour: int | None = Field(default=None, ge=1)
     """At most this many messages an hour; the excess is folded into one summary."""
+    confirm: int | None = Field(default=None, ge=2)
+    """A milestone alert waits until this many distinct outlets, or one `official` or
+    `agency` source, have reported the milestone (other targets are told at once)."""
     _label: str = PrivateAttr(default="")
 
     @model_validator(mode="after")
