@@ -202,8 +202,6 @@ Tier = Literal["official", "agency", "press", "aggregator"]
 """Who a source is: `official` (a government body's own channel or site), `agency` (a
 news agency), `press` (any other outlet), `aggregator` (a feed of others' reports)."""
 TIERS: tuple[Tier, ...] = get_args(Tier)
-CONFIRMING_TIERS: frozenset[str] = frozenset({"official", "agency"})
-"""A report from a source of one of these tiers alone confirms a milestone (`confirm:`)."""
 TELEGRAM_PREVIEW = "https://t.me/s/{channel}"
 _TELEGRAM_CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 """A public username: 5 to 32 letters, digits and underscores, from a letter (a few
@@ -542,6 +540,11 @@ class Config(_Section):
         """Former label → label, for the targets whose label now masks a value from the
         environment that it showed before (a user name): their stored deliveries move."""
         return {t.former_label: t.label for t in self.notify if t.former_label != t.label}
+
+    @property
+    def tiers(self) -> dict[str, str]:
+        """Each source's tier, by name: what the store keeps of it (`Store.sync_feeds`)."""
+        return {f.name: f.tier for f in self.feeds}
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         return feed.interval or self.fetch.interval
