@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any, Literal
 
 from monitor.match.rules import Story
@@ -33,6 +33,7 @@ __all__ = [
     "UPDATE_LABEL",
     "Message",
     "alert_context",
+    "corroboration",
     "dead_letter_context",
     "digest_context",
     "health_context",
@@ -91,7 +92,47 @@ def _report_context(
         "terms": sorted({term for found in event.terms.values() for term in found}),
         "also": {"outlets": others, "languages": languages} if others > 0 else None,
         "sources": [_source(s, tz) for s in event.sources[1:]],
+        "corroboration": corroboration(event.sources, tz),
     }
+
+
+def corroboration(sources: Sequence[SourceView], tz: tzinfo) -> dict[str, Any] | None:
+    """Who reported first and when, then each other outlet in order of arrival (its
+    first report), with the count of outlets and languages: "First: Kursk governor
+    (official) 10:02; TASS (agency) 10:40, RIA Novosti (agency) 11:05; 3 outlets, 2
+    languages". An outlet is the one a report names, else its feed. None without
+    reports."""
+    if not sources:
+        return None
+    firsts: dict[str, SourceView] = {}
+    for source in sources:
+        firsts.setdefault(source.outlet or source.feed, source)
+    day = sources[0].seen_at.astimezone(tz).date()
+    reporters = [
+        {
+            "outlet": name,
+            "feed": source.feed,
+            "url": source.url,
+            "lang": source.lang,
+            "tier": source.tier,
+            "at": _clock_time(source.seen_at, tz, day),
+            "seen_at": local_time(source.seen_at, tz),
+        }
+        for name, source in firsts.items()
+    ]
+    languages = dict.fromkeys(s.lang.split("-")[0] for s in sources if s.lang)
+    return {
+        "first": reporters[0],
+        "others": reporters[1:],
+        "outlets": len(reporters),
+        "languages": len(languages),
+    }
+
+
+def _clock_time(moment: datetime, tz: tzinfo, day: date) -> str:
+    """`10:40` on the first report's day, `28 Nov 10:40` on another."""
+    local = moment.astimezone(tz)
+    return local.strftime("%H:%M" if local.date() == day else "%d %b %H:%M")
 
 
 def digest_context(
