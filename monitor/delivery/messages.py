@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from monitor.match.rules import Story
 from monitor.store.views import (
+    DEFAULT_TIER,
     DigestMaterial,
     EventView,
     Notice,
@@ -27,15 +28,17 @@ from monitor.store.views import (
     UpdateAlertView,
     UpdateView,
 )
-from monitor.templates.render import Format, Message, Renderer
+from monitor.templates.render import Format, Message, Renderer, plural
 
 __all__ = [
     "UPDATE_LABEL",
     "Message",
     "alert_context",
     "corroboration",
+    "corroboration_line",
     "dead_letter_context",
     "digest_context",
+    "first_reports",
     "health_context",
     "local_time",
     "milestone_label",
@@ -104,13 +107,10 @@ def corroboration(sources: Sequence[SourceView], tz: tzinfo) -> dict[str, Any] |
     reports."""
     if not sources:
         return None
-    firsts: dict[str, SourceView] = {}
-    for source in sources:
-        firsts.setdefault(source.outlet or source.feed, source)
     day = sources[0].seen_at.astimezone(tz).date()
     reporters = [
         {
-            "outlet": name,
+            "outlet": source.outlet or source.feed,
             "feed": source.feed,
             "url": source.url,
             "lang": source.lang,
@@ -118,7 +118,7 @@ def corroboration(sources: Sequence[SourceView], tz: tzinfo) -> dict[str, Any] |
             "at": _clock_time(source.seen_at, tz, day),
             "seen_at": local_time(source.seen_at, tz),
         }
-        for name, source in firsts.items()
+        for source in first_reports(sources)
     ]
     languages = dict.fromkeys(s.lang.split("-")[0] for s in sources if s.lang)
     return {
@@ -127,6 +127,31 @@ def corroboration(sources: Sequence[SourceView], tz: tzinfo) -> dict[str, Any] |
         "outlets": len(reporters),
         "languages": len(languages),
     }
+
+
+def first_reports(sources: Sequence[SourceView]) -> list[SourceView]:
+    """Each outlet's first report, in order of arrival: the outlet a report names, else
+    its feed (as `EventView.outlets` counts them)."""
+    firsts: dict[str, SourceView] = {}
+    for source in sources:
+        firsts.setdefault(source.outlet or source.feed, source)
+    return list(firsts.values())
+
+
+def corroboration_line(found: dict[str, Any]) -> str:
+    """A `corroboration` as one plain line, as the text template writes it."""
+
+    def named(reporter: dict[str, Any]) -> str:
+        tier = f" ({reporter['tier']})" if reporter["tier"] != DEFAULT_TIER else ""
+        return f"{reporter['outlet']}{tier} {reporter['at']}"
+
+    line = f"First: {named(found['first'])}"
+    if found["others"]:
+        line += "; " + ", ".join(named(other) for other in found["others"])
+    line += f"; {plural(found['outlets'], 'outlet')}"
+    if found["languages"]:
+        line += f", {plural(found['languages'], 'language')}"
+    return line
 
 
 def _clock_time(moment: datetime, tz: tzinfo, day: date) -> str:

@@ -116,7 +116,7 @@ def _text_link(url: object, label: object = None) -> str:
     return f"{label} <{target}>" if target else str(label)
 
 
-def _plural(count: int, word: str, many: str | None = None) -> str:
+def plural(count: int, word: str, many: str | None = None) -> str:
     """`1 outlet`, `3 outlets`."""
     return f"{count} {word if count == 1 else (many or word + 's')}"
 
@@ -139,7 +139,7 @@ def _environment(fmt: Format) -> SandboxedEnvironment:
     else:
         env = SandboxedEnvironment(autoescape=False, **options)
         link = _text_link
-    env.globals.update(link=link, plural=_plural)
+    env.globals.update(link=link, plural=plural)
     return env
 
 
