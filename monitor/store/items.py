@@ -104,11 +104,14 @@ _WAITING = (
     )
     .order_by(_DELIVERY.c.id)
 )
+# FOR NO KEY UPDATE on PostgreSQL: it queues confirmers one behind the other, yet
+# leaves alone the KEY SHARE locks an item's foreign key to its event takes (a FOR
+# UPDATE would wait on another confirmer's, which would wait on this one's: deadlock).
 _LOCK_EVENTS = (
     select(_EVENT.c.id)
     .where(_EVENT.c.id.in_(bindparam("ids", expanding=True)))
     .order_by(_EVENT.c.id)
-    .with_for_update()
+    .with_for_update(key_share=True)
 )
 _REPORTERS = (
     select(_ITEM.c.event_id, _ITEM.c.outlet, _FEED.c.name, _FEED.c.tier)
