@@ -3,13 +3,14 @@ checked at load time."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from monitor.config.settings import Config, parse_config
 from monitor.core.errors import ConfigError
-from tests.conftest import run_cli, shipped_stories
+from tests.conftest import REPO, run_cli, shipped_stories
 
 SOURCES = """\
 feeds:
@@ -113,3 +114,33 @@ def test_check_config_names_a_bad_tier_in_one_line(tmp_path: Path) -> None:
     assert "feeds[3].tier: not a tier: 'offical'" in line
     assert "did you mean 'official'?" in line
     assert line.endswith("(line 13)")
+
+
+def _readme_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return text[
+        text.index("### Source tiers and confirmation") : text.index(
+            "### Delivery, digests and quiet hours"
+        )
+    ]
+
+
+def test_readme_example_is_valid_and_means_what_it_says() -> None:
+    """The README's tiers example loads: its sources have the tiers it names and only
+    the public channel waits for confirmation."""
+    [block] = re.findall(r"```yaml\n(.*?)```", _readme_section(), re.DOTALL)
+    config = parse_config(
+        block + "\n" + shipped_stories(),
+        Path("config.yaml"),
+        {"NEWSROOM_WEBHOOK": "json://127.0.0.1:9/n", "PUBLIC_WEBHOOK": "json://127.0.0.1:9/p"},
+    )
+    assert [(f.name, f.kind, f.tier) for f in config.feeds] == [
+        ("Kursk governor", "telegram", "official"),
+        ("TASS", "feed", "agency"),
+        ("Kommersant", "feed", "press"),
+        ("Google News (en)", "feed", "aggregator"),
+    ]
+    assert [(t.label, t.confirm) for t in config.notify] == [
+        ("newsroom", None),
+        ("public-channel", 2),
+    ]

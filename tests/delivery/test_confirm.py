@@ -3,13 +3,21 @@ or one official or agency source, have reported it; other targets hear at once."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from monitor.cli import status as board
+from monitor.config.settings import load_config
+from monitor.delivery.messages import alert_context
 from monitor.store.store import Store
+from monitor.store.views import EventView, SourceView
+from monitor.templates.render import Renderer
+from tests.conftest import REPO
 from tests.support.desk import Desk
-from tests.support.events import alert_title
+from tests.support.events import STORY, alert_title
 from tests.support.servers import AlertReceiver
 
 SITE = "Site chosen for the Kursk monument to North Korean soldiers"
@@ -147,3 +155,45 @@ def test_a_silent_event_queues_no_waiting_alert(
     desk.news.report(SITE, "site_selection", feed="new")
     assert desk.rows() == []
     assert store.events()[0].silent
+
+
+def test_the_readme_alert_is_the_one_rendered() -> None:
+    """README's plain-text alert is what the shipped template writes for its event: the
+    governor's post first, then TASS and a press outlet, in Moscow time."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Alerts to Slack and email") :]
+    [example] = re.findall(r"```text\n(.*?)```", section[: section.index("### Source tiers")], re.S)
+    at = datetime(2026, 11, 30, 7, 2, tzinfo=UTC)
+    post = "https://t.me/CHANNEL/107"
+    headline = "В Курске открыли монумент бойцам КНДР"
+    sources = [
+        SourceView(post, headline, None, "Kursk governor", "ru", at, "official"),
+        SourceView(
+            "https://tass.ru/1", headline, None, "TASS", "ru", at + timedelta(minutes=38), "agency"
+        ),
+        SourceView(
+            "https://seoul.example/1",
+            "Monument unveiled",
+            None,
+            "Seoul Daily",
+            "en",
+            at + timedelta(minutes=63),
+        ),
+    ]
+    event = EventView(
+        id=1,
+        story=STORY,
+        milestone="unveiling",
+        title=headline,
+        url=post,
+        outlet=None,
+        created_at=at,
+        silent=False,
+        sources=sources,
+        deliveries=[],
+        terms={"watch": ["монумент", "КНДР"], "site": ["Курске"], "done": ["открыли"]},
+    )
+    config = load_config(REPO / "config.yaml", env={})
+    story = next(s for s in config.stories if s.id == STORY)
+    context = alert_context(event, story, ZoneInfo("Europe/Moscow"))
+    assert Renderer().render("alert", "text", context).body == example
