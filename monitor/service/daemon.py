@@ -457,7 +457,7 @@ class Service:
                 return  # the lease lapses and the feed is tried again
             if not self._stop.is_set():
                 await self._tracked(pipeline.app.check_health([name]), job="feed")
-            if report.events:
+            if report.events or report.confirmed:
                 self._deliver_soon()
         finally:
             self._checking.discard(name)

@@ -60,6 +60,8 @@ class FeedReport:
     """The error class of a failed fetch (`TransientFeedError`, `FeedGone`, ...)."""
     skipped: int = 0
     """Items the store could not write, left out of the feed's ingest."""
+    confirmed: int = 0
+    """Alerts waiting for confirmation that this feed's reports made due."""
 
 
 @dataclass(slots=True)
@@ -206,6 +208,7 @@ class Pipeline:
             attached=outcome.attached,
             updates=outcome.updates,
             capped=outcome.capped,
+            confirmed=outcome.confirmed,
             skipped=len(outcome.skipped),
         )
         for story, milestone in outcome.events:
@@ -217,6 +220,7 @@ class Pipeline:
             events=outcome.events,
             status=result.status,
             skipped=len(outcome.skipped),
+            confirmed=outcome.confirmed,
         )
 
     def next_check(self, feed: FeedConfig, started: datetime, now: datetime) -> datetime:
