@@ -27,12 +27,22 @@ from monitor.config.settings import Config
 from monitor.core.clock import span
 from monitor.core.safetext import cap, shown
 from monitor.store.store import Store
-from monitor.store.views import DEAD, FAILED, FOLDED, PENDING, SENT, LatestItem, OutboxRow
+from monitor.store.views import (
+    DEAD,
+    FAILED,
+    FOLDED,
+    PENDING,
+    SENT,
+    WAITING,
+    EventView,
+    LatestItem,
+    OutboxRow,
+)
 
 Redact = Callable[[str], str]
 SHOWN_DELIVERIES = 100
 """At most this many pending and this many dead deliveries are listed (all are counted)."""
-STATES = (PENDING, FAILED, SENT, DEAD, FOLDED)
+STATES = (WAITING, PENDING, FAILED, SENT, DEAD, FOLDED)
 CELL_MAX_CHARS = 200
 """The most of one value a table cell shows."""
 NOTE_MAX_CHARS = 100
@@ -81,7 +91,8 @@ class DeliveryStatus:
     created_at: datetime
     next_attempt_at: datetime
     hold: str | None
-    """Why it waits untried: quiet (the target's quiet hours) or cap (its hourly cap)."""
+    """Why it waits untried: quiet (the target's quiet hours), cap (its hourly cap), or
+    its milestone's confirmation (`confirm: N`: how many outlets reported it so far)."""
     last_error: str | None
     title: str | None
     milestone: str | None
@@ -137,7 +148,7 @@ def collect(config: Config, store: Store, now: datetime, redact: Redact = str) -
                 told_since=row.health_since,
             )
         )
-    waiting = store.outbox([PENDING, FAILED])[:SHOWN_DELIVERIES]
+    waiting = store.outbox([WAITING, PENDING, FAILED])[:SHOWN_DELIVERIES]
     dead = store.outbox([DEAD])[-SHOWN_DELIVERIES:]
     return StatusReport(
         generated_at=now,
@@ -163,13 +174,19 @@ def _deliveries(store: Store, rows: list[OutboxRow], redact: Redact) -> list[Del
                 attempts=row.attempts,
                 created_at=row.created_at,
                 next_attempt_at=row.next_attempt_at,
-                hold=row.hold,
+                hold=_confirmation(row, event) if row.status == WAITING else row.hold,
                 last_error=redact(row.last_error) if row.last_error else None,
                 title=event.title if event else row.title,
                 milestone=event.milestone if event else None,
             )
         )
     return shown
+
+
+def _confirmation(row: OutboxRow, event: EventView | None) -> str:
+    """What a waiting alert waits for: `confirmation: 1 of 2 outlets`."""
+    so_far = len(event.outlets) if event is not None else 0
+    return f"confirmation: {so_far} of {row.confirm} outlets"
 
 
 # -- JSON -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import re
 from collections.abc import Collection, Mapping
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -209,6 +209,10 @@ class TemplatesConfig(_Section):
 
 
 SourceKind = Literal["feed", "telegram", "page"]
+Tier = Literal["official", "agency", "press", "aggregator"]
+"""Who a source is: `official` (a government body's own channel or site), `agency` (a
+news agency), `press` (any other outlet), `aggregator` (a feed of others' reports)."""
+TIERS: tuple[Tier, ...] = get_args(Tier)
 TELEGRAM_PREVIEW = "https://t.me/s/{channel}"
 _TELEGRAM_CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 """A public username: 5 to 32 letters, digits and underscores, from a letter (a few
@@ -225,6 +229,9 @@ class FeedConfig(_Section):
     url: str
     interval: Duration | None = None
     lang: str | None = None
+    tier: Tier = "press"
+    """Who the source is (`TIERS`); alerts name it, and `confirm:` trusts `official` and
+    `agency` sources alone."""
     telegram: str | None = None
     page: str | None = None
     items: str | None = None
@@ -250,6 +257,15 @@ class FeedConfig(_Section):
         return data
 
     _interval = field_validator("interval")(_positive)
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _tier(cls, tier: object) -> object:
+        if isinstance(tier, str) and tier not in TIERS:
+            close = difflib.get_close_matches(tier, TIERS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"not a tier: {tier!r} (one of {', '.join(TIERS)}{hint})")
+        return tier
 
     @field_validator("url", "page")
     @classmethod
@@ -321,6 +337,9 @@ class TargetConfig(_Section):
     """Milestone alerts that ignore quiet hours: true for all, or a list of milestones."""
     max_per_hour: int | None = Field(default=None, ge=1)
     """At most this many messages an hour; the excess is folded into one summary."""
+    confirm: int | None = Field(default=None, ge=2)
+    """A milestone alert waits until this many distinct outlets, or one `official` or
+    `agency` source, have reported the milestone (other targets are told at once)."""
     _label: str = PrivateAttr(default="")
 
     @model_validator(mode="after")
@@ -557,6 +576,11 @@ class Config(_Section):
         """Former label → label, for the targets whose label now masks a value from the
         environment that it showed before (a user name): their stored deliveries move."""
         return {t.former_label: t.label for t in self.notify if t.former_label != t.label}
+
+    @property
+    def tiers(self) -> dict[str, str]:
+        """Each source's tier, by name: what the store keeps of it (`Store.sync_feeds`)."""
+        return {f.name: f.tier for f in self.feeds}
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         return feed.interval or self.fetch.interval

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any, Literal
 
 from monitor.match.rules import Story
 from monitor.store.views import (
+    DEFAULT_TIER,
     DigestMaterial,
     EventView,
     Notice,
@@ -27,14 +28,17 @@ from monitor.store.views import (
     UpdateAlertView,
     UpdateView,
 )
-from monitor.templates.render import Format, Message, Renderer
+from monitor.templates.render import Format, Message, Renderer, plural
 
 __all__ = [
     "UPDATE_LABEL",
     "Message",
     "alert_context",
+    "corroboration",
+    "corroboration_line",
     "dead_letter_context",
     "digest_context",
+    "first_reports",
     "health_context",
     "local_time",
     "milestone_label",
@@ -91,7 +95,69 @@ def _report_context(
         "terms": sorted({term for found in event.terms.values() for term in found}),
         "also": {"outlets": others, "languages": languages} if others > 0 else None,
         "sources": [_source(s, tz) for s in event.sources[1:]],
+        "corroboration": corroboration(event.sources, tz),
     }
+
+
+def corroboration(sources: Sequence[SourceView], tz: tzinfo) -> dict[str, Any] | None:
+    """Who reported first and when, then each other outlet in order of arrival (its
+    first report), with the count of outlets and languages: "First: Kursk governor
+    (official) 10:02; TASS (agency) 10:40, RIA Novosti (agency) 11:05; 3 outlets, 2
+    languages". An outlet is the one a report names, else its feed. None without
+    reports."""
+    if not sources:
+        return None
+    day = sources[0].seen_at.astimezone(tz).date()
+    reporters = [
+        {
+            "outlet": source.outlet or source.feed,
+            "feed": source.feed,
+            "url": source.url,
+            "lang": source.lang,
+            "tier": source.tier,
+            "at": _clock_time(source.seen_at, tz, day),
+            "seen_at": local_time(source.seen_at, tz),
+        }
+        for source in first_reports(sources)
+    ]
+    languages = dict.fromkeys(s.lang.split("-")[0] for s in sources if s.lang)
+    return {
+        "first": reporters[0],
+        "others": reporters[1:],
+        "outlets": len(reporters),
+        "languages": len(languages),
+    }
+
+
+def first_reports(sources: Sequence[SourceView]) -> list[SourceView]:
+    """Each outlet's first report, in order of arrival: the outlet a report names, else
+    its feed (as `EventView.outlets` counts them)."""
+    firsts: dict[str, SourceView] = {}
+    for source in sources:
+        firsts.setdefault(source.outlet or source.feed, source)
+    return list(firsts.values())
+
+
+def corroboration_line(found: dict[str, Any]) -> str:
+    """A `corroboration` as one plain line, as the text template writes it."""
+
+    def named(reporter: dict[str, Any]) -> str:
+        tier = f" ({reporter['tier']})" if reporter["tier"] != DEFAULT_TIER else ""
+        return f"{reporter['outlet']}{tier} {reporter['at']}"
+
+    line = f"First: {named(found['first'])}"
+    if found["others"]:
+        line += "; " + ", ".join(named(other) for other in found["others"])
+    line += f"; {plural(found['outlets'], 'outlet')}"
+    if found["languages"]:
+        line += f", {plural(found['languages'], 'language')}"
+    return line
+
+
+def _clock_time(moment: datetime, tz: tzinfo, day: date) -> str:
+    """`10:40` on the first report's day, `28 Nov 10:40` on another."""
+    local = moment.astimezone(tz)
+    return local.strftime("%H:%M" if local.date() == day else "%d %b %H:%M")
 
 
 def digest_context(

@@ -5,7 +5,9 @@ masked, fixed when the config loads (masking needs the values taken from the
 environment, which only the loader knows). What it receives is decided here:
 
 - **alerts**: targets with `alerts` in `receive` that follow the story (`stories`
-  unset or naming it) and want the milestone (`milestones` unset or naming it);
+  unset or naming it) and want the milestone (`milestones` unset or naming it); at
+  once, or, for a target with `confirm: N`, once N distinct outlets or one official or
+  agency source have reported the milestone (`confirming`);
 - **updates**: targets with `updates` that follow the story (`milestones` limits
   milestone alerts only: an update has none);
 - **digests**: targets with `digest` that follow the story;
@@ -51,8 +53,18 @@ def alert_targets(config: Config, story: str, milestone: str) -> list[str]:
     """The targets alerted at once when `story` reaches `milestone`."""
     if not config.notify:
         return [STDOUT]
+    return [t.label for t in _alerted(config, story, milestone) if t.confirm is None]
+
+
+def confirming(config: Config, story: str, milestone: str) -> dict[str, int]:
+    """The targets alerted when `story` reaches `milestone` only once it is confirmed,
+    each with the number of distinct outlets it waits for."""
+    return {t.label: t.confirm for t in _alerted(config, story, milestone) if t.confirm is not None}
+
+
+def _alerted(config: Config, story: str, milestone: str) -> list[TargetConfig]:
     return [
-        t.label
+        t
         for t in config.notify
         if receives(t, "alerts")
         and follows(t, story)

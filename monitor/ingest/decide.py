@@ -36,15 +36,22 @@ from monitor.store.items import (
     EventIntent,
     NewItem,
     Placement,
+    Reporter,
     SkippedItem,
     StoredKey,
     Versions,
+    Waiting,
 )
 from monitor.store.migrations import Derivations, Signed
 
 Router = Callable[[str, str | None], Sequence[str]]
-"""(story, milestone) → the labels of the targets that receive its alert; (story, None)
-→ those that receive updates (the first report of each new development)."""
+"""(story, milestone) → the labels of the targets that receive its alert at once;
+(story, None) → those that receive updates (the first report of each new development)."""
+Confirming = Callable[[str, str], Mapping[str, int]]
+"""(story, milestone) → the targets whose alert waits for confirmation, each with the
+number of distinct outlets it waits for."""
+CONFIRMING_TIERS = frozenset({"official", "agency"})
+"""One report from a source of these tiers confirms a milestone by itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,8 @@ class IngestResult:
     updates: int = 0
     """New developments (clusters) that are no milestone, announced to update targets."""
     deliveries: int = 0
+    confirmed: int = 0
+    """Waiting alerts that the reports of this ingest confirmed: now due."""
     capped: int = 0
     """Changed versions left out: their item has `identity.MAX_VERSIONS` versions and
     they report no milestone that lacks an event."""
@@ -281,6 +290,7 @@ def place(
     candidates: Candidates,
     events: Mapping[tuple[str, str], int],
     route: Router,
+    confirming: Confirming | None = None,
 ) -> list[Placement]:
     """Cluster each relevant item, give a milestone its event, and decide who is told.
 
@@ -337,6 +347,9 @@ def place(
             silent=row.silent,
             alert=() if row.silent else told(story, verdict.milestone),
             known=events.get((story, verdict.milestone)),
+            confirm={}
+            if row.silent or confirming is None
+            else confirming(story, verdict.milestone),
         )
         placements.append(Placement(s.id, story, cluster_id, indexed, event=event))
     return placements
@@ -424,6 +437,21 @@ def _signature(entry: Entry) -> bytes | None:
         return entry.signature
     signature = cluster.signature(entry.title, entry.summary)
     return None if signature is None else cluster.pack(signature)
+
+
+# -- confirmation ------------------------------------------------------------------
+
+
+def confirmed(waiting: Sequence[Waiting], reporters: Mapping[int, Sequence[Reporter]]) -> list[int]:
+    """The waiting alerts whose milestone is now confirmed: reported by as many distinct
+    outlets as each waits for, or by one source of a `CONFIRMING_TIERS` tier."""
+    released = []
+    for alert in waiting:
+        reports = reporters.get(alert.event_id, ())
+        outlets = {r.outlet for r in reports}
+        if len(outlets) >= alert.confirm or any(r.tier in CONFIRMING_TIERS for r in reports):
+            released.append(alert.id)
+    return released
 
 
 # -- what the store needs of the ingest stage -------------------------------------

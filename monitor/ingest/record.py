@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from monitor.ingest import decide
-from monitor.ingest.decide import Classified, IngestResult, Router, Stored
+from monitor.ingest.decide import Classified, Confirming, IngestResult, Router, Stored
 from monitor.store.items import Candidates, IngestTransaction, Versions
 from monitor.store.store import Store
 
@@ -21,6 +21,7 @@ def ingest(
     next_check: datetime,
     alert_after: datetime,
     route: Router,
+    confirming: Confirming | None = None,
     validators: tuple[str | None, str | None] = (None, None),
     content_hash: str | None = None,
     moved_to: str | None = None,
@@ -30,7 +31,9 @@ def ingest(
     What is new, a version, a copy, in which cluster and event, and who is told is
     `monitor.ingest.decide`'s; the facts it needs are read in the transaction that
     writes its decisions. An entry the database refuses is left out and listed in
-    the result's `skipped`.
+    the result's `skipped`. Alerts waiting for their milestone to be confirmed
+    (`confirming`) are made due in the same transaction as the reports that confirm
+    them, whichever process ingests those.
     """
 
     def work(tx: IngestTransaction) -> IngestResult:
@@ -41,6 +44,7 @@ def ingest(
             next_check=next_check,
             alert_after=alert_after,
             route=route,
+            confirming=confirming,
             validators=validators,
             content_hash=content_hash,
             moved_to=moved_to,
@@ -57,6 +61,7 @@ def _record(
     next_check: datetime,
     alert_after: datetime,
     route: Router,
+    confirming: Confirming | None,
     validators: tuple[str | None, str | None],
     content_hash: str | None,
     moved_to: str | None,
@@ -87,14 +92,15 @@ def _record(
     result.relevant = len(placed)
     wanted = decide.band_lookup(placed)
     candidates = tx.candidates(wanted, now) if wanted else None
-    placements = decide.place(placed, candidates or _NONE, events, route)
+    placements = decide.place(placed, candidates or _NONE, events, route, confirming)
     outcome = tx.place(placements, now)
+    waiting = tx.waiting(outcome.touched)
+    if waiting:
+        reporters = tx.reporters({w.event_id for w in waiting})
+        result.confirmed = tx.release(decide.confirmed(waiting, reporters), now)
     result.updates = sum(1 for p in placements if p.update is not None)
-    result.events, result.attached, result.deliveries = (
-        outcome.events,
-        outcome.attached,
-        outcome.deliveries,
-    )
+    result.events, result.attached = outcome.events, outcome.attached
+    result.deliveries = outcome.deliveries + result.confirmed
     tx.record_fetch(
         now,
         next_check,

@@ -284,7 +284,9 @@ class Service:
         self.fetcher = self._open_fetcher(config)
         self.reader = self._open_reader(config)
         self.pipeline = Pipeline(self.app, self.fetcher, self.reader)
-        await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in config.feeds])
+        await asyncio.to_thread(
+            self.store.sync_feeds, [(f.name, f.url) for f in config.feeds], tiers=config.tiers
+        )
         if config.http is not None:
             try:
                 server = MetricsServer(self.metrics, config.http.host, config.http.port)
@@ -455,7 +457,7 @@ class Service:
                 return  # the lease lapses and the feed is tried again
             if not self._stop.is_set():
                 await self._tracked(pipeline.app.check_health([name]), job="feed")
-            if report.events:
+            if report.events or report.confirmed:
                 self._deliver_soon()
         finally:
             self._checking.discard(name)
@@ -560,7 +562,9 @@ class Service:
         plan = plan_reload(old, new)
         if self.redactor is not None:
             self.redactor.learn(new)
-        await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in new.feeds])
+        await asyncio.to_thread(
+            self.store.sync_feeds, [(f.name, f.url) for f in new.feeds], tiers=new.tiers
+        )
         if plan.http_changed:
             self._restart_http(new)
         fetcher = self.fetcher

@@ -35,7 +35,7 @@ from monitor.core.errors import StoreError
 from monitor.delivery.outbox import DeliveryReport
 from monitor.service.pipeline import UNRECORDED, FeedReport
 from monitor.store.store import Store
-from monitor.store.views import DEAD, FAILED, PENDING, SENT
+from monitor.store.views import DEAD, FAILED, PENDING, SENT, WAITING
 
 CHECK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STALL_AFTER = 30.0
@@ -215,7 +215,7 @@ class OutboxCollector(Collector):
             structlog.get_logger("monitor.metrics").warning("metrics.outbox_failed", error=str(exc))
             return
         family = self._family()
-        for state in (PENDING, FAILED, SENT, DEAD):
+        for state in (WAITING, PENDING, FAILED, SENT, DEAD):
             family.add_metric([state], counts.get(state, 0))
         yield family
 

@@ -29,7 +29,7 @@ import structlog
 from monitor.config.settings import FeedConfig
 from monitor.core.backoff import retry_delay
 from monitor.core.errors import FeedError, FeedGone, RateLimited, StoreError
-from monitor.delivery.routing import route
+from monitor.delivery.routing import confirming, route
 from monitor.ingest.decide import Classified
 from monitor.ingest.fetch import Fetcher, Validators
 from monitor.ingest.record import ingest
@@ -61,6 +61,8 @@ class FeedReport:
     """The error class of a failed fetch (`TransientFeedError`, `FeedGone`, ...)."""
     skipped: int = 0
     """Items the store could not write, left out of the feed's ingest."""
+    confirmed: int = 0
+    """Alerts waiting for confirmation that this feed's reports made due."""
 
 
 @dataclass(slots=True)
@@ -95,7 +97,11 @@ class Pipeline:
 
     async def run_cycle(self, *, force: bool = False) -> CycleReport:
         """Check every configured feed (concurrently, within the fetch limits)."""
-        await asyncio.to_thread(self.store.sync_feeds, [(f.name, f.url) for f in self.config.feeds])
+        await asyncio.to_thread(
+            self.store.sync_feeds,
+            [(f.name, f.url) for f in self.config.feeds],
+            tiers=self.config.tiers,
+        )
         # One query for every feed's state rather than one per feed.
         states = {row.name: row for row in await asyncio.to_thread(self.store.feeds)}
         reports = await asyncio.gather(
@@ -181,6 +187,7 @@ class Pipeline:
             next_check=self.next_check(feed, started, ingest_at),
             alert_after=ingest_at - self.config.alerts.max_age,
             route=lambda story, milestone: route(self.config, story, milestone),
+            confirming=lambda story, milestone: confirming(self.config, story, milestone),
             validators=(result.etag, result.last_modified),
             content_hash=digest,
             moved_to=result.moved_to,
@@ -205,6 +212,7 @@ class Pipeline:
             attached=outcome.attached,
             updates=outcome.updates,
             capped=outcome.capped,
+            confirmed=outcome.confirmed,
             skipped=len(outcome.skipped),
         )
         for story, milestone in outcome.events:
@@ -216,6 +224,7 @@ class Pipeline:
             events=outcome.events,
             status=result.status,
             skipped=len(outcome.skipped),
+            confirmed=outcome.confirmed,
         )
 
     async def _older_posts(

@@ -25,25 +25,36 @@ _NAMES_CHUNK = 400
 class FeedStore(Database):
     """The feeds' rows: configured, checked, failed, judged healthy or not."""
 
-    def sync_feeds(self, feeds: Sequence[tuple[str, str]]) -> None:
+    def sync_feeds(
+        self, feeds: Sequence[tuple[str, str]], *, tiers: Mapping[str, str] | None = None
+    ) -> None:
         """Make sure every configured (name, url) has a row; a changed URL starts afresh.
+        With `tiers` (name → tier), each named feed's tier is set as configured.
 
         Instances sharing a database sync the same config at once (a fleet started or
         reloaded together): a new feed is inserted with ON CONFLICT DO NOTHING, so the
         one that loses the race finds the row made rather than failing, and a changed
         URL is set to the same values by whichever comes second."""
+        tiers = tiers or {}
         with self._write() as session:
             existing = {f.name: f for f in session.exec(select(Feed)).all()}
             new = []
             for name, url in feeds:
                 row = existing.get(name)
+                tier = tiers.get(name)
                 if row is None:
-                    new.append({"name": name, "url": url})
-                elif row.url != url:
+                    new.append({"name": name, "url": url, "tier": tier})
+                    continue
+                changed = False
+                if row.url != url:
                     row.url, row.moved_to, row.gone = url, None, False
                     row.etag = row.last_modified = row.content_hash = None
                     row.baseline_done = False
                     row.next_check = None
+                    changed = True
+                if tier is not None and row.tier != tier:
+                    row.tier, changed = tier, True
+                if changed:
                     session.add(row)
             if new:
                 insert = self._insert_statement(_FEED).on_conflict_do_nothing(

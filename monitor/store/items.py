@@ -27,7 +27,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, Statement
 from sqlmodel import Session
 
 from monitor.core.errors import StoreError
-from monitor.store.engine import Database, short
+from monitor.store.engine import Database, rowcount, short
 from monitor.store.feeds import ok_values
 from monitor.store.migrations import CLUSTER_WINDOW
 from monitor.store.tables import BAND_TABLE as _BAND
@@ -35,7 +35,7 @@ from monitor.store.tables import DELIVERY_TABLE as _DELIVERY
 from monitor.store.tables import EVENT_TABLE as _EVENT
 from monitor.store.tables import FEED_TABLE as _FEED
 from monitor.store.tables import ITEM_TABLE as _ITEM
-from monitor.store.views import PENDING
+from monitor.store.views import DEFAULT_TIER, PENDING, WAITING
 
 # The hot path's statements, built once: building one costs more than running it.
 _FEED_KEY = select(_FEED.c.id, _FEED.c.baseline_done).where(_FEED.c.name == bindparam("feed_name"))
@@ -95,6 +95,37 @@ _SET_CLUSTER_AND_EVENT = (
     update(_ITEM)
     .where(_ITEM.c.id == bindparam("item_id"))
     .values(cluster_id=bindparam("cluster"), event_id=bindparam("event"))
+)
+_WAITING = (
+    select(_DELIVERY.c.id, _DELIVERY.c.event_id, _DELIVERY.c.target, _DELIVERY.c.confirm)
+    .where(
+        _DELIVERY.c.event_id.in_(bindparam("ids", expanding=True)),
+        _DELIVERY.c.status == WAITING,
+    )
+    .order_by(_DELIVERY.c.id)
+)
+# FOR NO KEY UPDATE on PostgreSQL: it queues confirmers one behind the other, yet
+# leaves alone the KEY SHARE locks an item's foreign key to its event takes (a FOR
+# UPDATE would wait on another confirmer's, which would wait on this one's: deadlock).
+_LOCK_EVENTS = (
+    select(_EVENT.c.id)
+    .where(_EVENT.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_EVENT.c.id)
+    .with_for_update(key_share=True)
+)
+_REPORTERS = (
+    select(_ITEM.c.event_id, _ITEM.c.outlet, _FEED.c.name, _FEED.c.tier)
+    .join(_FEED, _FEED.c.id == _ITEM.c.feed_id)
+    .where(_ITEM.c.event_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_ITEM.c.seen_at, _ITEM.c.id)
+)
+_RELEASE = (
+    update(_DELIVERY)
+    .where(
+        _DELIVERY.c.id.in_(bindparam("ids", expanding=True)),
+        _DELIVERY.c.status == WAITING,
+    )
+    .values(status=PENDING, created_at=bindparam("now"), next_attempt_at=bindparam("now"))
 )
 _LOOKUP_CHUNK = 400
 """Keys or links per lookup statement: well under any database's limit on parameters."""
@@ -172,6 +203,9 @@ class EventIntent:
     """The targets alerted if this item's insert is the one that creates the event."""
     known: int | None = None
     """The event's id when it existed before this ingest: joined without an insert."""
+    confirm: Mapping[str, int] = field(default_factory=dict)
+    """Targets whose alert waits for confirmation, with the outlets each waits for:
+    queued `waiting` if this item's insert creates the event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +234,30 @@ class Placed:
     attached: int
     """Items that joined an event that already existed."""
     deliveries: int
+    """Deliveries queued due (alerts waiting for confirmation not counted)."""
+    touched: list[int] = field(default_factory=list)
+    """The ids of the events created or joined, each once: whose waiting alerts the
+    reports placed may confirm."""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """An alert waiting for its milestone to be confirmed."""
+
+    id: int
+    event_id: int
+    target: str
+    confirm: int
+    """The distinct outlets it waits for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    """One report attached to an event, as confirmation counts it."""
+
+    outlet: str
+    """The outlet named in the report, else its feed's name."""
+    tier: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +425,7 @@ class IngestTransaction:
         clusters: list[dict[str, Any]] = []
         with_events: list[dict[str, Any]] = []
         made: dict[tuple[str, str], int] = {}
+        touched: list[int] = []
         for p in placements:
             if p.event is None:
                 clusters.append({"item_id": p.item_id, "cluster": p.cluster_id})
@@ -378,12 +437,19 @@ class IngestTransaction:
                 continue
             event_id, created = self._event(p.event, p.item_id, now, made)
             with_events.append({"item_id": p.item_id, "cluster": p.cluster_id, "event": event_id})
+            if event_id not in touched:
+                touched.append(event_id)
             if created and not p.event.silent:
                 events.append((p.event.story, p.event.milestone))
                 deliveries += [
                     _delivery(target, now, "alert", f"event:{event_id}", event=event_id)
                     for target in p.event.alert
                 ]
+                for target, needed in p.event.confirm.items():
+                    deliveries.append(
+                        _delivery(target, now, "alert", f"event:{event_id}", event=event_id)
+                    )
+                    deliveries[-1].update(status=WAITING, confirm=needed)
             elif not created:
                 attached += 1
         if deliveries:
@@ -392,7 +458,40 @@ class IngestTransaction:
             self._db.execute(_SET_CLUSTER, clusters)
         if with_events:
             self._db.execute(_SET_CLUSTER_AND_EVENT, with_events)
-        return Placed(events, attached, len(deliveries))
+        due = sum(1 for d in deliveries if d["status"] == PENDING)
+        return Placed(events, attached, due, touched)
+
+    def waiting(self, event_ids: Collection[int]) -> list[Waiting]:
+        """The alerts of these events waiting for confirmation, oldest first. The events'
+        rows are locked first (a no-op on SQLite, whose writers take turns anyway), so of
+        two ingests confirming one event on PostgreSQL the second counts the first's
+        reports: no confirmation is missed for having been split between them."""
+        if not event_ids:
+            return []
+        ids = sorted(event_ids)
+        found = self._db.execute(_WAITING, {"ids": ids}).all()
+        if not found:
+            return []
+        self._db.execute(_LOCK_EVENTS, {"ids": sorted({row.event_id for row in found})})
+        # Read again under the lock: another ingest may have released some meanwhile.
+        again = self._db.execute(_WAITING, {"ids": ids}).all()
+        return [Waiting(r.id, r.event_id, r.target, r.confirm or 0) for r in again]
+
+    def reporters(self, event_ids: Collection[int]) -> dict[int, list[Reporter]]:
+        """Event id → its reports in order of arrival, each with its outlet and tier."""
+        found: dict[int, list[Reporter]] = {}
+        for event_id, outlet, feed, tier in self._db.execute(
+            _REPORTERS, {"ids": sorted(event_ids)}
+        ):
+            found.setdefault(event_id, []).append(Reporter(outlet or feed, tier or DEFAULT_TIER))
+        return found
+
+    def release(self, ids: Collection[int], now: datetime) -> int:
+        """Make confirmed alerts due now (queued now: their age counts from here); how
+        many were still waiting."""
+        if not ids:
+            return 0
+        return rowcount(self._db.execute(_RELEASE, {"ids": sorted(ids), "now": now}))
 
     def _event(
         self, intent: EventIntent, item_id: int, now: datetime, made: dict[tuple[str, str], int]
@@ -531,6 +630,7 @@ def _delivery(
         "item_id": item,
         "title": None,
         "reported": False,
+        "confirm": None,
     }
 
 

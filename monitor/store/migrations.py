@@ -215,6 +215,12 @@ def _one_permutation_signatures(session: Session, derive: Derivations | None) ->
         after = ids[-1]
 
 
+def _source_tiers(session: Session, _derive: Derivations | None) -> None:
+    """Feeds carry their tier; an alert may wait for its milestone to be confirmed."""
+    _add_missing_columns(session, "feed", ["tier"])
+    _add_missing_columns(session, "delivery", ["confirm"])
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial_schema),
     ("0002_delivery_routing", _delivery_routing),
@@ -223,5 +229,6 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ("0005_band_item_index", _band_item_index),
     ("0006_feed_lease", _feed_lease),
     ("0007_arrival_indexes", _arrival_indexes),
+    ("0008_source_tiers", _source_tiers),
     ("0009_one_permutation_signatures", _one_permutation_signatures),
 ]

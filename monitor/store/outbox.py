@@ -392,4 +392,5 @@ def _outbox_row(row: Delivery) -> OutboxRow:
         last_error=row.last_error,
         title=row.title,
         event_id=row.event_id,
+        confirm=row.confirm,
     )

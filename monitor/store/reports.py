@@ -15,6 +15,7 @@ from monitor.core.errors import StoreError
 from monitor.store.engine import Database, utc
 from monitor.store.tables import Delivery, Event, Feed, Item
 from monitor.store.views import (
+    DEFAULT_TIER,
     DeliveryView,
     DigestMaterial,
     EventView,
@@ -137,7 +138,7 @@ class ReportStore(Database):
         """The update announcing the development that item `item_id` first reported."""
         with self._read() as session:
             found = session.exec(
-                select(Item, Feed.name)
+                select(Item, Feed.name, Feed.tier)
                 .join(Feed, col(Feed.id) == col(Item.feed_id))
                 .where(Item.id == item_id)
             ).one_or_none()
@@ -151,7 +152,7 @@ class ReportStore(Database):
             select(Delivery.item_id).where(Delivery.kind == "update").distinct().scalar_subquery()
         )
         statement = (
-            select(Item, Feed.name)
+            select(Item, Feed.name, Feed.tier)
             .join(Feed, col(Feed.id) == col(Item.feed_id))
             .where(col(Item.id).in_(announced))
             .order_by(col(Item.seen_at).desc(), col(Item.id).desc())
@@ -159,7 +160,7 @@ class ReportStore(Database):
         if limit is not None:
             statement = statement.limit(limit)
         with self._read() as session:
-            return [_update_view(session, item, feed) for item, feed in session.exec(statement)]
+            return [_update_view(session, *found) for found in session.exec(statement)]
 
     def history(self, limit: int | None = None) -> list[EventView | UpdateAlertView]:
         """Milestone events and announced updates together, newest first."""
@@ -185,13 +186,13 @@ class ReportStore(Database):
 def _event_view(session: Session, row: Event) -> EventView:
     assert row.id is not None
     statement = (
-        select(Item, Feed.name)
+        select(Item, Feed.name, Feed.tier)
         .join(Feed, col(Feed.id) == col(Item.feed_id))
         .where(Item.event_id == row.id)
         .order_by(col(Item.seen_at), col(Item.id))
     )
     reports = session.exec(statement).all()
-    first = next((item for item, _ in reports if item.id == row.first_item_id), None)
+    first = next((item for item, _, _ in reports if item.id == row.first_item_id), None)
     terms: dict[str, list[str]] = json.loads(first.terms) if first and first.terms else {}
     deliveries = [
         _delivery_view(d)
@@ -214,11 +215,11 @@ def _event_view(session: Session, row: Event) -> EventView:
     )
 
 
-def _update_view(session: Session, item: Item, feed_name: str) -> UpdateAlertView:
+def _update_view(session: Session, item: Item, feed_name: str, tier: str | None) -> UpdateAlertView:
     assert item.id is not None
     assert item.story is not None
     members = session.exec(
-        select(Item, Feed.name)
+        select(Item, Feed.name, Feed.tier)
         .join(Feed, col(Feed.id) == col(Item.feed_id))
         .where(Item.cluster_id == (item.cluster_id or item.id), Item.id != item.id)
         .order_by(col(Item.seen_at), col(Item.id))
@@ -236,31 +237,33 @@ def _update_view(session: Session, item: Item, feed_name: str) -> UpdateAlertVie
         outlet=item.outlet,
         created_at=utc(item.seen_at),
         silent=item.silent,
-        sources=_distinct_sources([(item, feed_name), *members]),
+        sources=_distinct_sources([(item, feed_name, tier), *members]),
         deliveries=[_delivery_view(d) for d in deliveries],
         terms=json.loads(item.terms) if item.terms else {},
     )
 
 
-def _distinct_sources(reports: Iterable[tuple[Item, str]]) -> list[SourceView]:
+def _distinct_sources(reports: Iterable[tuple[Item, str, str | None]]) -> list[SourceView]:
     """One source per link, the first report with it (its versions and copies with
     other text add none); reports without a link are each a source."""
     sources: list[SourceView] = []
     seen: set[str] = set()
-    for item, feed_name in reports:
+    for item, feed_name, tier in reports:
         if item.url in seen:
             continue
         if item.url:
             seen.add(item.url)
-        sources.append(_source_view(item, feed_name))
+        sources.append(_source_view(item, feed_name, tier))
     return sources
 
 
 def _delivery_view(row: Delivery) -> DeliveryView:
-    return DeliveryView(row.target, row.status, row.attempts, row.last_error, row.sent_at)
+    return DeliveryView(
+        row.target, row.status, row.attempts, row.last_error, row.sent_at, row.confirm
+    )
 
 
-def _source_view(item: Item, feed_name: str) -> SourceView:
+def _source_view(item: Item, feed_name: str, tier: str | None = None) -> SourceView:
     return SourceView(
         url=item.url,
         title=item.title,
@@ -268,6 +271,7 @@ def _source_view(item: Item, feed_name: str) -> SourceView:
         feed=feed_name,
         lang=item.lang,
         seen_at=utc(item.seen_at),
+        tier=tier or DEFAULT_TIER,
     )
 
 

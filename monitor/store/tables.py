@@ -60,6 +60,9 @@ class Feed(SQLModel, table=True):
     holds it (`FeedStore.claim_feeds`); no other instance claims it before."""
     lease_owner: str | None = None
     """The instance holding the lease (host, pid and a random part)."""
+    tier: str | None = None
+    """Who the source is, from its config (`official`, `agency`, `press`, `aggregator`);
+    None (a row synced before tiers) reads as `press`."""
 
 
 class Item(SQLModel, table=True):
@@ -193,6 +196,9 @@ class Delivery(SQLModel, table=True):
     """For a digest: its story and the period it covers."""
     reported: bool = False
     """For a dead row: a warning about it has been queued (or there was no one to tell)."""
+    confirm: int | None = None
+    """For an alert to a target with `confirm: N`: the distinct outlets it waits for
+    (status `waiting` until they, or one official or agency source, have reported)."""
     item_id: int | None = None
     """For an update: the item it announces, the first report of a new development.
     (No foreign key: a database that gains the column by migration could not add one.)"""

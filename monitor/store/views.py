@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 PENDING, FAILED, SENT, DEAD = "pending", "failed", "sent", "dead"
+WAITING = "waiting"
+"""An alert to a target with `confirm: N`, waiting for its milestone to be confirmed;
+made `pending` (due at once) by the ingest that confirms it."""
+DEFAULT_TIER = "press"
+"""The tier of a source that names none."""
 FOLDED = "folded"
 """An alert over its target's hourly cap, carried by a summary delivery (`folded_into`)."""
 
@@ -46,6 +51,8 @@ class OutboxRow:
     last_error: str | None
     title: str | None
     event_id: int | None
+    confirm: int | None = None
+    """For a waiting alert: the distinct outlets it waits for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,8 @@ class SourceView:
     feed: str
     lang: str | None
     seen_at: datetime
+    tier: str = DEFAULT_TIER
+    """The tier of the feed it came from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,8 @@ class DeliveryView:
     attempts: int
     last_error: str | None
     sent_at: datetime | None
+    confirm: int | None = None
+    """For an alert that waited (or waits) for confirmation: the outlets it wanted."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ def _text_link(url: object, label: object = None) -> str:
     return f"{label} <{target}>" if target else str(label)
 
 
-def _plural(count: int, word: str, many: str | None = None) -> str:
+def plural(count: int, word: str, many: str | None = None) -> str:
     """`1 outlet`, `3 outlets`."""
     return f"{count} {word if count == 1 else (many or word + 's')}"
 
@@ -139,7 +139,7 @@ def _environment(fmt: Format) -> SandboxedEnvironment:
     else:
         env = SandboxedEnvironment(autoescape=False, **options)
         link = _text_link
-    env.globals.update(link=link, plural=_plural)
+    env.globals.update(link=link, plural=plural)
     return env
 
 
@@ -225,6 +225,39 @@ _SAMPLE_EVENT: dict[str, Any] = {
             "seen_at": "2026-11-27 14:20 MSK",
         }
     ],
+    "corroboration": {
+        "first": {
+            "outlet": "TASS",
+            "feed": "TASS",
+            "url": "https://tass.example/society/1",
+            "lang": "en",
+            "tier": "agency",
+            "at": "14:05",
+            "seen_at": "2026-11-27 14:05 MSK",
+        },
+        "others": [
+            {
+                "outlet": "RIA Novosti",
+                "feed": "RIA Novosti",
+                "url": "https://ria.example/1",
+                "lang": "ru",
+                "tier": "agency",
+                "at": "14:20",
+                "seen_at": "2026-11-27 14:20 MSK",
+            },
+            {
+                "outlet": "Kursk Pravda",
+                "feed": "Kursk Pravda",
+                "url": "https://kp.example/2",
+                "lang": "ru",
+                "tier": "press",
+                "at": "15:10",
+                "seen_at": "2026-11-27 15:10 MSK",
+            },
+        ],
+        "outlets": 3,
+        "languages": 2,
+    },
 }
 
 _SAMPLE_UPDATE: dict[str, Any] = {
@@ -235,6 +268,20 @@ _SAMPLE_UPDATE: dict[str, Any] = {
     "outlet": "Interfax",
     "url": "https://interfax.example/3",
     "terms": ["monument", "north korean", "kursk"],
+    "corroboration": {
+        "first": {
+            "outlet": "Interfax",
+            "feed": "Interfax",
+            "url": "https://interfax.example/3",
+            "lang": "en",
+            "tier": "agency",
+            "at": "11:30",
+            "seen_at": "2026-11-27 11:30 MSK",
+        },
+        "others": [],
+        "outlets": 1,
+        "languages": 1,
+    },
 }
 
 SAMPLES: dict[Kind, dict[str, Any]] = {

@@ -116,7 +116,7 @@ def test_json_rows(scene: tuple[Config, Store]) -> None:
     assert (healthy["items_skipped"], failing["items_skipped"]) == (1, 0)
     outbox = json.loads(json.dumps(status.delivery_rows(report)))
     targets = {r["target"]: r["counts"] for r in outbox if r["type"] == "target"}
-    none = {"pending": 0, "failed": 0, "sent": 0, "dead": 0, "folded": 0}
+    none = {"waiting": 0, "pending": 0, "failed": 0, "sent": 0, "dead": 0, "folded": 0}
     assert targets == {"desk": {**none, "failed": 1}, "slack": {**none, "dead": 1}}
     deliveries = [r for r in outbox if r["type"] == "delivery"]
     assert [(d["target"], d["status"]) for d in deliveries] == [

@@ -23,6 +23,7 @@ HOSTILE = '<!channel> <@U1> <https://evil.example|x> <script>alert(1)</script> &
 def hostile_alert() -> dict[str, object]:
     context = copy.deepcopy(SAMPLES["alert"])
     context.update(title=f"Monument unveiled {HOSTILE}", outlet=HOSTILE)
+    context["corroboration"]["first"].update(outlet=HOSTILE)
     return context
 
 
@@ -49,7 +50,9 @@ def test_slack_payload_is_readable_mrkdwn(slack: AlertReceiver) -> None:
         "<https://tass.example/society/1"
         "|Monument to North Korean soldiers unveiled in Kursk region>",
         "TASS · 2026-11-27 14:05 MSK",
-        "Also reported by 2 outlets in 2 languages",
+        "First: <https://tass.example/society/1|TASS> (agency) 14:05; "
+        "<https://ria.example/1|RIA Novosti> (agency) 14:20, "
+        "<https://kp.example/2|Kursk Pravda> 15:10; 3 outlets, 2 languages",
     ]
 
 
@@ -61,7 +64,12 @@ def test_slack_payload_carries_no_injected_controls(slack: AlertReceiver) -> Non
     assert sender.send("slack", Renderer().render("alert", "markdown", context)).ok
     [payload] = slack.messages()
     text = payload["attachments"][0]["text"] + payload["attachments"][0]["title"]
-    assert re.findall(r"<([^|>]*)", text) == ["https://tass.example/society/1"]
+    assert re.findall(r"<([^|>]*)", text) == [
+        "https://tass.example/society/1",
+        "https://tass.example/society/1",
+        "https://ria.example/1",
+        "https://kp.example/2",
+    ]
     assert "&lt;!channel&gt;" in text
 
 
@@ -82,7 +90,7 @@ def test_email_is_html_with_a_plain_text_part(mail_sink: MailSink) -> None:
     assert "<a href" not in plain
     assert "<div" not in plain
     assert "Link: https://tass.example/society/1" in plain
-    assert "Also reported by 2 outlets in 2 languages" in plain
+    assert "RIA Novosti (agency) 14:20, Kursk Pravda 15:10; 3 outlets, 2 languages." in plain
 
 
 def parts(mail: Email) -> tuple[str, str]:

@@ -91,3 +91,35 @@ def test_without_targets_everything_is_printed(bare: Config) -> None:
     assert routing.digest_targets(bare, STORY) == [routing.STDOUT]
     assert routing.health_targets(bare) == [routing.STDOUT]
     assert routing.dead_letter_target(bare, routing.STDOUT) is None
+
+
+def test_confirming_targets_wait_and_are_not_alerted_at_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A target with `confirm` is no immediate alert target: it is a confirming one, with
+    its count, under the same story and milestone filters; updates ignore `confirm`."""
+    targets = [
+        *TARGETS[:2],
+        {"name": "careful", "url": "json://localhost:8/", "confirm": 2},
+        {
+            "name": "careful-sites",
+            "url": "json://localhost:9/",
+            "confirm": 3,
+            "milestones": ["site_selection"],
+            "receive": ["alerts", "updates"],
+        },
+    ]
+    config = load_config(write_config(tmp_path_factory.mktemp("confirm"), FEEDS, targets))
+    assert routing.alert_targets(config, STORY, "site_selection") == ["desk", "sites"]
+    assert routing.confirming(config, STORY, "site_selection") == {
+        "careful": 2,
+        "careful-sites": 3,
+    }
+    assert routing.confirming(config, STORY, "unveiling") == {"careful": 2}
+    assert list(routing.route(config, STORY, None)) == ["careful-sites"]
+    assert (
+        routing.confirming(
+            load_config(write_config(tmp_path_factory.mktemp("b"), FEEDS, [])), STORY, "unveiling"
+        )
+        == {}
+    )

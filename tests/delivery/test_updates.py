@@ -58,7 +58,8 @@ def test_a_rewrite_sends_nothing_and_later_reports_show_in_the_update(
     receiver.down = False
     assert desk.deliver(ignore_backoff=True).sent == 1
     [message] = receiver.messages()
-    assert "Also reported by 1 outlet in 2 languages" in message["message"]
+    assert "; TASS " in message["message"]
+    assert "; 2 outlets, 2 languages" in message["message"]
     assert desk.statuses() == [("update", "sent")]
 
 

@@ -70,6 +70,7 @@ def test_one_unveiling_two_outlets_one_alert(
             "status": "sent",
             "attempts": 1,
             "last_error": None,
+            "confirm": None,
         }  # type: ignore[index]
     ]
 

@@ -367,7 +367,7 @@ def test_service_under_signals(tmp_path: Path, feed_server: FeedServer) -> None:
             assert families["monitor_cycle_duration_seconds"].type == "histogram"
             assert families["monitor_last_success_timestamp_seconds"].samples[0].value > 0
             alerts = {s.labels["state"]: s.value for s in families["monitor_alerts"].samples}
-            assert alerts == {"pending": 0, "failed": 0, "sent": 0, "dead": 0}
+            assert alerts == {"waiting": 0, "pending": 0, "failed": 0, "sent": 0, "dead": 0}
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as health:
                 assert json.loads(health.read())["status"] == "ok"
 

@@ -110,6 +110,7 @@ def test_metrics_parse_and_count(served: tuple[Metrics, str, Ticks], store: Stor
     assert _value(cycle, "_bucket", le="0.25") == 2
     assert families["monitor_last_success_timestamp_seconds"].samples[0].value == 1_790_000_000
     assert {s.labels["state"]: s.value for s in families["monitor_alerts"].samples} == {
+        "waiting": 0,
         "pending": 0,
         "failed": 0,
         "sent": 0,
@@ -139,7 +140,7 @@ def test_alerts_gauge_reads_the_outbox(served: tuple[Metrics, str, Ticks], store
     store.finish(desk, now=now)
     store.finish(slack, now=now, error="gone for good")
     alerts = {s.labels["state"]: s.value for s in _families(base)["monitor_alerts"].samples}
-    assert alerts == {"pending": 2, "failed": 0, "sent": 1, "dead": 1}
+    assert alerts == {"waiting": 0, "pending": 2, "failed": 0, "sent": 1, "dead": 1}
 
 
 @pytest.mark.parametrize(

@@ -737,3 +737,20 @@ def test_a_digest_shows_a_report_once_whatever_its_versions(store: Store) -> Non
         "Monument unveiled",
         ["https://news.example/a"],
     )
+
+
+def test_an_older_database_gains_tiers_and_waiting_alerts(store: Store) -> None:
+    """0008_source_tiers gives a database from before it the feed's tier and the
+    delivery's confirmation count; its rows read as press and as due at once."""
+    baseline(store, "a")
+    ingest(store, "a", [Classified(entry("k", "Monument unveiled"), milestone())])
+    with store._write() as session:  # as a database from before the migration was
+        session.execute(text("alter table feed drop column tier"))
+        session.execute(text("alter table delivery drop column confirm"))
+        session.execute(text("delete from migration where name = '0008_source_tiers'"))
+    store.migrate()
+    [event] = store.events()
+    assert [s.tier for s in event.sources] == ["press"]
+    assert [d.confirm for d in event.deliveries] == [None, None]
+    store.sync_feeds([("a", "https://a.example/rss")], tiers={"a": "agency"})
+    assert [s.tier for s in store.events()[0].sources] == ["agency"]

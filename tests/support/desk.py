@@ -36,9 +36,10 @@ class Desk:
         *,
         slack_base: str | None = None,
         start: datetime = START,
+        feeds: Mapping[str, str | Mapping[str, Any]] = FEEDS,
         **sections: Any,
     ) -> None:
-        self.config = load_config(write_config(folder, FEEDS, targets, **sections))
+        self.config = load_config(write_config(folder, feeds, targets, **sections))
         self.clock = FakeClock(start)
         self.store = Store.open(self.config.database_url())
         self.news = Newsroom(self.store, self.config, self.clock)
@@ -58,7 +59,8 @@ class Desk:
         return asyncio.run(self.outbox.deliver(**options))
 
     def rows(self, *statuses: str) -> list[OutboxRow]:
-        return self.store.outbox(statuses or ("pending", "failed", "sent", "dead", "folded"))
+        every = ("waiting", "pending", "failed", "sent", "dead", "folded")
+        return self.store.outbox(statuses or every)
 
     def statuses(self, target: str | None = None) -> list[tuple[str, str]]:
         """(kind, status) of every delivery, oldest first (to one target, if given)."""

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from monitor.config.settings import Config, load_config
-from monitor.delivery.routing import route
+from monitor.delivery.routing import confirming, route
 from monitor.ingest.decide import Classified, IngestResult
 from monitor.ingest.entry import Entry
 from monitor.ingest.record import ingest
@@ -41,7 +41,7 @@ class Newsroom:
         self.config = config
         self.clock = clock
         self._count = 0
-        store.sync_feeds([(f.name, f.url) for f in config.feeds])
+        store.sync_feeds([(f.name, f.url) for f in config.feeds], tiers=config.tiers)
         for feed in config.feeds:  # the first fetch of a feed never alerts
             self.file(feed.name, [("Weather: snow expected", None)])
 
@@ -90,4 +90,5 @@ class Newsroom:
             next_check=now + timedelta(minutes=15),
             alert_after=now - timedelta(days=3),
             route=lambda story, milestone: route(self.config, story, milestone),
+            confirming=lambda story, milestone: confirming(self.config, story, milestone),
         )

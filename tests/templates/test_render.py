@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from apprise.plugins.slack import NotifySlack
 
-from monitor.templates.render import SAMPLES, Renderer, compile_template, md_escape, web_url
+from monitor.templates.render import (
+    SAMPLES,
+    Format,
+    Renderer,
+    compile_template,
+    md_escape,
+    web_url,
+)
 
 HOSTILE = {
     "html": '<img src=x onerror="alert(1)"><script>steal()</script> & "quotes"',
@@ -24,6 +31,9 @@ def hostile_alert(text: str, kind: str = "alert") -> dict[str, Any]:
     context = copy.deepcopy(SAMPLES[kind])  # type: ignore[index]
     context.update(title=text, outlet=text, story=text)
     context["sources"][0].update(title=text, outlet=text)
+    context["corroboration"]["first"].update(outlet=text)
+    for other in context["corroboration"]["others"]:
+        other.update(outlet=text)
     return context
 
 
@@ -43,13 +53,47 @@ def test_shipped_templates_render_every_sample(kind: str, fmt: str) -> None:
     assert message.format == fmt
 
 
-def test_alert_shows_what_matters() -> None:
-    """An alert names the milestone, story, headline, outlet, link and the other reports."""
-    for fmt in ("text", "markdown", "html"):
-        body = Renderer().render("alert", fmt, SAMPLES["alert"]).body
-        for needle in ("Unveiled", "Kursk region", "TASS", "tass.example/society/1"):
-            assert needle in body, (fmt, needle)
-        assert "Also reported by 2 outlets in 2 languages" in body, fmt
+@pytest.mark.parametrize(
+    ("fmt", "corroboration"),
+    [
+        pytest.param(
+            "text",
+            "First: TASS (agency) 14:05; RIA Novosti (agency) 14:20, Kursk Pravda 15:10; "
+            "3 outlets, 2 languages",
+            id="text",
+        ),
+        pytest.param(
+            "markdown",
+            "First: [TASS](<https://tass.example/society/1>) (agency) 14:05; "
+            "[RIA Novosti](<https://ria.example/1>) (agency) 14:20, "
+            "[Kursk Pravda](<https://kp.example/2>) 15:10; 3 outlets, 2 languages",
+            id="markdown",
+        ),
+        pytest.param(
+            "html",
+            'First: <a href="https://tass.example/society/1">TASS</a> (agency) 14:05; '
+            '<a href="https://ria.example/1">RIA Novosti</a> (agency) 14:20, '
+            '<a href="https://kp.example/2">Kursk Pravda</a> 15:10; 3 outlets, 2 languages.',
+            id="html",
+        ),
+    ],
+)
+def test_alert_shows_what_matters(fmt: Format, corroboration: str) -> None:
+    """An alert names the milestone, story, headline, outlet and link, and who reported
+    first and when, then each other outlet (linked where the format can), with the
+    count of outlets and languages."""
+    body = Renderer().render("alert", fmt, SAMPLES["alert"]).body
+    for needle in ("Unveiled", "Kursk region", "TASS", "tass.example/society/1"):
+        assert needle in body, needle
+    assert corroboration in body
+
+
+def test_a_single_report_is_named_as_the_first() -> None:
+    """With one report the line still says who reported first and when."""
+    context = copy.deepcopy(SAMPLES["alert"])
+    context["corroboration"].update(others=[], outlets=1, languages=1)
+    body = Renderer().render("alert", "text", context).body
+    assert "First: TASS (agency) 14:05; 1 outlet, 1 language" in body.splitlines()
 
 
 @pytest.mark.parametrize("kind", ["alert", "update"])
@@ -70,8 +114,12 @@ def test_slack_text_has_no_injected_controls(text: str, kind: str) -> None:
     message = Renderer().render(kind, "markdown", hostile_alert(text, kind))  # type: ignore[arg-type]
     body = slack_text(message.body)
     controls = re.findall(r"<([^>|]*)[^>]*>", body)
-    # The one control left is the link the template made to the report's own URL.
-    assert controls == [SAMPLES[kind]["url"]]  # type: ignore[index]
+    # The controls left are the links the template made: to the report's own URL, and
+    # to each outlet's first report.
+    sample: dict[str, Any] = SAMPLES[kind]  # type: ignore[index]
+    found = sample["corroboration"]
+    outlets = [found["first"]["url"], *(other["url"] for other in found["others"])]
+    assert controls == [sample["url"], *outlets]
     assert not re.search(r"(?m)^#", body)
     assert not re.search(r"@(here|channel|everyone)\b", body)
 
@@ -142,8 +190,11 @@ def test_only_web_urls_become_links(url: str | None, expected: str | None) -> No
 
 
 def test_a_javascript_link_is_shown_as_text() -> None:
-    """An event whose URL is not http(s) is shown without a link in every format."""
-    context = {**SAMPLES["alert"], "url": "javascript:alert(1)"}
+    """An event or report whose URL is not http(s) is shown without a link in every format."""
+    context = copy.deepcopy(SAMPLES["alert"])
+    context["url"] = "javascript:alert(1)"
+    context["corroboration"]["first"]["url"] = "javascript:alert(1)"
+    context["corroboration"]["others"] = []
     for fmt in ("markdown", "html"):
         body = Renderer().render("alert", fmt, context).body
         assert "javascript:alert" not in body.replace("Link: javascript:alert(1)", "")

@@ -6,11 +6,19 @@ They read what the service recorded and change nothing.
 from __future__ import annotations
 
 import argparse
+from datetime import UTC
 
 from monitor.cli.output import EXIT_OK, iso, say
 from monitor.core.safetext import json_line
-from monitor.delivery.messages import UPDATE_LABEL, milestone_label
+from monitor.delivery.messages import (
+    UPDATE_LABEL,
+    corroboration,
+    corroboration_line,
+    first_reports,
+    milestone_label,
+)
 from monitor.service.app import App
+from monitor.store.views import WAITING
 
 
 def history(args: argparse.Namespace, app: App) -> int:
@@ -35,12 +43,24 @@ def history(args: argparse.Namespace, app: App) -> int:
                 "sources": [s.url for s in event.sources if s.url],
                 "outlets": event.outlets,
                 "languages": event.languages,
+                "corroboration": [
+                    {
+                        "outlet": s.outlet or s.feed,
+                        "feed": s.feed,
+                        "url": s.url,
+                        "lang": s.lang,
+                        "tier": s.tier,
+                        "seen_at": iso(s.seen_at),
+                    }
+                    for s in first_reports(event.sources)
+                ],
                 "deliveries": [
                     {
                         "target": d.target,
                         "status": d.status,
                         "attempts": d.attempts,
                         "last_error": d.last_error,
+                        "confirm": d.confirm,
                     }
                     for d in event.deliveries
                 ],
@@ -51,13 +71,19 @@ def history(args: argparse.Namespace, app: App) -> int:
         say(f"    {event.title}")
         if event.url:
             say(f"    {event.url}")
-        others = len(event.sources) - 1
-        if others > 0:
-            say(f"    + {others} more report(s): {', '.join(event.outlets[1:])}")
+        found = corroboration(event.sources, UTC)
+        if found is not None:
+            say(f"    {corroboration_line(found)} (UTC)")
         if event.silent:
             print("    (recorded without alerting: first fetch of its feed, or too old)")
         for d in event.deliveries:
             error = f" — {d.last_error}" if d.last_error else ""
+            if d.status == WAITING and d.confirm is not None:
+                say(
+                    f"    → {d.target}: waiting for {d.confirm} outlets or one official or "
+                    f"agency source ({len(event.outlets)} so far)"
+                )
+                continue
             say(f"    → {d.target}: {d.status} after {d.attempts} attempt(s){error}")
     return EXIT_OK
 
