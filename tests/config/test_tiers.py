@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.settings import Config, parse_config
+from monitor.config.settings import Config, load_config, parse_config
 from monitor.core.errors import ConfigError
 from tests.conftest import REPO, run_cli, shipped_stories
 
@@ -144,3 +144,14 @@ def test_readme_example_is_valid_and_means_what_it_says() -> None:
         ("newsroom", None),
         ("public-channel", 2),
     ]
+
+
+def test_the_shipped_feeds_say_what_they_are() -> None:
+    """The shipped config marks the wires as agencies and Google News as an aggregator;
+    the newspapers are press by default."""
+    tiers = {feed.name: feed.tier for feed in load_config(REPO / "config.yaml").feeds}
+    assert {tiers[name] for name in ("TASS", "RIA Novosti", "Yonhap (North Korea)")} == {"agency"}
+    assert {tier for name, tier in tiers.items() if name.startswith("Google News")} == {
+        "aggregator"
+    }
+    assert tiers["NK News"] == tiers["Kommersant"] == "press"
