@@ -474,10 +474,7 @@ class Config(_Section):
     @field_validator("database")
     @classmethod
     def _database_url(cls, url: str) -> str:
-        try:
-            make_url(url)
-        except ArgumentError as exc:
-            raise ValueError(f"not an SQLAlchemy URL: {exc}") from None
+        check_database_url(url)
         return url
 
     @model_validator(mode="after")
@@ -541,6 +538,29 @@ class Config(_Section):
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed: what `${VAR}` put into `notify` or `database`."""
         return self._secrets
+
+
+DATABASES = {"sqlite": "sqlite:///PATH", "postgresql": "postgresql+psycopg://USER@HOST/NAME"}
+"""The databases the store is written for, each with the form of its URL."""
+
+
+def check_database_url(url: str) -> None:
+    """ValueError unless `url` is an SQLAlchemy URL of a database monitor runs on, with
+    its port (if any) in range. Its driver is loaded later, by the store (`check-config`)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"not an SQLAlchemy URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend not in DATABASES:
+        close = difflib.get_close_matches(backend, list(DATABASES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        forms = ", ".join(DATABASES.values())
+        raise ValueError(
+            f"monitor runs on SQLite or PostgreSQL, not {backend!r} ({hint}use {forms})"
+        )
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ValueError(f"port {parsed.port} is out of range (1-65535)")
 
 
 def _reject_duplicates(section: str, names: list[str], field: str) -> None:
@@ -640,10 +660,34 @@ def _first_error(exc: ValidationError, located: Located) -> ConfigError:
     if error["type"] == "extra_forbidden":
         parent, _, name = key.rpartition(".")
         candidates = [m.rpartition(".")[2] for m in missing if m.rpartition(".")[0] == parent]
+        candidates += _known_keys(error["loc"][:-1])
         close = difflib.get_close_matches(name, candidates, n=1)
         if close:
             message += f" (did you mean {close[0]!r}?)"
     return ConfigError(message, key=key or None, line=located.line_of(key))
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the section at `loc` (a pydantic error's location) may have."""
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue  # an element of a list: the same model
+        field = model.model_fields.get(part)
+        model = _section_of(field.annotation) if field else None
+    return [name for name in model.model_fields if name != "path"] if model else []
+
+
+def _section_of(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: itself, in a tuple or optional."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        if found := _section_of(argument):
+            return found
+    return None
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

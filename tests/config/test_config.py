@@ -59,6 +59,68 @@ def test_shipped_config_is_valid() -> None:
             id="typo",
         ),
         pytest.param(
+            BASE + "fetch:\n  intervall: 5m\n",
+            "fetch.intervall",
+            8,
+            "unknown key (did you mean 'interval'?)",
+            id="typo-of-a-key-with-a-default",
+        ),
+        pytest.param(
+            BASE + "delivery:\n  max_atempts: 5\n",
+            "delivery.max_atempts",
+            8,
+            "unknown key (did you mean 'max_attempts'?)",
+            id="typo-in-delivery",
+        ),
+        pytest.param(
+            BASE + "retension: 30d\n",
+            "retension",
+            7,
+            "unknown key (did you mean 'retention'?)",
+            id="typo-top-level",
+        ),
+        pytest.param(
+            BASE.replace(
+                "    url: https://example.org/a.xml",
+                "    url: https://example.org/a.xml\n    lnag: ru",
+            ),
+            "feeds[0].lnag",
+            5,
+            "unknown key (did you mean 'lang'?)",
+            id="typo-in-a-feed",
+        ),
+        pytest.param(
+            BASE.replace(
+                "  - url: json://",
+                "  - url: json://127.0.0.1:9/x\n    recieve: [alerts]\n  - url: json://",
+            ),
+            "notify[0].recieve",
+            7,
+            "unknown key (did you mean 'receive'?)",
+            id="typo-in-a-target",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "mysql://monitor@db.example/monitor"),
+            "database",
+            1,
+            "monitor runs on SQLite or PostgreSQL, not 'mysql'",
+            id="unsupported-database",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "postgres://monitor@db.example/monitor"),
+            "database",
+            1,
+            "did you mean 'postgresql'?",
+            id="misspelt-dialect",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "postgresql+psycopg://m@db:70000/m"),
+            "database",
+            1,
+            "port 70000 is out of range",
+            id="database-port",
+        ),
+        pytest.param(
             BASE + "fetch:\n  interval: soon\n",
             "fetch.interval",
             8,
@@ -198,6 +260,21 @@ def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param(BASE + "colour: blue\n", "colour: unknown key (line 7)", id="unknown-key"),
         pytest.param("feeds: [\n", "YAML syntax error", id="syntax"),
         pytest.param(None, "config file not found", id="missing-file"),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "mysql://monitor@db.example/monitor"),
+            "database: monitor runs on SQLite or PostgreSQL, not 'mysql'",
+            id="mysql",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "sqlite:///no/such/folder/monitor.db"),
+            "the folder of the SQLite file, ",
+            id="sqlite-folder-missing",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "sqlite:///config.yaml/monitor.db"),
+            "is not a folder",
+            id="sqlite-folder-is-a-file",
+        ),
     ],
 )
 def test_check_config_command(tmp_path: Path, content: str | None, needle: str) -> None:
@@ -222,6 +299,7 @@ def test_check_config_accepts_shipped_config() -> None:
 def test_monitor_config_environment_variable(tmp_path: Path) -> None:
     """MONITOR_CONFIG chooses the file when --config is absent."""
     path = tmp_path / "elsewhere.yaml"
+    (tmp_path / "state").mkdir()  # the database's folder: check-config wants it there
     path.write_text(BASE + "\n" + shipped_stories(), encoding="utf-8")
     result = run_cli(None, "check-config", env={"MONITOR_CONFIG": str(path)})
     assert result.returncode == 0, result.stderr
