@@ -46,6 +46,10 @@ class OutboxRow:
     last_error: str | None
     title: str | None
     event_id: int | None
+    story: str | None = None
+    """The story and milestone of its event, when it announces one (dead-letter warnings
+    name the event by them: its id is shown nowhere)."""
+    milestone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
