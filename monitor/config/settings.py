@@ -245,6 +245,13 @@ class FeedConfig(_Section):
             raise ValueError(f"not an http(s) URL: {url!r}")
         return url
 
+    @field_validator("lang")
+    @classmethod
+    def _language(cls, lang: str | None) -> str | None:
+        if lang is not None:
+            check_language(lang)
+        return lang
+
     @field_validator("telegram")
     @classmethod
     def _channel(cls, channel: str | None) -> str | None:
@@ -280,6 +287,29 @@ class FeedConfig(_Section):
         if self.telegram is not None:
             return "telegram"
         return "page" if self.page is not None else "feed"
+
+
+_LANGUAGE_TAG = re.compile(r"(?i)[a-z]{2}(?:[-_][a-z0-9]{2,8})*")
+"""An ISO 639-1 code, optionally with a region or script (`ru`, `en-US`, `zh-Hant`)."""
+LANGUAGE_NAMES = {
+    "arabic": "ar", "chinese": "zh", "czech": "cs", "danish": "da", "dutch": "nl",
+    "english": "en", "finnish": "fi", "french": "fr", "german": "de", "greek": "el",
+    "hebrew": "he", "hindi": "hi", "hungarian": "hu", "indonesian": "id", "italian": "it",
+    "japanese": "ja", "kazakh": "kk", "korean": "ko", "norwegian": "no", "persian": "fa",
+    "polish": "pl", "portuguese": "pt", "romanian": "ro", "russian": "ru", "serbian": "sr",
+    "spanish": "es", "swedish": "sv", "turkish": "tr", "ukrainian": "uk", "vietnamese": "vi",
+    "belarusian": "be", "georgian": "ka", "armenian": "hy", "bulgarian": "bg",
+}  # fmt: skip
+"""English names of common languages, for the suggestion when a name is given for a code."""
+
+
+def check_language(lang: str) -> None:
+    """ValueError unless `lang` is an ISO 639-1 language tag; suggest the code of a name."""
+    if _LANGUAGE_TAG.fullmatch(lang):
+        return
+    code = LANGUAGE_NAMES.get(lang.strip().lower())
+    hint = f"did you mean {code!r}? " if code else ""
+    raise ValueError(f"not an ISO 639-1 language code: {lang!r} ({hint}e.g. ru, en, ko, uk)")
 
 
 Receives = Literal["alerts", "updates", "digest", "health"]

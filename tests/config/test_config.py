@@ -121,6 +121,16 @@ def test_shipped_config_is_valid() -> None:
             id="database-port",
         ),
         pytest.param(
+            BASE.replace(
+                "    url: https://example.org/a.xml",
+                "    url: https://example.org/a.xml\n    lang: russian",
+            ),
+            "feeds[0].lang",
+            5,
+            "not an ISO 639-1 language code: 'russian' (did you mean 'ru'?",
+            id="language-name-for-code",
+        ),
+        pytest.param(
             BASE + "fetch:\n  interval: soon\n",
             "fetch.interval",
             8,
