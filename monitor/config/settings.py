@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import logging
 import os
 import re
+import threading
 from collections.abc import Collection, Mapping
 from datetime import time, timedelta
 from pathlib import Path
@@ -350,7 +352,7 @@ class TargetConfig(_Section):
     @field_validator("url")
     @classmethod
     def _apprise_url(cls, url: str) -> str:
-        if apprise.Apprise.instantiate(url) is None:
+        if _instantiate(url) is None:
             raise ValueError(f"apprise does not accept this URL: {mask_url(url)}")
         return url
 
@@ -435,11 +437,35 @@ def mask_url(url: str) -> str:
     the label (a target's name when it has none, stored with its deliveries) carries
     neither a secret nor noise.
     """
-    plugin: Any = apprise.Apprise.instantiate(url)
+    plugin: Any = _instantiate(url)
     if plugin is None:
         scheme = url.split("://", 1)[0] if "://" in url else "?"
         return f"{scheme}://***"
     return str(plugin.url(privacy=True)).split("?", 1)[0]
+
+
+def _instantiate(url: str) -> Any:
+    """apprise's plugin for `url`, or None, without apprise's log lines about a URL it
+    refuses (they are raw, and the config error says it in one line)."""
+    logger = logging.getLogger("apprise")
+    mine = _ThisThread()
+    logger.addFilter(mine)
+    try:
+        return apprise.Apprise.instantiate(url)
+    finally:
+        logger.removeFilter(mine)
+
+
+class _ThisThread(logging.Filter):
+    """Drops the records of the thread that made it: a validation running beside
+    deliveries (a reload) hides its own apprise lines, not the deliveries'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
 
 
 class HttpSettings(_Section):

@@ -516,3 +516,22 @@ def test_a_bad_retention_names_its_key_and_line(value: str, message: str) -> Non
         _config(BASE + f"retention: {value}\n")
     assert (caught.value.key, caught.value.line) == ("retention", 7)
     assert message in caught.value.message
+
+
+@pytest.mark.parametrize("command", ["check-config", "once"])
+@pytest.mark.parametrize(
+    "url", ["mailto://desk:hunter2secret@", "json://desk:hunter2secret@[bad"], ids=["email", "json"]
+)
+def test_invalid_apprise_url_is_one_masked_line(tmp_path: Path, url: str, command: str) -> None:
+    """A URL apprise refuses: one line with the URL masked, none of apprise's own lines."""
+    path = tmp_path / "config.yaml"
+    top = BASE.replace("json://127.0.0.1:9/alerts", f'"{url}"')
+    path.write_text(top + "\n" + shipped_stories(), encoding="utf-8")
+    result = run_cli(path, command)
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert output.strip().splitlines() == [
+        f"monitor: config error: notify[0].url: apprise does not accept this URL: "
+        f"{url.split(':', 1)[0]}://*** (line 6)"
+    ]
+    assert "hunter2secret" not in output
