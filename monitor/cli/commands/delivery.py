@@ -14,6 +14,7 @@ from datetime import timedelta
 from monitor.cli.output import EXIT_FAILED, EXIT_OK, say
 from monitor.delivery import routing
 from monitor.delivery.messages import render_test
+from monitor.delivery.notify import smtp_trouble
 from monitor.service.app import App
 from monitor.templates.render import Format
 
@@ -107,5 +108,6 @@ def test_notify(args: argparse.Namespace, app: App) -> int:
             say(f"ok      {label}")
         else:
             failed += 1
-            say(f"FAILED  {label}: {outcome.error}")
+            why = smtp_trouble(target.url) if target else None
+            say(f"FAILED  {label}: {outcome.error}" + (f" ({why})" if why else ""))
     return EXIT_FAILED if failed else EXIT_OK
