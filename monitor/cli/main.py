@@ -199,6 +199,14 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=None, help="at most this many entries")
     status = add("status", "show each feed's health and the deliveries not yet sent")
     status.add_argument(
+        "feed", nargs="?", metavar="FEED", help="everything about this feed (its name)"
+    )
+    status.add_argument(
+        "--wide",
+        action="store_true",
+        help="every detail: full tables of feeds (with last items) and waiting deliveries",
+    )
+    status.add_argument(
         "--json", action="store_true", help="one JSON object per line: a row per configured feed"
     )
     status.add_argument(
