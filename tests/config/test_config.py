@@ -535,3 +535,20 @@ def test_invalid_apprise_url_is_one_masked_line(tmp_path: Path, url: str, comman
         f"{url.split(':', 1)[0]}://*** (line 6)"
     ]
     assert "hunter2secret" not in output
+
+
+def test_unsupported_database_is_the_same_line_for_every_command(tmp_path: Path) -> None:
+    """`database: mysql://...`: check-config, once and run all exit 2 with the one line
+    naming the key, before anything starts (no traceback, no crash loop)."""
+    path = tmp_path / "config.yaml"
+    top = BASE.replace("sqlite:///state/monitor.db", "mysql://monitor@db.example/monitor")
+    path.write_text(top + "\n" + shipped_stories(), encoding="utf-8")
+    lines = set()
+    for command in ("check-config", "once", "run"):
+        result = run_cli(path, command, timeout=60)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        lines.add(line)
+    [line] = lines
+    assert line.startswith("monitor: config error: database: monitor runs on SQLite or PostgreSQL")
