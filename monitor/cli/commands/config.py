@@ -26,6 +26,14 @@ def check_config(args: argparse.Namespace, config: Config) -> int:
     if problem := sqlite_folder_problem(config.database_url()):
         print(f"monitor: config error: database: {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    if folder := sqlite_folder_to_come(config.database_url()):
+        # systemd makes the service's StateDirectory= when it starts the service, so the
+        # install checks a config whose folder does not exist yet: a warning, not a refusal.
+        print(
+            f"monitor: warning: database: the folder of the SQLite file, {folder}, does not "
+            "exist yet; SQLite will not create it (systemd's StateDirectory= does)",
+            file=sys.stderr,
+        )
     print(
         f"config OK: {len(config.feeds)} feeds, {len(config.notify)} targets, "
         f"{len(config.stories)} stories ({config.path})"
@@ -41,13 +49,21 @@ def sqlite_folder_problem(url: str) -> str | None:
     if path.exists():
         return _file_problem(path)
     folder = path.parent
-    if not folder.exists():
-        return f"the folder of the SQLite file, {folder}, does not exist"
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the nearest folder that is there: can it hold the rest?
     if not folder.is_dir():
-        return f"{folder} (the folder of the SQLite file) is not a folder"
+        return f"{folder} (on the way to the SQLite file) is not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder of the SQLite file, {folder}, is not writable"
+        return f"the folder {folder} (of the SQLite file) is not writable"
     return None
+
+
+def sqlite_folder_to_come(url: str) -> Path | None:
+    """The SQLite file's folder when it does not exist yet (and nothing is in the way)."""
+    path = _sqlite_file(url)
+    if path is None or path.parent.exists() or sqlite_folder_problem(url):
+        return None
+    return path.parent
 
 
 def _file_problem(path: Path) -> str | None:
