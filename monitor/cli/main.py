@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,8 @@ COMMANDS: dict[str, Command] = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.log_level = args.log_level or "INFO"
+    args.log_format = args.log_format or "auto"
     # Everything any command prints passes the redactor: secrets never reach a terminal,
     # a pipe or the journal, whichever code path printed them.
     args.redactor = redactor = Redactor()
@@ -129,17 +132,18 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitor", description="Follow a developing news story and alert on its milestones."
     )
-    parser.add_argument(
-        "--config", metavar="PATH", help="config file (default: $MONITOR_CONFIG or ./config.yaml)"
-    )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
-    parser.add_argument(
-        "--log-format", default="auto", choices=["auto", "json", "console"], help="log style"
-    )
+    parser.add_argument("--version", action="version", version=f"monitor {_version()}")
+    _global_options(parser, default=None)
+    # The same options after the subcommand (`monitor status --config PATH`); there they
+    # have no default, so one given before the subcommand is kept.
+    given_after = argparse.ArgumentParser(add_help=False)
+    _global_options(given_after, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help_text, description=help_text)
+        return commands.add_parser(
+            name, help=help_text, description=help_text, parents=[given_after]
+        )
 
     run = add("run", "run the daemon: poll feeds on their schedules and deliver alerts")
     run.add_argument(
@@ -195,6 +199,14 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=None, help="at most this many entries")
     status = add("status", "show each feed's health and the deliveries not yet sent")
     status.add_argument(
+        "feed", nargs="?", metavar="FEED", help="everything about this feed (its name)"
+    )
+    status.add_argument(
+        "--wide",
+        action="store_true",
+        help="every detail: full tables of feeds (with last items) and waiting deliveries",
+    )
+    status.add_argument(
         "--json", action="store_true", help="one JSON object per line: a row per configured feed"
     )
     status.add_argument(
@@ -214,15 +226,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     prune = add("prune", "delete what is older than `retention` now (the service does it daily)")
     prune.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
-    _feeds_parser(add("feeds", "find, test, add, import and export feeds"))
+    _feeds_parser(add("feeds", "find, test, add, import and export feeds"), given_after)
     return parser
 
 
-def _feeds_parser(feeds: argparse.ArgumentParser) -> None:
+def _global_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    """`--config`, `--log-level`, `--log-format`: before the subcommand, `default` is
+    None (their real defaults are applied in `main`); after it, SUPPRESS."""
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file (default: $MONITOR_CONFIG or ./config.yaml)",
+    )
+    parser.add_argument(
+        "--log-level", default=default, help="DEBUG, INFO, WARNING or ERROR (default INFO)"
+    )
+    parser.add_argument(
+        "--log-format",
+        default=default,
+        choices=["auto", "json", "console"],
+        help="log style (default auto)",
+    )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("monitor")
+    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
+
+
+def _feeds_parser(feeds: argparse.ArgumentParser, given_after: argparse.ArgumentParser) -> None:
     actions = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return actions.add_parser(name, help=help_text, description=help_text)
+        return actions.add_parser(
+            name, help=help_text, description=help_text, parents=[given_after]
+        )
 
     discover = add("discover", "list the feeds a page links to or serves at the usual paths")
     discover.add_argument("target", metavar="URL", help="a page or a feed")
@@ -254,12 +295,28 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _date(text: str) -> datetime:
+def _date(text: str, now: datetime | None = None) -> datetime:
+    """`2026-11-28` (or any ISO date and time, UTC unless it says), `today`,
+    `yesterday` (from midnight UTC), or a span back from now: `3d`, `12h`, `1d12h`."""
+    now = now or datetime.now(UTC)
+    word = text.strip().lower()
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if word in {"today", "yesterday"}:
+        return midnight - timedelta(days=word == "yesterday")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        pass
+    else:
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if word[-1:].isalpha():
+        with contextlib.suppress(ValueError):
+            span = parse_duration(word)
+            if isinstance(span, timedelta):
+                return now - span
+    raise argparse.ArgumentTypeError(
+        f"not a date: {text!r} (use YYYY-MM-DD, today, yesterday, or a span back: 3d, 12h)"
+    )
 
 
 def _duration_text(text: str) -> str:

@@ -13,6 +13,7 @@ a few lines.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -390,3 +391,147 @@ def until(moment: datetime | None, now: datetime) -> str:
         return "-"
     delta = moment - now
     return "due" if delta <= timedelta(0) else "in " + span(delta)
+
+
+# -- compact: one line per feed ------------------------------------------------------
+
+COMPACT_MIN_WIDTH = 60
+"""Narrower terminals get this width anyway (lines then wrap, whole)."""
+_NAME_MAX = 24
+
+
+def render_compact(report: StatusReport, width: int) -> list[str]:
+    """The default view: one line per feed (health, last and next check, items, the error
+    in a few words), then one line for the outbox and one per target with something stuck.
+    No line is longer than `width`; a cut ends at a word, marked `…`."""
+    width = max(width, COMPACT_MIN_WIDTH)
+    now = report.generated_at
+    names = [shown(f.name, CELL_MAX_CHARS) for f in report.feeds]
+    name_width = min(max((len(n) for n in names), default=4), _NAME_MAX)
+    header = f"{'health':<9} {'feed':<{name_width}} {'checked':>7} {'next':>7} {'items':>6}  note"
+    lines = [fit(header, width)]
+    for feed, name in zip(report.feeds, names, strict=True):
+        row = (
+            f"{feed.health:<9} {fit(name, name_width):<{name_width}} "
+            f"{short_ago(feed.last_checked, now):>7} {short_until(feed.next_check, now):>7} "
+            f"{feed.items_seen:>6}  {_short_note(feed)}"
+        )
+        lines.append(fit(row.rstrip(), width))
+    counts = ", ".join(f"{s} {report.counts.get(s, 0)}" for s in STATES)
+    lines.append(fit(f"Deliveries: {counts}", width))
+    for target, by_state in report.by_target.items():
+        waiting = by_state.get(PENDING, 0) + by_state.get(FAILED, 0)
+        dead = by_state.get(DEAD, 0)
+        if waiting or dead:
+            line = f"  {shown(target, CELL_MAX_CHARS)}: {waiting} waiting, {dead} dead"
+            lines.append(fit(line, width))
+    lines.append(fit("Details: monitor status --wide, or monitor status FEED", width))
+    return lines
+
+
+def _short_note(feed: FeedStatus) -> str:
+    """The feed's trouble in a few words: its error (and how often), a move, skipped items."""
+    if feed.last_error:
+        note = _few_words(shown(feed.last_error, NOTE_MAX_CHARS))
+        return f"{note} ({feed.consecutive_failures}x)" if feed.consecutive_failures else note
+    if feed.moved_to:
+        return "moved (see status FEED)"
+    if feed.items_skipped:
+        return f"{feed.items_skipped} items not stored"
+    return ""
+
+
+_FEW_WORDS = 6
+
+
+def _few_words(text: str) -> str:
+    words = text.split()
+    return " ".join(words[:_FEW_WORDS]) + (" …" if len(words) > _FEW_WORDS else "")
+
+
+def fit(text: str, width: int) -> str:
+    """`text` cut to `width` characters at a word boundary, ending in `…` when cut."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    head, space, _ = cut.rpartition(" ")
+    if space and head.strip():
+        cut = head.rstrip()
+    return cut + "…"
+
+
+def short_ago(moment: datetime | None, now: datetime) -> str:
+    """`5m ago`-style, in a few characters: `42s`, `5m`, `3.5h`, `2d`; `-` for never."""
+    return "-" if moment is None else _short(now - moment)
+
+
+def short_until(moment: datetime | None, now: datetime) -> str:
+    """`in 5m` as `5m`; `due` once passed; `-` for none."""
+    if moment is None:
+        return "-"
+    delta = moment - now
+    return "due" if delta <= timedelta(0) else _short(delta)
+
+
+def _short(delta: timedelta) -> str:
+    seconds = abs(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size or (unit == "m" and seconds >= size):
+            amount = f"{seconds / size:.1f}".removesuffix(".0")
+            return f"{amount}{unit}"
+    return f"{round(seconds)}s"
+
+
+# -- one feed in full -----------------------------------------------------------------
+
+
+def render_feed(report: StatusReport, name: str, width: int) -> list[str] | None:
+    """Everything about one feed, a `key: value` line each, wrapped at word boundaries to
+    `width`; None when no configured feed has that name."""
+    feed = next((f for f in report.feeds if f.name == name), None)
+    if feed is None:
+        return None
+    now = report.generated_at
+
+    def when(moment: datetime | None) -> str:
+        return f"{moment:%Y-%m-%d %H:%M} UTC ({ago(moment, now)})" if moment else "-"
+
+    fields = [
+        ("feed", feed.name),
+        ("url", feed.url),
+        ("health", feed.health),
+        ("last check", when(feed.last_checked)),
+        ("last status", str(feed.last_status or "-")),
+        ("last success", when(feed.last_ok)),
+        ("next check", until(feed.next_check, now)),
+        ("items seen", str(feed.items_seen)),
+    ]
+    if feed.items_skipped:
+        fields.append(("items not stored", f"{feed.items_skipped} (item.skipped in the log)"))
+    if feed.last_error:
+        fields.append(("last error", feed.last_error))
+        fields.append(("failures in a row", str(feed.consecutive_failures)))
+        fields.append(("failing since", when(feed.failing_since)))
+    if feed.moved_to:
+        fields.append(("moved to", feed.moved_to))
+    if feed.told:
+        fields.append(("health targets told", f"{feed.told} {ago(feed.told_since, now)}"))
+    if feed.last_item:
+        fields.append(("last item", feed.last_item.title))
+        fields.append(("  link", feed.last_item.url or "-"))
+        fields.append(("  seen", when(feed.last_item.seen_at)))
+    label_width = max(len(label) for label, _ in fields) + 2
+    lines = []
+    for label, value in fields:
+        lines.extend(
+            textwrap.wrap(
+                shown(value, CELL_MAX_CHARS * 2),
+                width=max(width, COMPACT_MIN_WIDTH),
+                initial_indent=f"{label + ':':<{label_width}}",
+                subsequent_indent=" " * label_width,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            or [f"{label}:"]
+        )
+    return lines

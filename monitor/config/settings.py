@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import logging
 import os
 import re
+import threading
 from collections.abc import Collection, Mapping
 from datetime import time, timedelta
 from pathlib import Path
@@ -274,6 +276,13 @@ class FeedConfig(_Section):
             raise ValueError(f"not an http(s) URL: {url!r}")
         return url
 
+    @field_validator("lang")
+    @classmethod
+    def _language(cls, lang: str | None) -> str | None:
+        if lang is not None:
+            check_language(lang)
+        return lang
+
     @field_validator("telegram")
     @classmethod
     def _channel(cls, channel: str | None) -> str | None:
@@ -309,6 +318,29 @@ class FeedConfig(_Section):
         if self.telegram is not None:
             return "telegram"
         return "page" if self.page is not None else "feed"
+
+
+_LANGUAGE_TAG = re.compile(r"(?i)[a-z]{2}(?:[-_][a-z0-9]{2,8})*")
+"""An ISO 639-1 code, optionally with a region or script (`ru`, `en-US`, `zh-Hant`)."""
+LANGUAGE_NAMES = {
+    "arabic": "ar", "chinese": "zh", "czech": "cs", "danish": "da", "dutch": "nl",
+    "english": "en", "finnish": "fi", "french": "fr", "german": "de", "greek": "el",
+    "hebrew": "he", "hindi": "hi", "hungarian": "hu", "indonesian": "id", "italian": "it",
+    "japanese": "ja", "kazakh": "kk", "korean": "ko", "norwegian": "no", "persian": "fa",
+    "polish": "pl", "portuguese": "pt", "romanian": "ro", "russian": "ru", "serbian": "sr",
+    "spanish": "es", "swedish": "sv", "turkish": "tr", "ukrainian": "uk", "vietnamese": "vi",
+    "belarusian": "be", "georgian": "ka", "armenian": "hy", "bulgarian": "bg",
+}  # fmt: skip
+"""English names of common languages, for the suggestion when a name is given for a code."""
+
+
+def check_language(lang: str) -> None:
+    """ValueError unless `lang` is an ISO 639-1 language tag; suggest the code of a name."""
+    if _LANGUAGE_TAG.fullmatch(lang):
+        return
+    code = LANGUAGE_NAMES.get(lang.strip().lower())
+    hint = f"did you mean {code!r}? " if code else ""
+    raise ValueError(f"not an ISO 639-1 language code: {lang!r} ({hint}e.g. ru, en, ko, uk)")
 
 
 Receives = Literal["alerts", "updates", "digest", "health"]
@@ -352,7 +384,7 @@ class TargetConfig(_Section):
     @field_validator("url")
     @classmethod
     def _apprise_url(cls, url: str) -> str:
-        if apprise.Apprise.instantiate(url) is None:
+        if _instantiate(url) is None:
             raise ValueError(f"apprise does not accept this URL: {mask_url(url)}")
         return url
 
@@ -437,11 +469,35 @@ def mask_url(url: str) -> str:
     the label (a target's name when it has none, stored with its deliveries) carries
     neither a secret nor noise.
     """
-    plugin: Any = apprise.Apprise.instantiate(url)
+    plugin: Any = _instantiate(url)
     if plugin is None:
         scheme = url.split("://", 1)[0] if "://" in url else "?"
         return f"{scheme}://***"
     return str(plugin.url(privacy=True)).split("?", 1)[0]
+
+
+def _instantiate(url: str) -> Any:
+    """apprise's plugin for `url`, or None, without apprise's log lines about a URL it
+    refuses (they are raw, and the config error says it in one line)."""
+    logger = logging.getLogger("apprise")
+    mine = _ThisThread()
+    logger.addFilter(mine)
+    try:
+        return apprise.Apprise.instantiate(url)
+    finally:
+        logger.removeFilter(mine)
+
+
+class _ThisThread(logging.Filter):
+    """Drops the records of the thread that made it: a validation running beside
+    deliveries (a reload) hides its own apprise lines, not the deliveries'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
 
 
 class HttpSettings(_Section):
@@ -506,10 +562,7 @@ class Config(_Section):
     @field_validator("database")
     @classmethod
     def _database_url(cls, url: str) -> str:
-        try:
-            make_url(url)
-        except ArgumentError as exc:
-            raise ValueError(f"not an SQLAlchemy URL: {exc}") from None
+        check_database_url(url)
         return url
 
     @model_validator(mode="after")
@@ -601,6 +654,29 @@ class Config(_Section):
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed: what `${VAR}` put into `notify` or `database`."""
         return self._secrets
+
+
+DATABASES = {"sqlite": "sqlite:///PATH", "postgresql": "postgresql+psycopg://USER@HOST/NAME"}
+"""The databases the store is written for, each with the form of its URL."""
+
+
+def check_database_url(url: str) -> None:
+    """ValueError unless `url` is an SQLAlchemy URL of a database monitor runs on, with
+    its port (if any) in range. Its driver is loaded later, by the store (`check-config`)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"not an SQLAlchemy URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend not in DATABASES:
+        close = difflib.get_close_matches(backend, list(DATABASES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        forms = ", ".join(DATABASES.values())
+        raise ValueError(
+            f"monitor runs on SQLite or PostgreSQL, not {backend!r} ({hint}use {forms})"
+        )
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ValueError(f"port {parsed.port} is out of range (1-65535)")
 
 
 def _reject_duplicates(section: str, names: list[str], field: str) -> None:
@@ -700,10 +776,34 @@ def _first_error(exc: ValidationError, located: Located) -> ConfigError:
     if error["type"] == "extra_forbidden":
         parent, _, name = key.rpartition(".")
         candidates = [m.rpartition(".")[2] for m in missing if m.rpartition(".")[0] == parent]
+        candidates += _known_keys(error["loc"][:-1])
         close = difflib.get_close_matches(name, candidates, n=1)
         if close:
             message += f" (did you mean {close[0]!r}?)"
     return ConfigError(message, key=key or None, line=located.line_of(key))
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the section at `loc` (a pydantic error's location) may have."""
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue  # an element of a list: the same model
+        field = model.model_fields.get(part)
+        model = _section_of(field.annotation) if field else None
+    return [name for name in model.model_fields if name != "path"] if model else []
+
+
+def _section_of(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: itself, in a tuple or optional."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        if found := _section_of(argument):
+            return found
+    return None
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

@@ -231,10 +231,17 @@ def health_context(
 
 
 def dead_letter_context(
-    target: str, rows: Sequence[OutboxRow], *, max_attempts: int, max_age: str, tz: tzinfo
+    target: str,
+    rows: Sequence[OutboxRow],
+    *,
+    max_attempts: int,
+    max_age: str,
+    tz: tzinfo,
+    stories: Sequence[Story] = (),
 ) -> dict[str, Any]:
     """The names a dead_letter template can use (see render.SAMPLES["dead_letter"]):
-    `rows` are the dead deliveries worth telling, oldest first."""
+    `rows` are the dead deliveries worth telling, oldest first; each is named by what a
+    user sees of its event (`label`: the story and milestone, as alerts name them)."""
     return {
         "target": target,
         "count": len(rows),
@@ -246,12 +253,23 @@ def dead_letter_context(
                 "kind": row.kind,
                 "queued": local_time(row.created_at, tz),
                 "title": row.title,
+                "label": event_label(stories, row.story, row.milestone),
                 "event_id": row.event_id,
             }
             for row in rows[:SHOWN_DEAD]
         ],
         "more": max(len(rows) - SHOWN_DEAD, 0),
     }
+
+
+def event_label(stories: Sequence[Story], story: str | None, milestone: str | None) -> str | None:
+    """`Kursk monument: Monument unveiled`, the names an event goes by in alerts; the
+    story's name alone for an update; None for no event (a digest, a notice)."""
+    found = next((s for s in stories if s.id == story), None)
+    if found is None:
+        return story
+    label = next((m.label for m in found.milestones if m.key == milestone), None)
+    return f"{found.name}: {label}" if label else found.name
 
 
 def queued_notice(

@@ -14,12 +14,15 @@ after a rate limit.
 from __future__ import annotations
 
 import re
+import smtplib
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 import apprise
+from apprise.plugins.email import NotifyEmail
 
 from monitor.config.settings import TargetConfig
 from monitor.delivery.routing import STDOUT
@@ -47,8 +50,50 @@ class Sender(Protocol):
     def send(self, target: str, message: Message) -> SendOutcome: ...
 
 
+EMAIL_PAUSE = 0.0
+"""Seconds apprise waits between two emails to one target. Its default, 5.5 s, made the
+three alerts of one cycle take 11 s; the outbox paces sends itself (`max_per_hour`)."""
+
+
 def default_plugin(target: TargetConfig) -> Any:
-    return apprise.Apprise.instantiate(target.url)
+    plugin = apprise.Apprise.instantiate(target.url)
+    if isinstance(plugin, NotifyEmail):
+        plugin.request_rate_per_sec = EMAIL_PAUSE
+    return plugin
+
+
+def smtp_trouble(url: str, timeout: float = 10.0) -> str | None:
+    """Why the SMTP server of an email target refuses what its URL asks, when a plain
+    look at the server tells: nothing answering, no STARTTLS for `mailtos://`, or no AUTH
+    for a URL with a user and password. apprise reports all of these as one "Connection
+    error" (the reason goes to a debug line), so `test-notify` asks the server itself.
+    None for another kind of target, SSL on connect, or a server that looks fine."""
+    plugin: Any = apprise.Apprise.instantiate(url)
+    if not isinstance(plugin, NotifyEmail) or plugin.secure_mode == "ssl":
+        return None
+    where = f"{plugin.smtp_host}:{plugin.port}"
+    try:
+        with smtplib.SMTP(plugin.smtp_host, plugin.port or 0, timeout=timeout) as smtp:
+            smtp.ehlo()
+            if plugin.secure_mode == "starttls":
+                if not smtp.has_extn("starttls"):
+                    return (
+                        f"the SMTP server at {where} does not offer STARTTLS: use mailto:// "
+                        "for a server without TLS"
+                    )
+                context = ssl.create_default_context()
+                if not plugin.verify_certificate:
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if plugin.user and not smtp.has_extn("auth"):
+                return (
+                    f"the SMTP server at {where} does not offer AUTH: leave the user name and "
+                    "password out of the URL (or use mailtos:// if it offers AUTH over TLS only)"
+                )
+    except (OSError, smtplib.SMTPException) as exc:
+        return f"no SMTP conversation with {where}: {exc}"
+    return None
 
 
 class AppriseSender:

@@ -269,6 +269,7 @@ class Outbox:
                 max_attempts=settings.max_attempts,
                 max_age=span(settings.max_age),
                 tz=self.config.digest.tz,
+                stories=self.config.stories,
             )
             warning = queued_notice(
                 self.renderer,

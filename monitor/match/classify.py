@@ -626,7 +626,7 @@ def prefilter(title: str, summary: str, stories: Sequence[Story]) -> bool:
 def explain(title: str, summary: str, stories: Sequence[Story]) -> str:
     """A multi-line account, for a person, of how the text was judged."""
     doc = _Doc(title, summary, named=True)
-    lines = [f"text: {doc.text!r}"]
+    lines = [f"read as: {_as_read(doc.text)}"]
     for story in stories:
         trace = _trace_story(doc, story, full=True)
         scope = _Scope(doc, story)
@@ -721,7 +721,7 @@ def _explain_case(doc: _Doc, case: _CaseTrace, indent: str) -> list[str]:
 
 
 def classify_stream(lines: Iterable[str], stories: Sequence[Story]) -> Iterator[dict[str, object]]:
-    """Classify JSON lines (`title`, `summary`, optional `id`, `url`), one dict per line.
+    """Classify JSON lines (`title`, optional `summary`, `id`, `url`), one dict per line.
 
     Blank lines are skipped; a line that is not a usable JSON object yields a dict
     with `line` and `error` instead of stopping the stream.
@@ -738,7 +738,7 @@ def classify_stream(lines: Iterable[str], stories: Sequence[Story]) -> Iterator[
             yield {"line": number, "error": "expected a JSON object"}
             continue
         out: dict[str, object] = {k: item[k] for k in ("id", "url") if k in item}
-        title, summary = item.get("title", ...), item.get("summary", ...)
+        title, summary = item.get("title", ...), item.get("summary")
         bad = [k for k, v in (("title", title), ("summary", summary)) if not _is_text(v)]
         if bad:
             yield {**out, "line": number, "error": f"needs text in: {', '.join(bad)}"}
@@ -749,6 +749,12 @@ def classify_stream(lines: Iterable[str], stories: Sequence[Story]) -> Iterator[
         out["terms"] = {path: list(found) for path, found in verdict.terms.items()}
         out["why"] = verdict.why
         yield out
+
+
+def _as_read(text: str) -> str:
+    """The normalised text the rules read, on one line: its parts (title, summary)
+    joined by ` / `."""
+    return " / ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def _is_text(value: object) -> bool:

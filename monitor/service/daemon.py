@@ -304,7 +304,9 @@ class Service:
         self._spawn(self._tick())
         if self.reload_check:
             self._spawn(self._watch_config(self.reload_check))
-        self.log.info("service.started", feeds=len(config.feeds), config=str(config.path))
+        self.log.info(
+            "service.started", feeds=len(config.feeds), config=str(config.path), **active(config)
+        )
         self.notifier.notify(f"READY=1\nSTATUS={self._status_line()}")
 
     def stop(self, signum: int | None = None) -> None:
@@ -604,7 +606,7 @@ class Service:
             "config.reloaded",
             reason=reason,
             feeds=len(new.feeds),
-            targets=len(new.notify),
+            **active(new),
             added=list(plan.added),
             removed=list(plan.removed),
             rescheduled=list(plan.rescheduled),
@@ -761,3 +763,15 @@ def serve(service: Service, exit_deadline: timedelta = EXIT_DEADLINE) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def active(config: Config) -> dict[str, Any]:
+    """What a start or a reload puts to work, for its log line: the stories followed,
+    the targets told (their masked labels), and whether alerts go to stdout (no target)."""
+    fields: dict[str, Any] = {
+        "stories": [story.id for story in config.stories],
+        "targets": [target.label for target in config.notify],
+    }
+    if not config.notify:
+        fields["alerts_to"] = "stdout"
+    return fields

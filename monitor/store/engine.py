@@ -141,8 +141,7 @@ def engine_for(url: str) -> Engine:
     try:
         engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     except ImportError as exc:
-        driver = url.split("://", 1)[0]
-        raise StoreError(f"the driver of {driver} is not installed ({exc})") from None
+        raise StoreError(missing_driver(url.split("://", 1)[0], exc)) from None
     except SQLAlchemyError as exc:
         raise StoreError(short(exc)) from None
     if engine.dialect.is_async:
@@ -154,6 +153,23 @@ def engine_for(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+POSTGRES_EXTRA = "pip install 'monitor[postgres]'"
+"""How the PostgreSQL driver the store is written for (psycopg 3) is installed."""
+
+
+def missing_driver(scheme: str, exc: ImportError) -> str:
+    """One line for a URL scheme whose driver does not import: what to install."""
+    if scheme in {"postgresql", "postgresql+psycopg"}:
+        return (
+            f"the driver of {scheme} (psycopg) is not installed: install monitor's "
+            f"postgres extra ({POSTGRES_EXTRA})"
+        )
+    what = f"the driver of {scheme} is not installed ({exc})"
+    if scheme.startswith("postgresql"):
+        return f"{what}: use postgresql+psycopg:// with monitor's postgres extra ({POSTGRES_EXTRA})"
+    return what
 
 
 def _is_database_error(exc: BaseException) -> bool:

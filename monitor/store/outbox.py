@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from monitor.store.engine import Database, aware, rowcount, utc
-from monitor.store.tables import Delivery
+from monitor.store.tables import Delivery, Event
 from monitor.store.views import DEAD, FAILED, FOLDED, PENDING, SENT, Claim, Notice, OutboxRow
 
 
@@ -232,14 +232,16 @@ class OutboxStore(Database):
     # -- dead letters ---------------------------------------------------------
 
     def unreported_dead(self) -> list[OutboxRow]:
-        """Dead deliveries nobody has been warned about yet, oldest first."""
+        """Dead deliveries nobody has been warned about yet, oldest first, each with its
+        event's story, milestone and (for an alert, which keeps none) title."""
         with self._read() as session:
             rows = session.exec(
-                select(Delivery)
+                select(Delivery, Event)
+                .join(Event, col(Delivery.event_id) == col(Event.id), isouter=True)
                 .where(Delivery.status == DEAD, col(Delivery.reported).is_(False))
                 .order_by(col(Delivery.id))
             ).all()
-        return [_outbox_row(r) for r in rows]
+        return [_outbox_row(row, event) for row, event in rows]
 
     def report_dead(self, ids: Collection[int], warning: Notice | None, *, now: datetime) -> None:
         """Mark dead rows as reported and queue the one warning about them, atomically."""
@@ -377,7 +379,7 @@ def enqueue_notices(
     return len(session.execute(statement).all())
 
 
-def _outbox_row(row: Delivery) -> OutboxRow:
+def _outbox_row(row: Delivery, event: Event | None = None) -> OutboxRow:
     assert row.id is not None
     return OutboxRow(
         id=row.id,
@@ -390,7 +392,9 @@ def _outbox_row(row: Delivery) -> OutboxRow:
         next_attempt_at=utc(row.next_attempt_at),
         hold=row.hold,
         last_error=row.last_error,
-        title=row.title,
+        title=row.title or (event.title if event else None),
         event_id=row.event_id,
         confirm=row.confirm,
+        story=event.story if event else None,
+        milestone=event.milestone if event else None,
     )

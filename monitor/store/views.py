@@ -53,6 +53,10 @@ class OutboxRow:
     event_id: int | None
     confirm: int | None = None
     """For a waiting alert: the distinct outlets it waits for."""
+    story: str | None = None
+    """The story and milestone of its event, when it announces one (dead-letter warnings
+    name the event by them: its id is shown nowhere)."""
+    milestone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+from monitor.cli.main import _date
 from tests.conftest import REPO, run_cli, write_config
 from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, rss
 from tests.support.servers import FeedServer
@@ -160,3 +163,58 @@ def test_replay_since_filters_by_date(tmp_path: Path, feed_server: FeedServer) -
     bad = run_cli(config, "replay", "--since", "soon")
     assert bad.returncode == 2
     assert "not a date" in bad.stderr
+
+
+@pytest.mark.parametrize("since", ["yesterday", "today", "2d", "12h"])
+def test_replay_since_reads_words_and_spans(
+    tmp_path: Path, feed_server: FeedServer, since: str
+) -> None:
+    """--since takes today, yesterday and spans back (3d, 12h) as well as ISO dates."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    config = write_config(tmp_path, {"feed": url})
+    assert run_cli(config, "once").returncode == 0
+    result = run_cli(config, "replay", "--since", since)
+    assert result.returncode == 0, result.stderr
+    assert f"Replayed {len(FILLER)} stored items seen since " in result.stdout
+
+
+def test_replay_since_dates_back_from_now() -> None:
+    """The words and spans of --since are reckoned from now, in UTC."""
+    now = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+    assert _date("yesterday", now) == datetime(2026, 11, 29, tzinfo=UTC)
+    assert _date("today", now) == datetime(2026, 11, 30, tzinfo=UTC)
+    assert _date("3d", now) == now - timedelta(days=3)
+    assert _date("12h", now) == now - timedelta(hours=12)
+    assert _date("2026-11-28", now) == datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def test_classify_accepts_a_line_without_summary() -> None:
+    """A line with a title and no `summary` is judged on its title."""
+    line = json.dumps({"id": "t", "title": UNVEILING_EN.title})
+    result = run_cli(CONFIG, "classify", stdin=line)
+    assert result.returncode == 0, result.stderr
+    [out] = [json.loads(row) for row in result.stdout.splitlines()]
+    assert "error" not in out
+    assert out["milestone"] == "unveiling"
+
+
+def test_explain_shows_the_text_as_read_not_a_repr() -> None:
+    """explain's first line is the text the rules read, as prose, not a Python repr."""
+    result = run_cli(CONFIG, "explain", "Monument unveiled", "It opened today.")
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first == "read as: monument unveiled / it opened today."
+
+
+@pytest.mark.parametrize("command", ["check-config", "classify"])
+def test_config_is_accepted_after_the_command(command: str) -> None:
+    """`--config` may follow the command (`monitor check-config --config PATH`)."""
+    result = run_cli(None, command, "--config", str(CONFIG), stdin="")
+    assert result.returncode == 0, result.stderr
+
+
+def test_version() -> None:
+    """`monitor --version` prints the installed version."""
+    result = run_cli(None, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"monitor {metadata.version('monitor')}"

@@ -19,7 +19,9 @@ from monitor.ingest.record import ingest
 from monitor.match.classify import Verdict
 from monitor.service.redact import MASK, Redactor
 from monitor.store.store import Store
-from tests.conftest import run_cli, write_config
+from tests.conftest import REPO, run_cli, write_config
+from tests.support.feeds import FILLER, Item, rss
+from tests.support.servers import FeedServer
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 STORY = "kursk-kpa-monument"
@@ -189,3 +191,84 @@ def test_status_command_prints_json(tmp_path: Path) -> None:
     for key in ("url", "last_checked", "last_ok", "last_error", "consecutive_failures"):
         assert all(key in row for row in rows)
     assert all("items_seen" in row and "next_check" in row for row in rows)
+
+
+LONG_HEADLINE = (
+    "Officials in the Kursk region announce that the monument to North Korean soldiers "
+    "will be unveiled next spring after consultations with veterans' associations"
+)
+
+
+@pytest.fixture
+def shipped_feeds_checked(tmp_path: Path, feed_server: FeedServer) -> Path:
+    """The shipped config's feeds, served locally: most answer, some fail, one 404s."""
+    names = [feed.name for feed in load_config(REPO / "config.yaml", env={}).feeds]
+    feeds = {}
+    for i, name in enumerate(names):
+        path = f"/{i}.xml"
+        if i % 5 == 1:
+            feed_server.serve(path, "upstream trouble", status=503, content_type="text/plain")
+        else:
+            feed_server.serve(path, rss([*FILLER, Item(LONG_HEADLINE, f"https://n.example/{i}")]))
+        feeds[name] = feed_server.url(path)
+    feeds[names[-1]] = feed_server.url("/missing.xml")
+    config = write_config(tmp_path, feeds)
+    assert run_cli(config, "once").returncode == 0
+    return config
+
+
+def test_status_fits_80_columns(shipped_feeds_checked: Path) -> None:
+    """`status` at 80 columns: a line per shipped feed, none longer than 80 characters,
+    each with its health, counts and the error in a few words."""
+    result = run_cli(shipped_feeds_checked, "status", env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
+    names = [feed.name for feed in load_config(shipped_feeds_checked).feeds]
+    rows = lines[1 : 1 + len(names)]
+    for name, row in zip(names, rows, strict=True):
+        shown_name = row.split(maxsplit=1)[1]
+        assert shown_name.startswith(status.fit(name, 24).removesuffix("…")), (name, row)
+    assert sum(row.startswith("failing") for row in rows) == 4
+    assert sum(row.startswith("ok") for row in rows) == len(names) - 4
+    failing = next(row for row in rows if row.startswith("failing"))
+    assert failing.endswith("(1x)")
+    assert "503" in failing
+    assert lines[1 + len(names)].startswith("Deliveries: ")
+    assert len(lines) < 2 * len(names)
+
+
+def test_status_feed_shows_everything_wrapped_at_words(shipped_feeds_checked: Path) -> None:
+    """`status FEED` shows one feed in full at 80 columns; its headline wraps between words."""
+    result = run_cli(shipped_feeds_checked, "status", "RIA Novosti", env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].split() == ["feed:", "RIA", "Novosti"]
+    words = result.stdout.split()
+    assert all(word in words for word in LONG_HEADLINE.split())
+    unknown = run_cli(shipped_feeds_checked, "status", "No such feed")
+    assert unknown.returncode == 1
+    assert "no feed named 'No such feed'" in unknown.stderr
+
+
+def test_status_wide_keeps_the_full_tables(shipped_feeds_checked: Path) -> None:
+    """`status --wide` still draws the full tables, last items included."""
+    result = run_cli(shipped_feeds_checked, "status", "--wide", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "last item" in result.stdout
+    assert "Officials in the Kursk region" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "width", "fitted"),
+    [
+        pytest.param("short", 10, "short", id="fits"),
+        pytest.param("Yonhap English (North Korea)", 24, "Yonhap English (North…", id="at-a-word"),
+        pytest.param("Unbreakablewordthatislong", 10, "Unbreakab…", id="one-long-word"),
+    ],
+)
+def test_fit_cuts_at_a_word(text: str, width: int, fitted: str) -> None:
+    """A cut ends at a word boundary when there is one, marked `…`, within the width."""
+    assert status.fit(text, width) == fitted
+    assert len(status.fit(text, width)) <= width

@@ -59,6 +59,78 @@ def test_shipped_config_is_valid() -> None:
             id="typo",
         ),
         pytest.param(
+            BASE + "fetch:\n  intervall: 5m\n",
+            "fetch.intervall",
+            8,
+            "unknown key (did you mean 'interval'?)",
+            id="typo-of-a-key-with-a-default",
+        ),
+        pytest.param(
+            BASE + "delivery:\n  max_atempts: 5\n",
+            "delivery.max_atempts",
+            8,
+            "unknown key (did you mean 'max_attempts'?)",
+            id="typo-in-delivery",
+        ),
+        pytest.param(
+            BASE + "retension: 30d\n",
+            "retension",
+            7,
+            "unknown key (did you mean 'retention'?)",
+            id="typo-top-level",
+        ),
+        pytest.param(
+            BASE.replace(
+                "    url: https://example.org/a.xml",
+                "    url: https://example.org/a.xml\n    lnag: ru",
+            ),
+            "feeds[0].lnag",
+            5,
+            "unknown key (did you mean 'lang'?)",
+            id="typo-in-a-feed",
+        ),
+        pytest.param(
+            BASE.replace(
+                "  - url: json://",
+                "  - url: json://127.0.0.1:9/x\n    recieve: [alerts]\n  - url: json://",
+            ),
+            "notify[0].recieve",
+            7,
+            "unknown key (did you mean 'receive'?)",
+            id="typo-in-a-target",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "mysql://monitor@db.example/monitor"),
+            "database",
+            1,
+            "monitor runs on SQLite or PostgreSQL, not 'mysql'",
+            id="unsupported-database",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "postgres://monitor@db.example/monitor"),
+            "database",
+            1,
+            "did you mean 'postgresql'?",
+            id="misspelt-dialect",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "postgresql+psycopg://m@db:70000/m"),
+            "database",
+            1,
+            "port 70000 is out of range",
+            id="database-port",
+        ),
+        pytest.param(
+            BASE.replace(
+                "    url: https://example.org/a.xml",
+                "    url: https://example.org/a.xml\n    lang: russian",
+            ),
+            "feeds[0].lang",
+            5,
+            "not an ISO 639-1 language code: 'russian' (did you mean 'ru'?",
+            id="language-name-for-code",
+        ),
+        pytest.param(
             BASE + "fetch:\n  interval: soon\n",
             "fetch.interval",
             8,
@@ -280,6 +352,21 @@ def test_config_path_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
             BASE.replace(A_FEED, A_FEED + "    interval: 30s\n"),
             "feeds[0].interval: at least 60s for a source on another machine",
             id="interval-under-a-minute",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "mysql://monitor@db.example/monitor"),
+            "database: monitor runs on SQLite or PostgreSQL, not 'mysql'",
+            id="mysql",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "sqlite:///config.yaml/monitor.db"),
+            "is not a folder",
+            id="sqlite-folder-is-a-file",
+        ),
+        pytest.param(
+            BASE.replace("sqlite:///state/monitor.db", "sqlite:///config.yaml/sub/monitor.db"),
+            "(on the way to the SQLite file) is not a folder",
+            id="sqlite-folder-under-a-file",
         ),
     ],
 )
@@ -520,3 +607,53 @@ def test_a_bad_retention_names_its_key_and_line(value: str, message: str) -> Non
         _config(BASE + f"retention: {value}\n")
     assert (caught.value.key, caught.value.line) == ("retention", 7)
     assert message in caught.value.message
+
+
+@pytest.mark.parametrize("command", ["check-config", "once"])
+@pytest.mark.parametrize(
+    "url", ["mailto://desk:hunter2secret@", "json://desk:hunter2secret@[bad"], ids=["email", "json"]
+)
+def test_invalid_apprise_url_is_one_masked_line(tmp_path: Path, url: str, command: str) -> None:
+    """A URL apprise refuses: one line with the URL masked, none of apprise's own lines."""
+    path = tmp_path / "config.yaml"
+    top = BASE.replace("json://127.0.0.1:9/alerts", f'"{url}"')
+    path.write_text(top + "\n" + shipped_stories(), encoding="utf-8")
+    result = run_cli(path, command)
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert output.strip().splitlines() == [
+        f"monitor: config error: notify[0].url: apprise does not accept this URL: "
+        f"{url.split(':', 1)[0]}://*** (line 6)"
+    ]
+    assert "hunter2secret" not in output
+
+
+def test_unsupported_database_is_the_same_line_for_every_command(tmp_path: Path) -> None:
+    """`database: mysql://...`: check-config, once and run all exit 2 with the one line
+    naming the key, before anything starts (no traceback, no crash loop)."""
+    path = tmp_path / "config.yaml"
+    top = BASE.replace("sqlite:///state/monitor.db", "mysql://monitor@db.example/monitor")
+    path.write_text(top + "\n" + shipped_stories(), encoding="utf-8")
+    lines = set()
+    for command in ("check-config", "once", "run"):
+        result = run_cli(path, command, timeout=60)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        lines.add(line)
+    [line] = lines
+    assert line.startswith("monitor: config error: database: monitor runs on SQLite or PostgreSQL")
+
+
+def test_check_config_warns_of_a_folder_still_to_come(tmp_path: Path) -> None:
+    """A SQLite folder not made yet (systemd's StateDirectory= makes it at start) passes
+    with a warning naming it; the service itself would fail without it."""
+    path = tmp_path / "config.yaml"
+    path.write_text(BASE + "\n" + shipped_stories(), encoding="utf-8")
+    result = run_cli(path, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "config OK" in result.stdout
+    assert result.stderr.strip() == (
+        f"monitor: warning: database: the folder of the SQLite file, {tmp_path / 'state'}, "
+        "does not exist yet; SQLite will not create it (systemd's StateDirectory= does)"
+    )

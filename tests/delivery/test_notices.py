@@ -23,7 +23,7 @@ from monitor.delivery.messages import (
 )
 from monitor.store.views import OutboxRow
 from monitor.templates.render import FORMATS, Format, Renderer
-from tests.conftest import write_config
+from tests.conftest import REPO, write_config
 from tests.delivery.test_outbox import MILESTONES
 from tests.support.desk import Desk
 from tests.support.servers import AlertReceiver
@@ -32,6 +32,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TZ = UTC
 FEED = "wire (Reuters) [main]"
 URL = "https://wire.example/rss?a=1&b=<2>"
+STORY = "Monument in the Kursk region to North Korean (KPA) soldiers"
 ERROR = "HTTP 503 <html> @channel [retry](later) #1!"
 
 
@@ -110,9 +111,10 @@ def test_health_templates_say_what_the_prose_said(change: HealthChange, fmt: For
 
 
 def dead_row(i: int) -> OutboxRow:
+    alert = bool(i % 3)
     return OutboxRow(
         id=i,
-        kind="alert" if i % 3 else "digest",
+        kind="alert" if alert else "digest",
         dedup_key=f"event:{i}",
         target="desk (main)",
         status="dead",
@@ -121,41 +123,57 @@ def dead_row(i: int) -> OutboxRow:
         next_attempt_at=NOW,
         hold=None,
         last_error=ERROR,
-        title=None if i % 2 else f"Monument <{i}> unveiled",
-        event_id=i if i % 3 else None,
+        title=f"Monument <{i}> unveiled" if alert else None,
+        event_id=i if alert else None,
+        story="kursk-kpa-monument" if alert else None,
+        milestone="unveiling" if alert else None,
     )
 
 
-def previous_dead_warning(rows: list[OutboxRow]) -> tuple[str, str]:
-    """What outbox.py wrote before the dead_letter template."""
+def expected_dead_warning(rows: list[OutboxRow], attempts: int) -> tuple[str, str]:
+    """What the dead-letter warning says: each event by its story, milestone and title."""
+    many = len(rows) != 1
+    messages = f"{len(rows)} message{'s' if many else ''}"
     lines = [
-        f"{len(rows)} message(s) to desk (main) were given up after 12 attempts or 2 days "
-        "without success.",
+        f"{messages} to desk (main) {'were' if many else 'was'} given up after {attempts} "
+        f"attempt{'s' if attempts != 1 else ''} or 2 days without success.",
         f"Last error: {rows[-1].last_error or 'unknown'}",
     ]
     for row in rows[:10]:
-        what = row.title or (f"alert for event {row.event_id}" if row.event_id else row.kind)
-        lines.append(f"- {row.kind}, queued {shown(row.created_at)}: {what}")
+        label = f"{STORY}: Monument unveiled: " if row.story else ""
+        what = row.title or row.kind
+        lines.append(f"- {label}{what} ({row.kind}, queued {shown(row.created_at)})")
     if len(rows) > 10:
         lines.append(f"- and {len(rows) - 10} more")
     lines.append(
         "Once the target works again, `monitor deliver --retry-dead` sends them; "
         "`monitor history` lists the alerts."
     )
-    return f"{len(rows)} message(s) to desk (main) could not be delivered", "\n".join(lines)
+    return f"{messages} to desk (main) could not be delivered", "\n".join(lines)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("count", [1, 4, 13], ids=["one", "some", "more-than-listed"])
-def test_dead_letter_template_says_what_the_prose_said(count: int, fmt: Format) -> None:
-    """The shipped dead_letter template gives the warning the prose gave, in each format."""
+@pytest.mark.parametrize(
+    ("count", "attempts"),
+    [(1, 1), (4, 12), (13, 12)],
+    ids=["one-after-one-attempt", "some", "more-than-listed"],
+)
+def test_dead_letter_template_names_events_as_users_see_them(
+    count: int, attempts: int, fmt: Format
+) -> None:
+    """The dead_letter warning names each event by its story, milestone and title (no
+    id), in plural-correct words, in each format."""
     renderer = Renderer()
     rows = [dead_row(i) for i in range(1, count + 1)]
-    context = dead_letter_context("desk (main)", rows, max_attempts=12, max_age="2 days", tz=TZ)
+    stories = load_config(REPO / "config.yaml", env={}).stories
+    context = dead_letter_context(
+        "desk (main)", rows, max_attempts=attempts, max_age="2 days", tz=TZ, stories=stories
+    )
     notice = queued_notice(renderer, "dead_letter", context, dedup_key="dead:x", targets=["ops"])
-    title, body = previous_dead_warning(rows)
-    before = renderer.render("notice", fmt, notice_context(title, body))
-    assert notice_message(renderer, fmt, notice.title, notice.body) == before
+    title, body = expected_dead_warning(rows, attempts)
+    expected = renderer.render("notice", fmt, notice_context(title, body))
+    assert notice_message(renderer, fmt, notice.title, notice.body) == expected
+    assert "event 1" not in notice.body
 
 
 def test_notice_queued_as_prose_still_renders() -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import re
 from email.message import Message as Email
+from pathlib import Path
 
 import pytest
 
 from monitor.config.settings import TargetConfig
-from monitor.delivery.notify import AppriseSender
+from monitor.delivery.notify import AppriseSender, smtp_trouble
 from monitor.delivery.routing import STDOUT
 from monitor.templates.render import SAMPLES, Message, Renderer
+from tests.conftest import run_cli, write_config
 from tests.support.plugins import loopback_plugins
 from tests.support.servers import AlertReceiver, MailSink
 
@@ -156,3 +159,61 @@ def test_format_follows_the_service(url: str, fmt: str) -> None:
     """Slack gets Markdown, email HTML, anything else plain text, unless `format` says."""
     assert TargetConfig(url=url).message_format == fmt
     assert TargetConfig(url=url, format="text").message_format == "text"
+
+
+def test_emails_to_one_target_are_not_throttled(
+    mail_sink: MailSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three emails to one target go out without apprise's pause between them (its
+    default, 5.5 s a message, made three alerts take 11 s): apprise logs each pause."""
+    target = TargetConfig(url=mail_sink.url(), name="desk")
+    sender = AppriseSender([target])  # the plugins monitor builds, not the tests' ones
+    with caplog.at_level(logging.DEBUG, logger="apprise"):
+        outcomes = [sender.send("desk", Message(f"alert {i}", "body")) for i in range(3)]
+    assert all(outcome.ok for outcome in outcomes), outcomes
+    assert len(mail_sink.wait_for(3)) == 3
+    assert [r.message for r in caplog.records if "Throttling" in r.message] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        pytest.param(
+            "mailto://user:pass@127.0.0.1:{port}?from=a@x.example&to=b@x.example",
+            "does not offer AUTH: leave the user name and password out of the URL (or use "
+            "mailtos:// if it offers AUTH over TLS only)",
+            id="auth-without-AUTH",
+        ),
+        pytest.param(
+            "mailtos://127.0.0.1:{port}?from=a@x.example&to=b@x.example&mode=starttls",
+            "does not offer STARTTLS: use mailto:// for a server without TLS",
+            id="starttls-without-STARTTLS",
+        ),
+    ],
+)
+def test_smtp_trouble_says_what_the_server_lacks(
+    mail_sink: MailSink, url: str, reason: str
+) -> None:
+    """What apprise calls a connection error is named: what the SMTP server does not offer."""
+    trouble = smtp_trouble(url.format(port=mail_sink.port))
+    assert trouble == f"the SMTP server at 127.0.0.1:{mail_sink.port} {reason}"
+
+
+def test_test_notify_names_what_the_smtp_server_lacks(tmp_path: Path, mail_sink: MailSink) -> None:
+    """`test-notify` to a server without AUTH, with a password in the URL: exit 1 and the
+    reason, not only apprise's "Connection error"."""
+    url = f"mailto://desk:pw@127.0.0.1:{mail_sink.port}?from=a@x.example&to=b@x.example"
+    config = write_config(
+        tmp_path, {"wire": "http://127.0.0.1:1/feed.xml"}, [{"name": "mail", "url": url}]
+    )
+    result = run_cli(config, "test-notify")
+    assert result.returncode == 1, result.stderr
+    [line] = [row for row in result.stdout.splitlines() if row.startswith("FAILED")]
+    assert line.startswith("FAILED  mail: Connection error while submitting email")
+    assert f"(the SMTP server at 127.0.0.1:{mail_sink.port} does not offer AUTH:" in line
+
+
+def test_smtp_trouble_is_none_for_a_server_that_looks_fine(mail_sink: MailSink) -> None:
+    """A plain mailto:// to a working server, and a JSON target: nothing to explain."""
+    assert smtp_trouble(mail_sink.url()) is None
+    assert smtp_trouble("json://127.0.0.1:9/alerts") is None

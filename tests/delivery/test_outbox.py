@@ -133,7 +133,7 @@ def test_dead_after_max_attempts_warns_once_through_another_target(
     assert desk.deliver(ignore_backoff=True).dead == 1
     warnings = [m for m in second.messages() if "could not be delivered" in m["title"]]
     assert len(warnings) == 1
-    assert "1 message(s) to desk" in warnings[0]["title"]
+    assert "1 message to desk" in warnings[0]["title"]
     assert "HTTP" in warnings[0]["message"] or "error=500" in warnings[0]["message"]
     for _ in range(3):
         desk.clock.advance(hours=1)

@@ -142,6 +142,31 @@ def test_no_targets_prints_alerts(tmp_path: Path, feed_server: FeedServer) -> No
     assert _history(config)[0]["deliveries"][0]["target"] == "stdout"  # type: ignore[index]
 
 
+def test_deliver_fails_when_deliveries_die(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver, second: AlertReceiver
+) -> None:
+    """Deliveries that die in `deliver` exit 1, and the warning names the event as alerts
+    do (story, milestone, headline), in plural-correct words."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    targets = [{"name": "desk", "url": receiver.url}, {"name": "ops", "url": second.url}]
+    config = write_config(tmp_path, {"wire": url}, targets, delivery={"max_attempts": 2})
+    _once(config)
+    receiver.down = True
+    feed_server.serve("/feed.xml", rss([UNVEILING_EN, *FILLER]))
+    _once(config)  # the first attempt fails
+    died = run_cli(config, "deliver")
+    assert died.returncode == 1, died.stdout + died.stderr
+    assert "1 delivery given up after the last attempt" in died.stderr
+    assert "Traceback" not in died.stderr
+    warning = next(m for m in second.messages() if "given up" in m["message"])
+    assert warning["title"] == "monitor: 1 message to desk could not be delivered"
+    body = warning["message"]
+    assert "1 message to desk was given up after 2 attempts" in body
+    assert "Monument unveiled: " in body  # the milestone, as alerts call it
+    assert "unveiled in Kursk region" in body  # the headline
+    assert "event " not in body
+
+
 def test_down_target_gets_three_alerts_after_deliver(
     tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
 ) -> None:
@@ -235,7 +260,7 @@ def test_deliver_leaves_quiet_hours_alone(
     _once(config)
     result = run_cli(config, "deliver")
     assert result.returncode == 0, result.stderr
-    assert "1 deliveries wait for quiet hours" in result.stdout
+    assert "1 delivery waits for quiet hours" in result.stdout
     assert receiver.messages() == []
     waiting = [r for r in _status_deliveries(config) if r["type"] == "delivery"]
     assert [(d["target"], d["kind"], d["hold"], d["status"]) for d in waiting] == [

@@ -116,7 +116,8 @@ def test_updates_reach_opted_in_targets_once_per_development(
     assert [(r["target"], r["kind"], r["hold"], r["title"]) for r in held] == [
         ("night", "update", "quiet", FUNDRAISING.title)
     ]
-    assert "update: Kursk region" in run_cli(config, "status", env={"COLUMNS": "300"}).stdout
+    wide = run_cli(config, "status", "--wide", env={"COLUMNS": "300"}).stdout
+    assert "update: Kursk region" in wide
 
 
 def test_replay_shows_an_update_that_corrected_rules_make_a_milestone(

@@ -176,8 +176,10 @@ def test_permanent_redirect_is_followed_and_shown(tmp_path: Path, feed_server: F
     row = _status(config)["moved"]
     assert row["moved_to"] == new
     assert row["items_seen"] == len(FILLER)
-    text = run_cli(config, "status", env={"COLUMNS": "300"}).stdout
+    text = run_cli(config, "status", "--wide", env={"COLUMNS": "300"}).stdout
     assert f"moved to {new}" in text
+    detail = run_cli(config, "status", "moved").stdout.splitlines()
+    assert ["moved", "to:", new] in [line.split() for line in detail]
 
     _once(config, "--force")
     assert feed_server.hits("/old.xml") == 1

@@ -417,6 +417,24 @@ def test_service_reloads_when_the_file_changes(tmp_path: Path, feed_server: Feed
 
 
 @pytest.mark.slow
+def test_start_and_reload_logs_say_what_is_active(tmp_path: Path, feed_server: FeedServer) -> None:
+    """The start and reload log lines name the stories and targets at work, and say when
+    alerts go to stdout (no target)."""
+    a = feed_server.serve("/a.xml", rss(FILLER))
+    config = write_config(tmp_path, {"a": a}, fetch={"interval": "1h"})
+    with Daemon(config, run_args=("--reload-check", "0.2s")) as daemon:
+        started = daemon.wait_for_log("service.started")
+        assert (started["stories"], started["targets"]) == (["kursk-kpa-monument"], [])
+        assert started["alerts_to"] == "stdout"
+        desk = {"name": "desk", "url": "json://127.0.0.1:9/alerts"}
+        write_config(tmp_path, {"a": a}, [desk], fetch={"interval": "1h"})
+        reloaded = daemon.wait_for_log("config.reloaded")
+        assert (reloaded["stories"], reloaded["targets"]) == (["kursk-kpa-monument"], ["desk"])
+        assert "alerts_to" not in reloaded
+    assert daemon.returncode == 0
+
+
+@pytest.mark.slow
 def test_a_send_stuck_in_a_thread_does_not_hold_the_exit(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:

@@ -222,6 +222,7 @@ def test_no_command_prints_a_secret(
     outputs["run"] = daemon.output()
     assert daemon.returncode == 0
     cli("status", "status")
+    cli("status --wide", "status", "--wide")
     cli("status --json", "status", "--json")
     cli("history", "history")
     cli("history --json", "history", "--json")
@@ -265,6 +266,7 @@ def test_user_name_from_the_environment_is_shown_nowhere(
     assert cli("once").returncode == 0
     for command in (
         ["status"],
+        ["status", "--wide"],
         ["status", "--json", "--deliveries"],
         ["history"],
         ["history", "--json"],

@@ -11,9 +11,11 @@ corruption is garbage written over the root pages of the tables; a missing drive
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sqlite3
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ import pytest
 from monitor.core.errors import StoreError
 from monitor.store.store import Store
 from monitor.store.views import Notice
-from tests.conftest import run_cli, write_config
+from tests.conftest import REPO, run_cli, write_config
 from tests.support import postgres
 from tests.support.daemon import Daemon
 from tests.support.feeds import FILLER, UNVEILING_EN, Item, rss
@@ -179,6 +181,29 @@ def test_missing_driver_is_one_line(tmp_path: Path, command: str) -> None:
     line = _one_line_error(run_cli(config, command, timeout=60))
     assert "postgresql+asyncpg is not installed" in line
     assert "asyncpg" in line
+
+
+@pytest.mark.parametrize("command", ["check-config", "status", "once", "run"])
+def test_postgres_without_its_extra_is_one_line(tmp_path: Path, command: str) -> None:
+    """PostgreSQL named but psycopg not installed: exit 2, one line naming the extra."""
+    config = write_config(
+        tmp_path,
+        {"feed": "http://127.0.0.1:1/feed.xml"},
+        database="postgresql://monitor@127.0.0.1:1/monitor",
+    )
+    blocked = [sys.executable, "-m", "tests.support.without", "psycopg", "--config", str(config)]
+    result = subprocess.run(
+        [*blocked, command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        check=False,
+    )
+    line = _one_line_error(result)
+    assert "psycopg" in line
+    assert "pip install 'monitor[postgres]'" in line
 
 
 def _health(port: int) -> tuple[int, dict[str, Any]]:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from monitor.cli.output import EXIT_FAILED, EXIT_OK, say
 from monitor.delivery import routing
 from monitor.delivery.messages import render_test
+from monitor.delivery.notify import smtp_trouble
 from monitor.service.app import App
 from monitor.templates.render import Format
 
@@ -28,19 +29,39 @@ def deliver(args: argparse.Namespace, app: App) -> int:
         f"sent {report.sent}, failed {report.failed}, dead {report.dead}, "
         f"held {report.held}, folded {report.folded}"
     )
-    return _undelivered_exit(app, labels)
+    return _undelivered_exit(app, labels, died=report.dead)
 
 
-def _undelivered_exit(app: App, labels: list[str]) -> int:
-    """Exit 1 when deliveries remain that failed (not those held by quiet hours or a cap)."""
+def _undelivered_exit(app: App, labels: list[str], *, died: int) -> int:
+    """Exit 1 when deliveries remain that failed, or died in this run (given up: they
+    remain undelivered too); not for those held by quiet hours or a cap."""
     waiting = app.store.undelivered(labels, now=app.clock())
     held = app.store.undelivered(labels) - waiting
     if held:
-        print(f"{held} deliveries wait for quiet hours or an hourly cap to end")
+        print(
+            f"{_deliveries(held)} {_verb(held, 'waits', 'wait')} "
+            "for quiet hours or an hourly cap to end"
+        )
+    if died:
+        print(
+            f"monitor: {_deliveries(died)} given up after the last attempt "
+            "(`monitor status` lists them; `monitor deliver --retry-dead` tries again)",
+            file=sys.stderr,
+        )
     if waiting:
-        print(f"monitor: {waiting} deliveries remain undelivered", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        print(
+            f"monitor: {_deliveries(waiting)} {_verb(waiting, 'remains', 'remain')} undelivered",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if waiting or died else EXIT_OK
+
+
+def _deliveries(count: int) -> str:
+    return f"{count} {'delivery' if count == 1 else 'deliveries'}"
+
+
+def _verb(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many
 
 
 def digest(args: argparse.Namespace, app: App) -> int:
@@ -87,5 +108,6 @@ def test_notify(args: argparse.Namespace, app: App) -> int:
             say(f"ok      {label}")
         else:
             failed += 1
-            say(f"FAILED  {label}: {outcome.error}")
+            why = smtp_trouble(target.url) if target else None
+            say(f"FAILED  {label}: {outcome.error}" + (f" ({why})" if why else ""))
     return EXIT_FAILED if failed else EXIT_OK

@@ -6,9 +6,11 @@ They read what the service recorded and change nothing.
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 from datetime import UTC
 
-from monitor.cli.output import EXIT_OK, iso, say
+from monitor.cli.output import EXIT_FAILED, EXIT_OK, iso, say
 from monitor.core.safetext import json_line
 from monitor.delivery.messages import (
     UPDATE_LABEL,
@@ -95,10 +97,20 @@ def status(args: argparse.Namespace, app: App) -> int:
     from monitor.cli import status as board  # noqa: PLC0415
 
     report = board.collect(app.config, app.store, app.clock(), redact=args.redactor)
+    width = shutil.get_terminal_size().columns
     if args.json:
         rows = board.delivery_rows(report) if args.deliveries else board.feed_rows(report)
         for row in rows:
             print(json_line(row))
-    else:
+    elif args.feed is not None:
+        lines = board.render_feed(report, args.feed, width)
+        if lines is None:
+            known = ", ".join(f.name for f in app.config.feeds)
+            say(f"monitor: no feed named {args.feed!r} (feeds: {known})", file=sys.stderr)
+            return EXIT_FAILED
+        print("\n".join(lines))
+    elif args.wide:
         board.render(report, Console())
+    else:
+        print("\n".join(board.render_compact(report, width)))
     return EXIT_OK
