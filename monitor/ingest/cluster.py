@@ -32,7 +32,7 @@ import hashlib
 import re
 import struct
 import unicodedata
-from itertools import pairwise
+from itertools import islice, pairwise
 
 PERMUTATIONS = 128
 BANDS = 32
@@ -53,6 +53,8 @@ _BAND_BYTES = ROWS * 4
 _WORD = re.compile(r"\w+")
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 _UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+_SCRIPTED = re.compile("[\uac00-\ud7a3\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+"""A character of Hangul (`_HANGUL`) or of a script written without spaces (`_UNSPACED`)."""
 _PARTICLES = (  # longest first: 에서는 before 에서 before 에
     *("에서는", "으로는"),
     *("에서", "에게", "으로", "까지", "부터"),
@@ -72,8 +74,12 @@ def words(title: str, summary: str) -> list[str]:
 def _words(text: str, enough: int | None = None) -> list[str]:
     """The words of `text`; with `enough`, at least that many (or all there are): a
     relevant item's summary is its whole text, and only its lead is wanted."""
-    found: list[str] = []
     normal = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
+    if not _SCRIPTED.search(normal):
+        # Most texts: no script that needs a word looked at, so the words as they are.
+        matches = _WORD.finditer(normal)
+        return [m.group() for m in (matches if enough is None else islice(matches, enough))]
+    found: list[str] = []
     for match in _WORD.finditer(normal):
         if enough is not None and len(found) >= enough:
             break

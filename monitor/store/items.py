@@ -329,14 +329,16 @@ class IngestTransaction:
         hits: dict[int, list[int]] = {}
         keys = sorted({key for wanted in bands.values() for key in wanted})
         for chunk in _chunks(keys):
-            for key, item_id in self._db.execute(_BAND_HITS, {"keys": chunk}):
+            # .all(): one fetchall; iterating the result fetches row by row, and a surge
+            # reads hundreds of band hits per item.
+            for key, item_id in self._db.execute(_BAND_HITS, {"keys": chunk}).all():
                 hits.setdefault(key, []).append(item_id)
         ids = sorted({i for found in hits.values() for i in found})
         signed: dict[int, tuple[int | None, bytes]] = {}
         story_of: dict[int, str] = {}
         since = now - CLUSTER_WINDOW
         for chunk in _chunks(ids):
-            found = self._db.execute(_SIGNED, {"ids": chunk, "since": since})
+            found = self._db.execute(_SIGNED, {"ids": chunk, "since": since}).all()
             for item_id, story, cluster_id, packed in found:
                 signed[item_id] = (cluster_id, packed)
                 story_of[item_id] = story
