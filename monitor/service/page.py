@@ -261,7 +261,7 @@ def chart(days: dict[date, int], first: date, last: date) -> dict[str, Any]:
         "bars": bars,
         "total": sum(b["count"] for b in bars),
         "highest": highest,
-        "width": _CHART_LEFT + span * (_BAR_WIDTH + _BAR_GAP),
+        "width": _CHART_LEFT + span * (_BAR_WIDTH + _BAR_GAP) + 24,  # room for the last date
         "height": _CHART_TOP + _CHART_HEIGHT + 20,
         "top": _CHART_TOP,
         "base": _CHART_TOP + _CHART_HEIGHT,
@@ -275,16 +275,15 @@ def _feed(name: str, row: FeedView | None, tz: tzinfo, redact: Redact) -> dict[s
     def when(moment: datetime | None) -> str | None:
         return local_time(moment, tz) if moment is not None else None
 
-    if row is None:  # configured, never synced: no check yet
-        return {"name": name, "state": "new", "last_checked": None, "last_ok": None,
-                "next_check": None, "items": 0, "failures": 0, "error": None}  # fmt: skip
+    if row is None:  # configured, not yet in the store: never checked
+        row = FeedView(name=name, url="")
     return {
         "name": name,
         "state": row.state,
         "last_checked": when(row.last_checked),
         "last_ok": when(row.last_ok),
         "next_check": when(row.next_check),
-        "items": row.items_seen,
+        "items_seen": row.items_seen,
         "failures": row.consecutive_failures,
         "error": cap(redact(row.last_error), ERROR_CHARS) if row.last_error else None,
     }

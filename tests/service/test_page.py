@@ -216,7 +216,10 @@ def test_feeds_health_without_their_addresses(desk: Desk) -> None:
     feeds = {f["name"]: f for f in _page(desk).context()["feeds"]}
     assert (feeds["wire"]["state"], feeds["agency"]["state"]) == ("ok", "failing")
     assert feeds["agency"]["error"] == "HTTP 503"
+    assert (feeds["wire"]["items_seen"], feeds["agency"]["items_seen"]) == (1, 1)
     html = _page(desk).html()
+    assert '<td class="health-failing">failing (1×)</td>' in html
+    assert "<td>1</td><td>HTTP 503</td>" in html
     assert "wire.example/rss" not in html
     assert "agency.example/rss" not in html
 
