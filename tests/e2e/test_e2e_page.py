@@ -137,7 +137,8 @@ def test_page_in_a_browser(desk: Path, tmp_path: Path) -> None:
     assert "<svg" in dom
     assert 'class="bar"' in dom
     assert re.search(r'data-count="[1-9]', dom), "no day with coverage drawn"
-    assert "Also reported by 1 outlet, 2 languages: <b>ru</b>" in dom
+    assert "Also reported by 1 outlet: <b>ru</b>" in dom
+    assert "2 outlets, 2 languages in all" in dom
     assert "Russian outlet" in dom
     assert "Wire" in dom
     assert "night-desk: dead" in dom or "night-desk: failed" in dom
