@@ -21,8 +21,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from monitor.cli.output import EXIT_CONFIG
-from monitor.config.settings import Config, config_path, load_config, parse_duration
+from monitor.config.settings import (
+    Config,
+    HttpSettings,
+    config_path,
+    load_config,
+    parse_duration,
+)
 from monitor.core.errors import ConfigError, StoreError
 from monitor.match import evaluate
 from monitor.service.logs import configure_logging
@@ -61,6 +69,7 @@ COMMANDS: dict[str, Command] = {
     "test-notify": Command("delivery", "test_notify"),
     "history": Command("reads", "history"),
     "status": Command("reads", "status"),
+    "serve": Command("page", "serve"),
     "deliver": Command("delivery", "deliver", logs_to_stdout=True),
     "digest": Command("delivery", "digest", logs_to_stdout=True),
     "prune": Command("maintenance", "prune"),
@@ -214,6 +223,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --json: the outbox instead (a row per target, then pending and dead rows)",
     )
+    serve = add("serve", "serve the page and the Atom feed of events (read-only) until stopped")
+    serve.add_argument(
+        "--listen",
+        type=_listen,
+        metavar="HOST:PORT",
+        help="a loopback address (default: http.listen, else 127.0.0.1:9108)",
+    )
     deliver = add("deliver", "send every pending or failed delivery now, ignoring backoff")
     deliver.add_argument(
         "--retry-dead", action="store_true", help="also give dead deliveries one more try"
@@ -317,6 +333,16 @@ def _date(text: str, now: datetime | None = None) -> datetime:
     raise argparse.ArgumentTypeError(
         f"not a date: {text!r} (use YYYY-MM-DD, today, yesterday, or a span back: 3d, 12h)"
     )
+
+
+def _listen(text: str) -> str:
+    """A loopback `host:port`, as `http.listen` takes it."""
+    try:
+        return HttpSettings(listen=text).listen
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(
+            str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        ) from None
 
 
 def _duration_text(text: str) -> str:

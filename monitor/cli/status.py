@@ -118,22 +118,11 @@ def collect(config: Config, store: Store, now: datetime, redact: Redact = str) -
     feeds = []
     for feed in config.feeds:
         row = rows[feed.name]
-        if row.gone:
-            health = "gone"
-        elif row.consecutive_failures:
-            # A page whose selector matches nothing answers: it is unmatched, not down.
-            health = "unmatched" if row.health == "unmatched" else "failing"
-        elif row.last_checked is None:
-            health = "new"
-        elif row.health == "silent":
-            health = "silent"
-        else:
-            health = "ok"
         feeds.append(
             FeedStatus(
                 name=feed.name,
                 url=feed.url,
-                health=health,
+                health=row.state,
                 last_checked=row.last_checked,
                 last_ok=row.last_ok,
                 next_check=row.next_check,

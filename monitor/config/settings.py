@@ -501,7 +501,8 @@ class _ThisThread(logging.Filter):
 
 
 class HttpSettings(_Section):
-    """The optional HTTP endpoint (/healthz, Prometheus /metrics), on loopback only."""
+    """The optional HTTP endpoint (the page, /events.atom, /healthz, Prometheus /metrics),
+    on loopback only."""
 
     listen: str
     """`host:port` with a loopback host: `127.0.0.1:9108`, `[::1]:9108`, `localhost:9108`."""
@@ -552,7 +553,7 @@ class Config(_Section):
     notify: tuple[TargetConfig, ...] = ()
     stories: tuple[Story, ...] = Field(min_length=1)
     http: HttpSettings | None = None
-    """Off unless set: the /healthz and /metrics endpoint of `monitor run`."""
+    """Off unless set: the page, /events.atom, /healthz and /metrics of `monitor run`."""
     retention: Retention = timedelta(days=90)
     """Items first seen longer ago are pruned daily (`monitor.store.retention` says which
     stay); `off` keeps everything."""

@@ -54,7 +54,9 @@ from monitor.core.errors import ConfigError, StoreError
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.worker import InlineReader, ReadWorker, open_reader
 from monitor.service.app import App
-from monitor.service.metrics import Metrics, MetricsServer
+from monitor.service.http import HttpServer, routes
+from monitor.service.metrics import Metrics, wsgi_app
+from monitor.service.page import Page
 from monitor.service.pipeline import UNRECORDED, Pipeline
 from monitor.service.redact import Redactor
 from monitor.store.store import Store
@@ -246,7 +248,7 @@ class Service:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.fetcher: Fetcher | None = None
         self.pipeline: Pipeline | None = None
-        self.http: MetricsServer | None = None
+        self.http: HttpServer | None = None
         self.stop_requested_at: float | None = None
         """`time.monotonic()` when stop was requested."""
         self._stop = asyncio.Event()
@@ -289,7 +291,7 @@ class Service:
         )
         if config.http is not None:
             try:
-                server = MetricsServer(self.metrics, config.http.host, config.http.port)
+                server = self._http_server(config.http.host, config.http.port)
             except OSError as exc:
                 raise ConfigError(
                     f"cannot listen on {config.http.listen}: {exc}", "http.listen"
@@ -620,10 +622,16 @@ class Service:
         if config.feeds:
             self._claim_soon()  # a feed added is due at once
 
+    def _http_server(self, host: str, port: int) -> HttpServer:
+        """The page, the Atom feed of events, /metrics and /healthz; the page reads the
+        config of the moment (a reload renames stories and feeds at once)."""
+        page = Page(self.store, lambda: self.config, redact=self.redactor or str)
+        return HttpServer(routes(page, wsgi_app(self.metrics)), host, port)
+
     def _restart_http(self, new: Config) -> None:
         if new.http is not None:
             try:
-                server = MetricsServer(self.metrics, new.http.host, new.http.port)
+                server = self._http_server(new.http.host, new.http.port)
             except OSError as exc:
                 self.log.error("http.failed", key="http.listen", error=str(exc))
                 return

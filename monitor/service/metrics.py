@@ -7,8 +7,9 @@ so `monitor_alerts` is the database's truth rather than this process's memory, a
 is the schedule (`monitor_feed_schedule{state}`, `monitor_schedule_lag_seconds`): the
 same rows every instance of a fleet claims its checks from.
 
-`MetricsServer` serves `/metrics` (Prometheus text format) and `/healthz` from a
-thread, on a loopback address only (`http.listen` in the config; off by default).
+`wsgi_app` answers `/metrics` (Prometheus text format) and `/healthz`; the daemon serves
+it with the page (`monitor.service.http`), on a loopback address only (`http.listen` in
+the config; off by default).
 `/healthz` answers 200 while the event loop keeps beating, 503 once it stalls, the
 service is stopping, or the store has failed `STORAGE_FAILURES` feed checks (or delivery
 runs) in a row.
@@ -17,14 +18,10 @@ runs) in a row.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
@@ -270,22 +267,8 @@ class ScheduleCollector(Collector):
         )
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are not events worth a log line."""
-
-
 def wsgi_app(metrics: Metrics) -> Callable[..., Iterable[bytes]]:
-    """/metrics, /healthz, and 404 for anything else."""
+    """/metrics, /healthz, and 404 for anything else (`monitor.service.http` serves it)."""
     export = make_wsgi_app(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -301,30 +284,3 @@ def wsgi_app(metrics: Metrics) -> Callable[..., Iterable[bytes]]:
         return [b"not found: try /metrics or /healthz\n"]
 
     return app
-
-
-class MetricsServer:
-    """Serves `wsgi_app(metrics)` on a loopback address, from a daemon thread."""
-
-    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
-        address = "127.0.0.1" if host == "localhost" else host
-        server_class = _Server6 if ":" in address else _Server
-        self._server = make_server(
-            address, port, wsgi_app(metrics), server_class=server_class, handler_class=_QuietHandler
-        )
-        self.host, self.port = address, int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="monitor-http", daemon=True
-        )
-
-    def start(self) -> MetricsServer:
-        self._thread.start()
-        structlog.get_logger("monitor.metrics").info(
-            "http.listening", host=self.host, port=self.port
-        )
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

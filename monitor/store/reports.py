@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -126,10 +126,12 @@ class ReportStore(Database):
             rows = session.exec(select(Event.story, Event.milestone, Event.created_at)).all()
         return {(story, milestone): created for story, milestone, created in rows}
 
-    def events(self, limit: int | None = None) -> list[EventView]:
-        """Events, newest first, with their sources and deliveries."""
+    def events(self, limit: int | None = None, story: str | None = None) -> list[EventView]:
+        """Events (of one story, or all), newest first, with their sources and deliveries."""
         with self._read() as session:
             statement = select(Event).order_by(col(Event.created_at).desc(), col(Event.id).desc())
+            if story is not None:
+                statement = statement.where(Event.story == story)
             if limit is not None:
                 statement = statement.limit(limit)
             return [_event_view(session, row) for row in session.exec(statement).all()]
@@ -146,8 +148,10 @@ class ReportStore(Database):
                 raise StoreError(f"no item {item_id}")
             return _update_view(session, *found)
 
-    def update_alerts(self, limit: int | None = None) -> list[UpdateAlertView]:
-        """The updates announced (queued for some target), newest first."""
+    def update_alerts(
+        self, limit: int | None = None, story: str | None = None
+    ) -> list[UpdateAlertView]:
+        """The updates announced (queued for some target) of one story or all, newest first."""
         announced = (
             select(Delivery.item_id).where(Delivery.kind == "update").distinct().scalar_subquery()
         )
@@ -157,19 +161,50 @@ class ReportStore(Database):
             .where(col(Item.id).in_(announced))
             .order_by(col(Item.seen_at).desc(), col(Item.id).desc())
         )
+        if story is not None:
+            statement = statement.where(Item.story == story)
         if limit is not None:
             statement = statement.limit(limit)
         with self._read() as session:
             return [_update_view(session, *found) for found in session.exec(statement)]
 
-    def history(self, limit: int | None = None) -> list[EventView | UpdateAlertView]:
-        """Milestone events and announced updates together, newest first."""
+    def history(
+        self, limit: int | None = None, story: str | None = None
+    ) -> list[EventView | UpdateAlertView]:
+        """Milestone events and announced updates (of one story, or all), newest first."""
         merged: list[EventView | UpdateAlertView] = [
-            *self.events(limit),
-            *self.update_alerts(limit),
+            *self.events(limit, story),
+            *self.update_alerts(limit, story),
         ]
         merged.sort(key=lambda view: view.created_at, reverse=True)
         return merged[:limit] if limit is not None else merged
+
+    def coverage(self, since: datetime) -> dict[str, dict[date, int]]:
+        """Story → day (UTC) → the reports about it that day, from `since`'s day on.
+
+        A report is an article: its copies and later versions are not counted again. Its
+        day is the day it was published (never later than it was seen, so a wrong clock
+        at the source cannot put it in the future), else the day it was seen: a feed's
+        first fetch counts its older reports on their own days.
+        """
+        statement = select(Item.story, Item.published, Item.seen_at).where(
+            col(Item.story).is_not(None),
+            col(Item.seen_at) >= since,
+            col(Item.duplicate_of).is_(None),
+            col(Item.version_of).is_(None),
+        )
+        first_day = since.astimezone(UTC).date()
+        counts: dict[str, dict[date, int]] = {}
+        with self._read() as session:
+            for story, published, seen_at in session.exec(statement):
+                seen = utc(seen_at)
+                moment = min(utc(published), seen) if published is not None else seen
+                day = moment.astimezone(UTC).date()
+                if story is None or day < first_day:
+                    continue
+                days = counts.setdefault(story, {})
+                days[day] = days.get(day, 0) + 1
+        return counts
 
     def latest_items(self) -> dict[str, LatestItem]:
         """Each feed's most recently stored item, by feed name."""

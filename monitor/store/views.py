@@ -221,3 +221,17 @@ class FeedView:
     health: str | None = None
     """The trouble the health targets were last told about: failing, silent, unmatched, or none."""
     health_since: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        """new (never checked), ok, silent (nothing new for unusually long), failing
+        (backing off), unmatched (a page whose selector matches nothing), or gone (410:
+        no longer polled): the feed's health as `status` and the page show it."""
+        if self.gone:
+            return "gone"
+        if self.consecutive_failures:
+            # A page whose selector matches nothing answers: it is unmatched, not down.
+            return "unmatched" if self.health == "unmatched" else "failing"
+        if self.last_checked is None:
+            return "new"
+        return "silent" if self.health == "silent" else "ok"

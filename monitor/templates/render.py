@@ -199,6 +199,18 @@ class Renderer:
         return template
 
 
+def page(context: Mapping[str, Any]) -> str:
+    """The HTML page of the HTTP endpoint (`page.html.j2`, not overridable), every value
+    cleaned and escaped as in an html message."""
+    return _page_template().render(cleaned(context))
+
+
+@cache
+def _page_template() -> Template:
+    source = (resources.files("monitor.templates") / "page.html.j2").read_text("utf-8")
+    return _environment("html").from_string(source)
+
+
 def _one_line(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 

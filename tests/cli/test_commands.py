@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,53 @@ def test_commands_that_do_not_poll_load_no_fetcher(
     result, modules = _probe(tmp_path, config, *args)
     assert result.returncode == 0, result.stderr + result.stdout
     assert modules.isdisjoint(POLLING), sorted(modules.intersection(POLLING))
+
+
+@pytest.mark.parametrize(
+    ("listen", "says"),
+    [
+        pytest.param("10.1.2.3:9108", "10.1.2.3 is not a loopback address", id="not-loopback"),
+        pytest.param("127.0.0.1", "not host:port", id="no-port"),
+    ],
+)
+def test_serve_listens_on_loopback_only(tmp_path: Path, listen: str, says: str) -> None:
+    """`serve --listen` takes what `http.listen` takes, and refuses the rest (exit 2)."""
+    config = write_config(tmp_path, {"wire": "http://127.0.0.1:9/feed.xml"})
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "serve", "--listen", listen],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert says in result.stderr
+
+
+def test_serve_on_a_taken_port_exits_2(tmp_path: Path) -> None:
+    """An address already in use is said in one line, exit 2."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, {"wire": "http://127.0.0.1:9/feed.xml"})
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "monitor",
+                "--config",
+                str(config),
+                "serve",
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"monitor: cannot listen on 127.0.0.1:{port}:" in result.stderr

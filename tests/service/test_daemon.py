@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
@@ -492,3 +493,34 @@ def test_the_daily_prune_forgets_old_items_and_logs_what_went(tmp_path: Path, st
     [pruned] = [e for e in logs if e["event"] == "store.pruned"]
     assert (pruned["items"], pruned["deliveries"], pruned["kept"]) == (2, 0, 0)
     assert [i.title for i in store.items()] == ["latest"]
+
+
+@pytest.mark.slow
+def test_run_serves_the_page_beside_its_metrics(tmp_path: Path, feed_server: FeedServer) -> None:
+    """With http.listen, `monitor run` serves the page and /events.atom as well as
+    /metrics and /healthz; the page shows the feed's health from the store."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    port = free_port()
+    config = write_config(tmp_path, {"wire": url}, http={"listen": f"127.0.0.1:{port}"})
+    base = f"http://127.0.0.1:{port}/"
+
+    def page() -> str:
+        with urllib.request.urlopen(base, timeout=5) as response:
+            assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+            return str(response.read().decode())
+
+    with Daemon(config) as daemon:
+        daemon.wait_for_log("http.listening")
+        daemon.wait_until(lambda: 'class="health-ok">ok' in page(), what="the feed shown ok")
+        html = page()
+        assert "<td>wire</td>" in html
+        assert url not in html
+        with urllib.request.urlopen(f"{base}events.atom", timeout=5) as response:
+            feed = feedparser.parse(response.read())
+        assert (feed.bozo, feed.feed.title, feed.entries) == (0, "monitor: events", [])
+        assert (
+            "monitor_feed_checks_total"
+            in urllib.request.urlopen(f"{base}metrics", timeout=5).read().decode()
+        )
+        with urllib.request.urlopen(f"{base}healthz", timeout=5) as health:
+            assert json.loads(health.read())["status"] == "ok"

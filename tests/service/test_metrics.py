@@ -19,7 +19,8 @@ from monitor.ingest.decide import Classified
 from monitor.ingest.entry import Entry
 from monitor.ingest.record import ingest
 from monitor.match.classify import Verdict
-from monitor.service.metrics import STALL_AFTER, STORAGE_FAILURES, Metrics, MetricsServer
+from monitor.service.http import HttpServer
+from monitor.service.metrics import STALL_AFTER, STORAGE_FAILURES, Metrics, wsgi_app
 from monitor.service.pipeline import UNRECORDED, FeedReport
 from monitor.store.store import Store
 
@@ -45,7 +46,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def served(store: Store) -> Iterator[tuple[Metrics, str, Ticks]]:
     ticks = Ticks()
     metrics = Metrics(store, clock=lambda: 1_790_000_000.0, monotonic=ticks)
-    server = MetricsServer(metrics, "127.0.0.1", 0).start()
+    server = HttpServer(wsgi_app(metrics), "127.0.0.1", 0).start()
     yield metrics, f"http://127.0.0.1:{server.port}", ticks
     server.stop()
 

@@ -754,3 +754,45 @@ def test_an_older_database_gains_tiers_and_waiting_alerts(store: Store) -> None:
     assert [d.confirm for d in event.deliveries] == [None, None]
     store.sync_feeds([("a", "https://a.example/rss")], tiers={"a": "agency"})
     assert [s.tier for s in store.events()[0].sources] == ["agency"]
+
+
+def test_coverage_counts_reports_per_story_per_day(store: Store) -> None:
+    """A report counts once, on the day it was published (never after it was seen);
+    copies, items about no story and days before `since` are left out."""
+    baseline(store, "a", "b")
+    two_days_ago = NOW - timedelta(days=2)
+    ingest(
+        store,
+        "a",
+        [
+            Classified(entry("old", "Monument news", published=NOW - timedelta(days=9)), UPDATE),
+            Classified(entry("e1", "Monument debate", published=two_days_ago), UPDATE),
+            Classified(entry("e2", "Monument site", published=None), milestone("site_selection")),
+            Classified(entry("e3", "Monument future", published=NOW + timedelta(days=3)), UPDATE),
+            Classified(entry("w", "Weather"), IRRELEVANT),
+        ],
+    )
+    copy = entry("e2-copy", "Monument site", url="https://news.example/e2", published=None)
+    ingest(store, "b", [Classified(copy, milestone("site_selection"))])
+    since = NOW - timedelta(days=5)
+    assert store.coverage(since) == {
+        STORY: {two_days_ago.date(): 1, NOW.date(): 2},
+    }
+    assert store.coverage(NOW + timedelta(days=1)) == {}
+
+
+def test_history_of_one_story(store: Store) -> None:
+    """`history(story=...)` reads that story's events and updates only."""
+    baseline(store, "a")
+    other = Verdict(story="other", milestone="unveiling", terms={"watch": ("x",)}, why="test")
+    ingest(
+        store,
+        "a",
+        [
+            Classified(entry("k1", "Monument unveiled"), milestone()),
+            Classified(entry("k2", "Other unveiled"), other),
+        ],
+    )
+    assert [e.story for e in store.history(story=STORY)] == [STORY]
+    assert [e.story for e in store.history(story="other")] == ["other"]
+    assert len(store.history()) == 2
