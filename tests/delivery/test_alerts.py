@@ -36,6 +36,7 @@ HOSTILE = (
 
 @pytest.fixture
 def third() -> Iterator[AlertReceiver]:
+    """A third receiver, for a third target."""
     server = AlertReceiver().start()
     yield server
     server.stop()
@@ -73,10 +74,13 @@ def third() -> Iterator[AlertReceiver]:
 def test_the_lead_is_the_first_sentence_never_the_title(
     title: str, text: str, lead: str | None
 ) -> None:
+    """The first sentence (not cut at an initial or a decimal point), read from after a
+    repeated headline; None without text or with only the headline."""
     assert lead_of(title, text) == lead
 
 
 def test_a_long_lead_is_cut_at_a_word_with_an_ellipsis() -> None:
+    """A first sentence over 200 characters is cut after a whole word, with an ellipsis."""
     text = "The ceremony " + "went on and on " * 30 + "until dusk. Then it ended."
     lead = lead_of("Monument unveiled", text)
     assert lead is not None
@@ -164,6 +168,7 @@ def test_matched_terms_only_for_a_target_that_asks(
     kind: str,
     fmt: str,
 ) -> None:
+    """`Matched:` is left out by default and written for a target with `explain: true`."""
     desk = desk_for(
         [
             {"name": "desk", "url": receiver.url, "format": fmt, "receive": ["alerts", "updates"]},
@@ -241,6 +246,7 @@ def test_a_json_target_gets_the_alert_as_an_object(
 def test_an_update_is_an_object_of_kind_update(
     desk_for: Callable[..., Desk], receiver: AlertReceiver
 ) -> None:
+    """An update's object says so: kind `update`, no milestone, label `Update`."""
     desk = desk_for([{"url": receiver.url, "receive": ["updates"]}])
     desk.news.report(FUNDRAISING, outlet="Interfax", summary="Donations go to upkeep. More.")
     assert desk.deliver().sent == 1
@@ -320,6 +326,7 @@ class _FormReceiver:
 
 
 def test_a_form_target_gets_the_alert_as_json_text(desk_for: Callable[..., Desk]) -> None:
+    """A form field holds text: form:// gets the object as JSON in its `alert` field."""
     form = _FormReceiver()
     try:
         desk = desk_for([{"name": "form", "url": form.url}])
