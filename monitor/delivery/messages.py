@@ -112,7 +112,7 @@ def lead_of(title: str, text: str, limit: int = LEAD_MAX_CHARS) -> str | None:
     """
     flat = _LEAD_SPACES.sub(" ", text).strip()
     heading = _LEAD_SPACES.sub(" ", title).strip()
-    if heading and flat.casefold().startswith(heading.casefold()):
+    if heading and flat[: len(heading)].casefold() == heading.casefold():
         flat = flat[len(heading) :].lstrip(_LEAD_TRIM)
     if not flat or flat.casefold() == heading.casefold():
         return None
