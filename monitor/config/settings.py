@@ -372,6 +372,8 @@ class TargetConfig(_Section):
     confirm: int | None = Field(default=None, ge=2)
     """A milestone alert waits until this many distinct outlets, or one `official` or
     `agency` source, have reported the milestone (other targets are told at once)."""
+    explain: bool = False
+    """Its alerts and updates end with the terms that matched (`Matched: ...`)."""
     _label: str = PrivateAttr(default="")
 
     @model_validator(mode="after")

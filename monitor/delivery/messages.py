@@ -13,10 +13,12 @@ others. Their times are written when they are queued, in `digest.timezone`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
 
+from monitor.core.safetext import cap, cleaned
 from monitor.match.rules import Story
 from monitor.store.views import (
     DEFAULT_TIER,
@@ -31,15 +33,18 @@ from monitor.store.views import (
 from monitor.templates.render import Format, Message, Renderer, plural
 
 __all__ = [
+    "LEAD_MAX_CHARS",
     "UPDATE_LABEL",
     "Message",
     "alert_context",
+    "alert_data",
     "corroboration",
     "corroboration_line",
     "dead_letter_context",
     "digest_context",
     "first_reports",
     "health_context",
+    "lead_of",
     "local_time",
     "milestone_label",
     "notice_context",
@@ -63,23 +68,66 @@ def local_time(moment: datetime, tz: tzinfo) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
-def alert_context(event: EventView, story: Story | None, tz: tzinfo) -> dict[str, Any]:
-    """The names an alert template can use (see render.SAMPLES["alert"])."""
+def alert_context(
+    event: EventView, story: Story | None, tz: tzinfo, *, explain: bool = False
+) -> dict[str, Any]:
+    """The names an alert template can use (see render.SAMPLES["alert"]); `explain`
+    is the target's wish to see the matched terms."""
     return {
         "label": milestone_label(story, event.milestone),
         "milestone": event.milestone,
-        **_report_context(event, story, tz),
+        **_report_context(event, story, tz, explain),
     }
 
 
-def update_context(update: UpdateAlertView, story: Story | None, tz: tzinfo) -> dict[str, Any]:
+def update_context(
+    update: UpdateAlertView, story: Story | None, tz: tzinfo, *, explain: bool = False
+) -> dict[str, Any]:
     """The names an update template can use (see render.SAMPLES["update"]): an alert's,
     labelled as an update, with no milestone."""
-    return {"label": UPDATE_LABEL, "milestone": None, **_report_context(update, story, tz)}
+    return {
+        "label": UPDATE_LABEL,
+        "milestone": None,
+        **_report_context(update, story, tz, explain),
+    }
+
+
+LEAD_MAX_CHARS = 200
+"""The longest lead an alert shows: a first sentence longer than this is cut."""
+
+# A sentence ends at . ! ? or … (and any closing quotes or brackets), before a space and
+# a capital letter, a digit or an opening quote: "1.5 million" and "e.g. the" go on.
+_SENTENCE_END = re.compile(r"[.!?…][\"'»”’)\]]*\s+(?=[\"'«“‘(\[]?[^\W_a-zа-яё])")
+_INITIAL = re.compile(r"(?:^|\s)\w\.$")
+_LEAD_SPACES = re.compile(r"\s+")
+_LEAD_TRIM = " \t\n.,;:!?-–—|·•"
+
+
+def lead_of(title: str, text: str, limit: int = LEAD_MAX_CHARS) -> str | None:
+    """What a report says first, for an alert under its headline: the first sentence
+    of its text, or its first `limit` characters cut at a word with an ellipsis.
+
+    A text that starts with the headline (feeds often repeat it) is read from after it,
+    so the lead never repeats the title; None when nothing is left, or no text at all.
+    """
+    flat = _LEAD_SPACES.sub(" ", text).strip()
+    heading = _LEAD_SPACES.sub(" ", title).strip()
+    if heading and flat[: len(heading)].casefold() == heading.casefold():
+        flat = flat[len(heading) :].lstrip(_LEAD_TRIM)
+    if not flat or flat.casefold() == heading.casefold():
+        return None
+    for end in _SENTENCE_END.finditer(flat):
+        sentence = flat[: end.start() + 1]
+        if len(sentence) > limit:
+            break
+        if _INITIAL.search(sentence):  # "V. Putin": an initial, not a sentence's end
+            continue
+        return flat[: end.end()].rstrip()
+    return cap(flat, limit)
 
 
 def _report_context(
-    event: EventView | UpdateAlertView, story: Story | None, tz: tzinfo
+    event: EventView | UpdateAlertView, story: Story | None, tz: tzinfo, explain: bool
 ) -> dict[str, Any]:
     first = event.sources[0] if event.sources else None
     outlet = event.outlet or (first.outlet or first.feed if first else None)
@@ -89,14 +137,61 @@ def _report_context(
         "story": story.name if story else event.story,
         "story_id": event.story,
         "title": event.title,
+        "lead": lead_of(event.title, event.summary),
         "outlet": outlet,
         "url": event.url,
         "created_at": local_time(event.created_at, tz),
+        "published": local_time(event.published, tz) if event.published else None,
+        "explain": explain,
         "terms": sorted({term for found in event.terms.values() for term in found}),
         "also": {"outlets": others, "languages": languages} if others > 0 else None,
         "sources": [_source(s, tz) for s in event.sources[1:]],
         "corroboration": corroboration(event.sources, tz),
     }
+
+
+def alert_data(event: EventView | UpdateAlertView, story: Story | None) -> dict[str, Any]:
+    """The alert or update as one object for a system to route on: what a json:// or
+    form:// target receives under `alert`, beside apprise's title and message. Times
+    are ISO 8601 in UTC; `sources` are all its reports, first first."""
+    context = _report_context(event, story, UTC, explain=False)
+    data: dict[str, Any] = cleaned(
+        {
+            "kind": "milestone" if event.milestone is not None else "update",
+            "story": event.story,
+            "story_name": context["story"],
+            "milestone": event.milestone,
+            "label": (
+                milestone_label(story, event.milestone)
+                if event.milestone is not None
+                else UPDATE_LABEL
+            ),
+            "title": event.title,
+            "url": event.url,
+            "lead": context["lead"],
+            "outlet": context["outlet"],
+            "published": _iso(event.published),
+            "first_seen": _iso(event.created_at),
+            "sources": [
+                {
+                    "outlet": source.outlet or source.feed,
+                    "url": source.url,
+                    "lang": source.lang,
+                    "tier": source.tier,
+                    "seen_at": _iso(source.seen_at),
+                }
+                for source in event.sources
+            ],
+        }
+    )
+    return data
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """`2026-11-30T07:02:00Z`, or None."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def corroboration(sources: Sequence[SourceView], tz: tzinfo) -> dict[str, Any] | None:

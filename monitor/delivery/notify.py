@@ -6,6 +6,12 @@ target's own. Nothing here retries or remembers: the outbox does both
 (`monitor.delivery.outbox` decides, its rows live in the store), so a send that fails
 here is tried again later, by this process or the next one.
 
+A json:// or form:// target (and jsons://, forms://) receives an alert or update also as
+one object, `alert` in the payload beside apprise's `title` and `message` (a JSON
+object; for a form, a field holding its JSON text): apprise's payload extras (what the
+URL's `:key=value` arguments set) are set on the target's plugin for each send, the
+URL's own extras kept.
+
 apprise does not hand back response headers, so a `Retry-After` cannot be read; what
 it does log is the HTTP status (`error=429.`), which the outbox uses to wait longer
 after a rate limit.
@@ -13,15 +19,18 @@ after a rate limit.
 
 from __future__ import annotations
 
+import json
 import re
 import smtplib
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 import apprise
+from apprise.plugins.custom_form import NotifyForm
+from apprise.plugins.custom_json import NotifyJSON
 from apprise.plugins.email import NotifyEmail
 
 from monitor.config.settings import TargetConfig
@@ -30,6 +39,9 @@ from monitor.templates.render import Message
 
 PluginFactory = Callable[[TargetConfig], Any]
 """Builds the apprise plugin for a target (tests tune throttling or endpoints here)."""
+
+STRUCTURED_KEY = "alert"
+"""The payload key under which a json:// or form:// target receives the structured alert."""
 
 _HTTP_STATUS = re.compile(r"error=(\d{3})\b")
 
@@ -108,6 +120,8 @@ class AppriseSender:
     ) -> None:
         self._targets = {t.label: t for t in targets}
         self._clients: dict[str, Any] = {}
+        self._extras: dict[str, tuple[Any, dict[str, Any]]] = {}
+        """For a target with payload extras: its plugin and the extras its URL set."""
         self._stdout = stdout
         self._factory = plugin_factory
 
@@ -124,6 +138,12 @@ class AppriseSender:
             if plugin is None or not client.add(plugin):
                 return SendOutcome(False, "apprise rejected the URL")
             self._clients[target] = client
+            if isinstance(plugin, NotifyJSON | NotifyForm):
+                self._extras[target] = (plugin, dict(plugin.payload_extras))
+        carrier = self._extras.get(target)
+        if carrier is not None:
+            plugin, own = carrier
+            plugin.payload_extras = {**own, **_structured(plugin, message.data)}
         try:
             result = client.notify(
                 title=message.title,
@@ -138,6 +158,16 @@ class AppriseSender:
         stream = self._stdout or sys.stdout
         print(f"=== {message.title} ===\n{message.body}", file=stream, flush=True)
         return SendOutcome(True)
+
+
+def _structured(plugin: Any, data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The payload extra carrying `data`: a nested object for JSON, its JSON text for a
+    form (a form field holds text); none for a message without data."""
+    if data is None:
+        return {}
+    if isinstance(plugin, NotifyJSON):
+        return {STRUCTURED_KEY: dict(data)}
+    return {STRUCTURED_KEY: json.dumps(data, ensure_ascii=False)}
 
 
 def _outcome(result: Any) -> SendOutcome:

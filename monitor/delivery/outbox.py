@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -36,6 +36,7 @@ from monitor.core.clock import Clock, span
 from monitor.delivery import policy, routing
 from monitor.delivery.messages import (
     alert_context,
+    alert_data,
     dead_letter_context,
     digest_context,
     notice_message,
@@ -205,13 +206,20 @@ class Outbox:
     ) -> Message:
         fmt: Format = target.message_format if target else "text"
         tz = self._tz(target)
+        explain = target.explain if target else False
         if claim.kind == "alert" and event is not None:
             story = self._stories.get(event.story)
-            return self.renderer.render("alert", fmt, alert_context(event, story, tz))
+            context = alert_context(event, story, tz, explain=explain)
+            message = self.renderer.render("alert", fmt, context)
+            return replace(message, data=alert_data(event, story))
         if claim.kind == "update" and claim.item_id is not None:
-            return self.renderer.render("update", fmt, self._alert(None, claim.item_id, tz))
+            update = self.store.update_alert(claim.item_id)
+            story = self._stories.get(update.story)
+            context = update_context(update, story, tz, explain=explain)
+            message = self.renderer.render("update", fmt, context)
+            return replace(message, data=alert_data(update, story))
         if claim.kind == "summary":
-            alerts = [self._alert(e, i, tz) for e, i in self.store.folded(claim.id)]
+            alerts = [self._alert(e, i, tz, explain) for e, i in self.store.folded(claim.id)]
             limit = target.max_per_hour if target and target.max_per_hour else len(alerts)
             context = summary_context(claim.target, limit, alerts)
             return self.renderer.render("summary", fmt, context)
@@ -219,14 +227,16 @@ class Outbox:
             return self.digest_message(claim.story, claim.since, claim.until, fmt, tz)
         return notice_message(self.renderer, fmt, claim.title, claim.body)
 
-    def _alert(self, event_id: int | None, item_id: int | None, tz: ZoneInfo) -> dict[str, Any]:
+    def _alert(
+        self, event_id: int | None, item_id: int | None, tz: ZoneInfo, explain: bool
+    ) -> dict[str, Any]:
         """The context of a milestone alert (an event) or of an update (its first item)."""
         if event_id is not None:
             event = self.store.event(event_id)
-            return alert_context(event, self._stories.get(event.story), tz)
+            return alert_context(event, self._stories.get(event.story), tz, explain=explain)
         assert item_id is not None
         update = self.store.update_alert(item_id)
-        return update_context(update, self._stories.get(update.story), tz)
+        return update_context(update, self._stories.get(update.story), tz, explain=explain)
 
     def digest_message(
         self, story_id: str, since: datetime, until: datetime, fmt: Format, tz: ZoneInfo

@@ -247,6 +247,8 @@ def _event_view(session: Session, row: Event) -> EventView:
         sources=_distinct_sources(reports),
         deliveries=deliveries,
         terms=terms,
+        summary=first.summary if first else "",
+        published=utc(first.published) if first and first.published else None,
     )
 
 
@@ -275,6 +277,8 @@ def _update_view(session: Session, item: Item, feed_name: str, tier: str | None)
         sources=_distinct_sources([(item, feed_name, tier), *members]),
         deliveries=[_delivery_view(d) for d in deliveries],
         terms=json.loads(item.terms) if item.terms else {},
+        summary=item.summary,
+        published=utc(item.published) if item.published else None,
     )
 
 

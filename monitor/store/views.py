@@ -154,6 +154,10 @@ class _Reported:
     deliveries: list[DeliveryView]
     terms: dict[str, list[str]] = field(default_factory=dict)
     """The terms that matched in the first report, by rule."""
+    summary: str = ""
+    """The first report's text (its summary or lead as the feed gave it, as plain text)."""
+    published: datetime | None = None
+    """When the first report says it was published, if it says."""
 
     @property
     def languages(self) -> list[str]:

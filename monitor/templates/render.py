@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any, Literal, get_args
@@ -52,6 +52,9 @@ class Message:
     title: str
     body: str
     format: Format = "text"
+    data: Mapping[str, Any] | None = field(default=None, compare=False)
+    """What an alert or update is, as one object (`messages.alert_data`), for a target
+    that carries structured fields (json://, form://); None for other messages."""
 
 
 # -- escaping -------------------------------------------------------------------
@@ -223,9 +226,12 @@ _SAMPLE_EVENT: dict[str, Any] = {
     "story": "Monument to North Korean soldiers in the Kursk region",
     "story_id": "kursk-kpa-monument",
     "title": "Monument to North Korean soldiers unveiled in Kursk region",
+    "lead": "The governor opened the monument at a ceremony attended by veterans.",
     "outlet": "TASS",
     "url": "https://tass.example/society/1",
     "created_at": "2026-11-27 14:05 MSK",
+    "published": "2026-11-27 14:01 MSK",
+    "explain": True,
     "terms": ["monument", "north korean", "kursk", "unveiled"],
     "also": {"outlets": 2, "languages": 2},
     "sources": [
@@ -277,6 +283,7 @@ _SAMPLE_UPDATE: dict[str, Any] = {
     "label": "Update",
     "milestone": None,
     "title": "Kursk region starts fundraising for monument to North Korean soldiers",
+    "lead": "Donations will go to the monument's upkeep.",
     "outlet": "Interfax",
     "url": "https://interfax.example/3",
     "terms": ["monument", "north korean", "kursk"],

@@ -459,6 +459,12 @@ TARGET = BASE.replace(
             id="cap",
         ),
         pytest.param(
+            TARGET.format("    explain: sometimes\n"),
+            "notify[0].explain",
+            "valid boolean",
+            id="explain",
+        ),
+        pytest.param(
             TARGET.format("    format: rtf\n"),
             "notify[0].format",
             "'text', 'markdown' or 'html'",

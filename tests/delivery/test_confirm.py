@@ -159,7 +159,8 @@ def test_a_silent_event_queues_no_waiting_alert(
 
 def test_the_readme_alert_is_the_one_rendered() -> None:
     """README's plain-text alert is what the shipped template writes for its event: the
-    governor's post first, then TASS and a press outlet, in Moscow time."""
+    post's lead (its first sentence after the headline it repeats), then the governor's
+    post first, TASS and a press outlet, in Moscow time; no matched terms by default."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     section = text[text.index("### Alerts to Slack and email") :]
     [example] = re.findall(r"```text\n(.*?)```", section[: section.index("### Source tiers")], re.S)
@@ -192,6 +193,10 @@ def test_the_readme_alert_is_the_one_rendered() -> None:
         sources=sources,
         deliveries=[],
         terms={"watch": ["монумент", "КНДР"], "site": ["Курске"], "done": ["открыли"]},
+        summary=(
+            f"{headline}. Губернатор открыл памятник воинам КНДР, участвовавшим в "
+            "освобождении Курской области. На церемонии были ветераны."
+        ),
     )
     config = load_config(REPO / "config.yaml", env={})
     story = next(s for s in config.stories if s.id == STORY)

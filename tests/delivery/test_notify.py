@@ -25,7 +25,7 @@ HOSTILE = '<!channel> <@U1> <https://evil.example|x> <script>alert(1)</script> &
 
 def hostile_alert() -> dict[str, object]:
     context = copy.deepcopy(SAMPLES["alert"])
-    context.update(title=f"Monument unveiled {HOSTILE}", outlet=HOSTILE)
+    context.update(title=f"Monument unveiled {HOSTILE}", outlet=HOSTILE, lead=HOSTILE)
     context["corroboration"]["first"].update(outlet=HOSTILE)
     return context
 
@@ -38,7 +38,8 @@ def slack() -> AlertReceiver:
 
 
 def test_slack_payload_is_readable_mrkdwn(slack: AlertReceiver) -> None:
-    """Slack gets mrkdwn with the label, story, linked headline, outlet and other reports."""
+    """Slack gets mrkdwn with the label, story, linked headline, outlet, the lead and the
+    other reports."""
     target = TargetConfig(url=SLACK_URL, name="slack")
     sender = AppriseSender([target], plugin_factory=loopback_plugins(slack.base))
     message = Renderer().render("alert", target.message_format, SAMPLES["alert"])
@@ -48,11 +49,12 @@ def test_slack_payload_is_readable_mrkdwn(slack: AlertReceiver) -> None:
     assert payload["mrkdwn"] is True
     [attachment] = payload["attachments"]
     assert attachment["title"] == "Unveiled: Monument to North Korean soldiers in the Kursk region"
-    assert attachment["text"].splitlines()[:4] == [
+    assert [line for line in attachment["text"].splitlines() if line][:5] == [
         "*Unveiled* · Monument to North Korean soldiers in the Kursk region",
         "<https://tass.example/society/1"
         "|Monument to North Korean soldiers unveiled in Kursk region>",
         "TASS · 2026-11-27 14:05 MSK",
+        "The governor opened the monument at a ceremony attended by veterans.",
         "First: <https://tass.example/society/1|TASS> (agency) 14:05; "
         "<https://ria.example/1|RIA Novosti> (agency) 14:20, "
         "<https://kp.example/2|Kursk Pravda> 15:10; 3 outlets, 2 languages",

@@ -54,10 +54,18 @@ class Newsroom:
         url: str | None = None,
         outlet: str | None = None,
         lang: str = "en",
+        summary: str = "",
     ) -> IngestResult:
         """One relevant report of the story (a milestone when `milestone` is given)."""
         verdict = Verdict(STORY, milestone, {"watch": ("monument",)}, "test")
-        return self.file(feed or self.config.feeds[0].name, [(title, verdict)], url, outlet, lang)
+        return self.file(
+            feed or self.config.feeds[0].name,
+            [(title, verdict)],
+            url,
+            outlet,
+            lang,
+            summary=summary,
+        )
 
     def file(
         self,
@@ -66,6 +74,8 @@ class Newsroom:
         url: str | None = None,
         outlet: str | None = None,
         lang: str = "en",
+        *,
+        summary: str = "",
     ) -> IngestResult:
         now = self.clock()
         classified = []
@@ -76,7 +86,7 @@ class Newsroom:
                 key=key,
                 url=url or f"https://news.example/{key}",
                 title=title,
-                summary="",
+                summary=summary,
                 published=now - timedelta(minutes=5),
                 outlet=outlet,
                 lang=lang,
