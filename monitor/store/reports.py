@@ -7,8 +7,10 @@ import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
+from typing import Any, Protocol
 
-from sqlalchemy import func
+from sqlalchemy import Select, func
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from monitor.core.errors import StoreError
@@ -38,11 +40,23 @@ class ReportStore(Database):
         counted once per link (an edited version of a report shown is not "one more").
         """
         with self._read() as session:
-            base = (
-                select(Item, Feed.name)
+            # The columns shown, not whole items: a story's period can hold thousands of
+            # reports, each with its full text and signature.
+            base: Select[*tuple[Any, ...]] = (
+                select_columns(
+                    col(Item.id),
+                    col(Item.cluster_id),
+                    col(Item.event_id),
+                    col(Item.title),
+                    col(Item.url),
+                    col(Item.outlet),
+                    col(Item.lang),
+                    col(Item.seen_at),
+                    col(Feed.name).label("feed"),
+                )
                 .join(Feed, col(Feed.id) == col(Item.feed_id))
                 .where(
-                    Item.story == story,
+                    col(Item.story) == story,
                     col(Item.seen_at) >= since,
                     col(Item.seen_at) < until,
                     col(Item.duplicate_of).is_(None),
@@ -52,12 +66,17 @@ class ReportStore(Database):
             )
             updates: dict[int, UpdateView] = {}
             links: dict[int, set[str | None]] = {}
-            for item, feed in session.exec(base.where(col(Item.event_id).is_(None))).all():
-                assert item.id is not None
+            for item in session.execute(base.where(col(Item.event_id).is_(None))):
                 group = item.cluster_id or item.id
                 if group not in updates:
                     updates[group] = UpdateView(
-                        item.title, item.url, item.outlet, feed, item.lang, utc(item.seen_at), 0
+                        item.title,
+                        item.url,
+                        item.outlet,
+                        item.feed,
+                        item.lang,
+                        utc(item.seen_at),
+                        0,
                     )
                     links[group] = {item.url}
                 elif item.url is None or item.url not in links[group]:
@@ -72,13 +91,12 @@ class ReportStore(Database):
             # What each event already shows: its first report and its link.
             shown = {e.id: ({e.first_item_id}, {e.url}) for e in events}
             later: dict[int, list[SourceView]] = {}
-            for item, feed in session.exec(base.where(col(Item.event_id).is_not(None))).all():
-                assert item.event_id is not None
+            for item in session.execute(base.where(col(Item.event_id).is_not(None))):
                 ids, urls = shown[item.event_id]
                 if item.id in ids or (item.url is not None and item.url in urls):
                     continue
                 urls.add(item.url)
-                later.setdefault(item.event_id, []).append(_source_view(item, feed))
+                later.setdefault(item.event_id, []).append(_source_view(item, item.feed))
             timeline = [_event_view(session, row) for row in events]
         by_id = {e.id: e for e in timeline}
         reports = [(by_id[event_id], sources) for event_id, sources in later.items()]
@@ -220,14 +238,26 @@ class ReportStore(Database):
 
 def _event_view(session: Session, row: Event) -> EventView:
     assert row.id is not None
-    statement = (
-        select(Item, Feed.name, Feed.tier)
+    # The columns a source line shows: a milestone's event can gather thousands of
+    # reports, and whole items would bring each one's text and signature along.
+    statement: Select[*tuple[Any, ...]] = (
+        select_columns(
+            col(Item.url),
+            col(Item.title),
+            col(Item.outlet),
+            col(Item.lang),
+            col(Item.seen_at),
+            col(Feed.name).label("feed"),
+            col(Feed.tier).label("tier"),
+        )
         .join(Feed, col(Feed.id) == col(Item.feed_id))
-        .where(Item.event_id == row.id)
+        .where(col(Item.event_id) == row.id)
         .order_by(col(Item.seen_at), col(Item.id))
     )
-    reports = session.exec(statement).all()
-    first = next((item for item, _, _ in reports if item.id == row.first_item_id), None)
+    reports = [(report, report.feed, report.tier) for report in session.execute(statement)]
+    first = session.get(Item, row.first_item_id) if row.first_item_id is not None else None
+    if first is not None and first.event_id != row.id:
+        first = None
     terms: dict[str, list[str]] = json.loads(first.terms) if first and first.terms else {}
     deliveries = [
         _delivery_view(d)
@@ -282,7 +312,7 @@ def _update_view(session: Session, item: Item, feed_name: str, tier: str | None)
     )
 
 
-def _distinct_sources(reports: Iterable[tuple[Item, str, str | None]]) -> list[SourceView]:
+def _distinct_sources(reports: Iterable[tuple[_Reported, str, str | None]]) -> list[SourceView]:
     """One source per link, the first report with it (its versions and copies with
     other text add none); reports without a link are each a source."""
     sources: list[SourceView] = []
@@ -302,7 +332,22 @@ def _delivery_view(row: Delivery) -> DeliveryView:
     )
 
 
-def _source_view(item: Item, feed_name: str, tier: str | None = None) -> SourceView:
+class _Reported(Protocol):
+    """What a source line shows of an item: a whole `Item`, or a row of these columns."""
+
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def outlet(self) -> str | None: ...
+    @property
+    def lang(self) -> str | None: ...
+    @property
+    def seen_at(self) -> datetime: ...
+
+
+def _source_view(item: _Reported, feed_name: str, tier: str | None = None) -> SourceView:
     return SourceView(
         url=item.url,
         title=item.title,
