@@ -28,13 +28,13 @@ import re
 
 from monitor.core.errors import NotAFeed
 from monitor.ingest.entry import ParsedFeed
-from monitor.ingest.read_feedparser import parse_with_feedparser
 from monitor.ingest.read_json import parse_json_feed
 from monitor.ingest.read_xml import parse_fast
 from monitor.ingest.sources import PageSource, Source, TelegramSource
 
 # The HTML source readers (and cssselect) are imported when a source needs them: a
-# child that reads only feeds never loads them.
+# child that reads only feeds never loads them. So is feedparser, when the fast path
+# first declines a document.
 
 __all__ = ["parse"]
 
@@ -67,9 +67,12 @@ def parse(
         return parse_json_feed(body, base_url)
     if _HTML_START.match(start):
         raise NotAFeed("an HTML page, not a feed")
-    return parse_fast(body, base_url, content_type) or parse_with_feedparser(
-        body, base_url, content_type
-    )
+    fast = parse_fast(body, base_url, content_type)
+    if fast is not None:
+        return fast
+    from monitor.ingest.read_feedparser import parse_with_feedparser  # noqa: PLC0415
+
+    return parse_with_feedparser(body, base_url, content_type)
 
 
 # --- what every document is checked for first ------------------------------------------------
