@@ -236,10 +236,11 @@ class ReportStore(Database):
         return {name: LatestItem(title, url, seen_at) for name, title, url, seen_at in rows}
 
 
-def _event_view(session: Session, row: Event) -> EventView:
-    assert row.id is not None
-    # The columns a source line shows: a milestone's event can gather thousands of
-    # reports, and whole items would bring each one's text and signature along.
+def _reports(session: Session, *where: Any) -> list[tuple[Any, str, str | None]]:
+    """The items matching `where`, oldest first, with their feed's name and tier, as
+    `_distinct_sources` reads them: only the columns a source line shows. An event or
+    a cluster can gather thousands of reports, and whole items would bring each one's
+    text and signature along."""
     statement: Select[*tuple[Any, ...]] = (
         select_columns(
             col(Item.url),
@@ -251,10 +252,15 @@ def _event_view(session: Session, row: Event) -> EventView:
             col(Feed.tier).label("tier"),
         )
         .join(Feed, col(Feed.id) == col(Item.feed_id))
-        .where(col(Item.event_id) == row.id)
+        .where(*where)
         .order_by(col(Item.seen_at), col(Item.id))
     )
-    reports = [(report, report.feed, report.tier) for report in session.execute(statement)]
+    return [(report, report.feed, report.tier) for report in session.execute(statement)]
+
+
+def _event_view(session: Session, row: Event) -> EventView:
+    assert row.id is not None
+    reports = _reports(session, col(Item.event_id) == row.id)
     first = session.get(Item, row.first_item_id) if row.first_item_id is not None else None
     if first is not None and first.event_id != row.id:
         first = None
@@ -285,12 +291,9 @@ def _event_view(session: Session, row: Event) -> EventView:
 def _update_view(session: Session, item: Item, feed_name: str, tier: str | None) -> UpdateAlertView:
     assert item.id is not None
     assert item.story is not None
-    members = session.exec(
-        select(Item, Feed.name, Feed.tier)
-        .join(Feed, col(Feed.id) == col(Item.feed_id))
-        .where(Item.cluster_id == (item.cluster_id or item.id), Item.id != item.id)
-        .order_by(col(Item.seen_at), col(Item.id))
-    ).all()
+    members = _reports(
+        session, col(Item.cluster_id) == (item.cluster_id or item.id), col(Item.id) != item.id
+    )
     deliveries = session.exec(
         select(Delivery)
         .where(Delivery.item_id == item.id, Delivery.kind == "update")
