@@ -19,13 +19,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import structlog
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+PAGE_PATHS = ("/", "/story/ID", "/events.atom")
 METRICS_PATHS = ("/metrics", "/healthz")
 
 
 def routes(page: WSGIApp | None = None, metrics: WSGIApp | None = None) -> WSGIApp:
     """`/`, `/story/ID`, `/events.atom` to `page`; `/metrics`, `/healthz` to `metrics`."""
     served = [
-        *(["/", "/story/ID", "/events.atom"] if page else []),
+        *(PAGE_PATHS if page else []),
         *(METRICS_PATHS if metrics else []),
     ]
     missing = f"not found: try {', '.join(served)}\n".encode()

@@ -43,7 +43,6 @@ from monitor.store.views import DEFAULT_TIER, WAITING, EventView, FeedView, Upda
 from monitor.templates.render import page as render_page
 from monitor.templates.render import web_url
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Redact = Callable[[str], str]
 
 CHART_DAYS = 30
@@ -55,7 +54,6 @@ ATOM_ENTRIES = 50
 ERROR_CHARS = 160
 """The most of an error text the page shows."""
 ATOM = "http://www.w3.org/2005/Atom"
-PATHS = ("/", "/story/ID", "/events.atom")
 
 _STORY_PATH = re.compile(r"^/story/([^/]+)/?$")
 _BAR_WIDTH, _BAR_GAP, _CHART_HEIGHT, _CHART_TOP, _CHART_LEFT = 16, 4, 120, 16, 36
