@@ -329,13 +329,15 @@ def place(
             batch[s.id] = (cluster_id, signature)
             for key in row.bands:
                 batch_bands.setdefault((story, key), []).append(s.id)
-        title = _headline(entry)
+        title, sig = _headline(entry), row.signature
         if verdict.milestone is None:
             update = None
             if cluster_id == s.id and not row.silent:
                 update = told(story, None)
             placements.append(
-                Placement(s.id, story, cluster_id, indexed, update=update, title=title)
+                Placement(
+                    s.id, story, cluster_id, indexed, update=update, title=title, signature=sig
+                )
             )
             continue
         event = EventIntent(
@@ -351,7 +353,9 @@ def place(
             if row.silent or confirming is None
             else confirming(story, verdict.milestone),
         )
-        placements.append(Placement(s.id, story, cluster_id, indexed, event=event))
+        placements.append(
+            Placement(s.id, story, cluster_id, indexed, event=event, signature=row.signature)
+        )
     return placements
 
 

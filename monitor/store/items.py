@@ -16,10 +16,13 @@ milestone at once only the one whose insert creates the event queues its alerts.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, func, or_, select, update
@@ -27,7 +30,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, Statement
 from sqlmodel import Session
 
 from monitor.core.errors import StoreError
-from monitor.store.engine import Database, rowcount, short
+from monitor.store.engine import Database, rowcount, short, utc
 from monitor.store.feeds import ok_values
 from monitor.store.migrations import CLUSTER_WINDOW
 from monitor.store.tables import BAND_TABLE as _BAND
@@ -74,12 +77,9 @@ _FIRST_BY_CONTENT = (
 _BAND_HITS = select(_BAND.c.key, _BAND.c.item_id).where(
     _BAND.c.key.in_(bindparam("keys", expanding=True))
 )
-_SIGNED = select(_ITEM.c.id, _ITEM.c.story, _ITEM.c.cluster_id, _ITEM.c.signature).where(
-    _ITEM.c.id.in_(bindparam("ids", expanding=True)),
-    _ITEM.c.signature.is_not(None),
-    _ITEM.c.seen_at >= bindparam("since"),
-)
-_INSERT_BAND = _BAND.insert()
+_SIGNED = select(
+    _ITEM.c.id, _ITEM.c.story, _ITEM.c.cluster_id, _ITEM.c.seen_at, _ITEM.c.signature
+).where(_ITEM.c.id.in_(bindparam("ids", expanding=True)), _ITEM.c.signature.is_not(None))
 _INSERT_DELIVERY = _DELIVERY.insert()
 _EVENT_IDS = select(_EVENT.c.story, _EVENT.c.milestone, _EVENT.c.id)
 _EVENT_ID = select(_EVENT.c.id).where(
@@ -127,6 +127,8 @@ _RELEASE = (
     )
     .values(status=PENDING, created_at=bindparam("now"), next_attempt_at=bindparam("now"))
 )
+SIGNED_CACHE = 8192
+"""Stored signatures an ingesting process keeps (`SignedCache`): about 5 MB."""
 _LOOKUP_CHUNK = 400
 """Keys or links per lookup statement: well under any database's limit on parameters."""
 _T = TypeVar("_T")
@@ -163,6 +165,46 @@ class Candidates:
     """(story, band key) → the ids of the items that have that band."""
     signed: Mapping[int, tuple[int | None, bytes]] = field(default_factory=dict)
     """Item id → (its cluster, its packed signature), for items with a signature."""
+
+
+Signed = tuple[str, int | None, datetime, bytes]
+"""A stored relevant item as clustering reads it: story, cluster, seen at, signature."""
+
+
+class SignedCache:
+    """The signatures of relevant items this process has committed or read, by id.
+
+    On the day of a surge each new report has hundreds of stored candidates, nearly all
+    of them written or read by this process's earlier ingests: reading each one's row
+    again (its signature, story, cluster) was a third of an ingest. What is kept never
+    changes once committed: an item's signature, story, cluster and arrival are written
+    in the transaction that inserts it, and only migrations, which run before ingests,
+    rewrite them. Entries are learned only after the transaction that wrote or read
+    them committed, so a rolled-back insert, whose id may be given again, is never
+    kept. The oldest learned entry goes first once `size` are kept.
+    """
+
+    def __init__(self, size: int = SIGNED_CACHE) -> None:
+        self._size = size
+        self._entries: dict[int, Signed] = {}
+        self._lock = threading.Lock()
+
+    def get(self, item_id: int) -> Signed | None:
+        return self._entries.get(item_id)
+
+    def learn(self, entries: Mapping[int, Signed]) -> None:
+        with self._lock:
+            kept = self._entries
+            kept.update(entries)
+            for oldest in list(islice(kept, max(len(kept) - self._size, 0))):
+                del kept[oldest]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 # -- intents: what the ingest transaction writes -----------------------------------
@@ -223,6 +265,8 @@ class Placement:
     the targets of its update (maybe none)."""
     title: str = ""
     """The headline an update carries."""
+    signature: bytes | None = None
+    """The item's packed signature, as inserted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +324,9 @@ class IngestTransaction:
         self.baseline = baseline
         """The feed's first fetch: its items are recorded silently."""
         self.skipped: list[SkippedItem] = []
+        self.learned: dict[int, Signed] = {}
+        """Signatures this transaction read or wrote: `SignedCache` learns them once it
+        has committed."""
 
     # -- facts --
 
@@ -325,7 +372,8 @@ class IngestTransaction:
     def candidates(self, bands: Mapping[str, Collection[int]], now: datetime) -> Candidates:
         """The stored items of each story sharing any of its band keys, seen within the
         clustering window: an indexed lookup of a few hundred keys, then the items
-        found, by id (those of another story, or older, are left out)."""
+        found, by id (those of another story, or older, are left out), from this
+        process's `SignedCache` or else read."""
         hits: dict[int, list[int]] = {}
         keys = sorted({key for wanted in bands.values() for key in wanted})
         for chunk in _chunks(keys):
@@ -333,19 +381,28 @@ class IngestTransaction:
             # reads hundreds of band hits per item.
             for key, item_id in self._db.execute(_BAND_HITS, {"keys": chunk}).all():
                 hits.setdefault(key, []).append(item_id)
-        ids = sorted({i for found in hits.values() for i in found})
-        signed: dict[int, tuple[int | None, bytes]] = {}
-        story_of: dict[int, str] = {}
+        cache = self._store.signed_cache
+        found: dict[int, Signed] = {}
+        missing = []
+        for item_id in sorted({i for ids in hits.values() for i in ids}):
+            known = cache.get(item_id)
+            if known is None:
+                missing.append(item_id)
+            else:
+                found[item_id] = known
+        for chunk in _chunks(missing):
+            for item_id, story, cluster_id, seen_at, packed in self._db.execute(
+                _SIGNED, {"ids": chunk}
+            ).all():
+                found[item_id] = self.learned[item_id] = (story, cluster_id, utc(seen_at), packed)
         since = now - CLUSTER_WINDOW
-        for chunk in _chunks(ids):
-            found = self._db.execute(_SIGNED, {"ids": chunk, "since": since}).all()
-            for item_id, story, cluster_id, packed in found:
-                signed[item_id] = (cluster_id, packed)
-                story_of[item_id] = story
+        signed = {i: (f[1], f[3]) for i, f in found.items() if f[2] >= since}
         by_band: dict[tuple[str, int], tuple[int, ...]] = {}
         for story, wanted in bands.items():
             for key in wanted:
-                holders = tuple(i for i in hits.get(key, ()) if story_of.get(i) == story)
+                holders = tuple(
+                    i for i in hits.get(key, ()) if i in signed and found[i][0] == story
+                )
                 if holders:
                     by_band[(story, key)] = holders
         return Candidates(by_band, signed)
@@ -414,13 +471,7 @@ class IngestTransaction:
     def place(self, placements: Sequence[Placement], now: datetime) -> Placed:
         """Write each placement, in order: bands, clusters, events created or joined,
         and the deliveries of the alerts and updates it was decided to send."""
-        bands = [
-            {"story": p.story, "key": key, "item_id": p.item_id, "seen_at": now}
-            for p in placements
-            for key in p.bands
-        ]
-        if bands:
-            self._db.execute(_INSERT_BAND, bands)
+        self._index(placements, now)
         events: list[tuple[str, str]] = []
         attached = 0
         deliveries: list[dict[str, Any]] = []
@@ -462,6 +513,19 @@ class IngestTransaction:
             self._db.execute(_SET_CLUSTER_AND_EVENT, with_events)
         due = sum(1 for d in deliveries if d["status"] == PENDING)
         return Placed(events, attached, due, touched)
+
+    def _index(self, placements: Sequence[Placement], now: datetime) -> None:
+        """Write the placed items' band keys, and remember their signatures."""
+        seen_at = self._store.band_time(now)
+        bands = [(p.story, key, p.item_id, seen_at) for p in placements for key in p.bands]
+        if bands:
+            # The driver's executemany, with the rows as plain tuples: a surge writes
+            # about twenty band rows per relevant item, and SQLAlchemy's per-row
+            # parameter handling cost more than the database's insert of them.
+            self._db.exec_driver_sql(self._store.insert_band_sql, bands)
+        for p in placements:
+            if p.signature is not None:
+                self.learned[p.item_id] = (p.story, p.cluster_id, now, p.signature)
 
     def waiting(self, event_ids: Collection[int]) -> list[Waiting]:
         """The alerts of these events waiting for confirmation, oldest first. The events'
@@ -600,7 +664,33 @@ class ItemStore(Database):
         transaction it may share with other feeds' ingests waiting at the same moment,
         and whose commit it returns after (group commit, `Database._grouped`). Raising,
         it leaves nothing written."""
-        return self._grouped(lambda session: work(self._transaction(session, name)))
+        transactions: list[IngestTransaction] = []
+
+        def run(session: Session) -> _T:
+            transactions.append(self._transaction(session, name))
+            return work(transactions[-1])
+
+        result = self._grouped(run)  # raises unless committed: nothing is learned then
+        self.signed_cache.learn(transactions[-1].learned)
+        return result
+
+    @functools.cached_property
+    def insert_band_sql(self) -> str:
+        """INSERT of one band row in the driver's own SQL (`IngestTransaction._index`)."""
+        mark = "?" if self._sqlite else "%s"
+        columns = ("story", "key", "item_id", "seen_at")
+        return f"INSERT INTO {_BAND.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * 4)})"
+
+    def band_time(self, moment: datetime) -> Any:
+        """`moment` as the driver takes it for `cluster_band.seen_at` (SQLite stores a
+        string SQLAlchemy formats)."""
+        process = _BAND.c.seen_at.type.bind_processor(self.engine.dialect)
+        return moment if process is None else process(moment)
+
+    @functools.cached_property
+    def signed_cache(self) -> SignedCache:
+        """Signatures this process's ingests committed or read (`SignedCache`)."""
+        return SignedCache()
 
     def _transaction(self, session: Session, name: str) -> IngestTransaction:
         db = session.connection()

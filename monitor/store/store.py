@@ -78,3 +78,4 @@ class Store(FeedStore, ItemStore, OutboxStore, ReportStore, RetentionStore):
                 if name not in done:
                     step(session, self._derive)
                     session.add(Migration(name=name, applied_at=datetime.now(UTC)))
+        self.signed_cache.clear()  # a migration may have signed the window again

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
 from monitor.core.errors import StoreError
 from monitor.ingest import record
@@ -14,6 +14,7 @@ from monitor.ingest.decide import Classified
 from monitor.ingest.entry import Entry
 from monitor.ingest.identity import MAX_VERSIONS
 from monitor.match.classify import Verdict
+from monitor.store.items import IngestTransaction, SignedCache
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.store import Store
 from tests.support.postgres import schema_url
@@ -796,3 +797,84 @@ def test_history_of_one_story(store: Store) -> None:
     assert [e.story for e in store.history(story=STORY)] == [STORY]
     assert [e.story for e in store.history(story="other")] == ["other"]
     assert len(store.history()) == 2
+
+
+def _signature_reads(store: Store) -> list[int]:
+    """How many statements have read stored signatures since this was called."""
+    counted = [0]
+
+    def before(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "signature" in statement:
+            counted[0] += 1
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    return counted
+
+
+def test_a_process_reads_a_stored_signature_once(store: Store) -> None:
+    """Signatures an ingest wrote, or read, are not read again by the same process: a
+    surge compares each report with hundreds it stored moments before. Another
+    process (another store on the database) reads them once, and its rewrites still
+    join the wire story."""
+    baseline(store, "wire", "agency", "paper")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)])
+    reads = _signature_reads(store)
+    ingest(store, "agency", [Classified(entry("r", "Site proposed", summary=REWRITE), UPDATE)])
+    assert reads[0] == 0
+    other = Store.open(store.engine.url.render_as_string(hide_password=False))
+    try:
+        other_reads = _signature_reads(other)
+        again = entry("p", "Site proposed", summary=REWRITE.replace("Tuesday", "Monday"))
+        ingest(other, "paper", [Classified(again, UPDATE)])
+        assert other_reads[0] == 1
+        later = entry("p2", "Site proposed", summary=WIRE.replace("Tuesday", "Monday"))
+        ingest(other, "paper", [Classified(later, UPDATE)])
+        assert other_reads[0] == 1
+    finally:
+        other.close()
+    clusters = _clusters(store)
+    assert clusters["r"] == clusters["p"] == clusters["p2"] == clusters["w"]
+
+
+def test_a_rolled_back_ingest_leaves_no_signature_behind(store: Store) -> None:
+    """What a failed ingest wrote is not remembered: its ids may be given again."""
+    baseline(store, "wire")
+    items = [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)]
+
+    def failing(tx: IngestTransaction) -> None:
+        record._record(
+            tx,
+            items,
+            now=NOW,
+            next_check=NOW,
+            alert_after=NOW - timedelta(days=3),
+            route=lambda story, ms: [],
+            confirming=None,
+            validators=(None, None),
+            content_hash=None,
+            moved_to=None,
+        )
+        raise ValueError("a fault after the placement")
+
+    with pytest.raises(ValueError, match="after the placement"):
+        store.ingest_grouped("wire", failing)
+    assert len(store.signed_cache) == 0
+    ingest(store, "wire", items)
+    [(item_id, cluster_id)] = [(i, c) for i, c in _ids_and_clusters(store) if c is not None]
+    found = store.signed_cache.get(item_id)
+    assert found is not None
+    assert found[:2] == (STORY, cluster_id)
+
+
+def _ids_and_clusters(store: Store) -> list[tuple[int, int | None]]:
+    with store._read() as session:
+        return [(i, c) for i, c in session.execute(text("select id, cluster_id from item"))]
+
+
+def test_the_signature_cache_keeps_the_newest() -> None:
+    cache = SignedCache(size=2)
+    entries = {i: (STORY, i, NOW, bytes([i]) * 512) for i in (1, 2, 3)}
+    cache.learn({1: entries[1], 2: entries[2]})
+    cache.learn({3: entries[3]})
+    assert (cache.get(1), cache.get(2), cache.get(3)) == (None, entries[2], entries[3])
+    assert len(cache) == 2
