@@ -684,7 +684,8 @@ class ItemStore(Database):
     def band_time(self, moment: datetime) -> Any:
         """`moment` as the driver takes it for `cluster_band.seen_at` (SQLite stores a
         string SQLAlchemy formats)."""
-        process = _BAND.c.seen_at.type.bind_processor(self.engine.dialect)
+        dialect = self.engine.dialect
+        process = _BAND.c.seen_at.type.dialect_impl(dialect).bind_processor(dialect)
         return moment if process is None else process(moment)
 
     @functools.cached_property

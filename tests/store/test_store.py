@@ -878,3 +878,22 @@ def test_the_signature_cache_keeps_the_newest() -> None:
     cache.learn({3: entries[3]})
     assert (cache.get(1), cache.get(2), cache.get(3)) == (None, entries[2], entries[3])
     assert len(cache) == 2
+
+
+def test_band_rows_store_their_time_as_items_do(store: Store) -> None:
+    """Band rows are written through the driver: their time is stored in the form the
+    rest of the database has (retention compares it with the same cut-off)."""
+    baseline(store, "wire")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)])
+    with store._read() as session:
+        stored = session.execute(
+            text(
+                "select distinct i.seen_at, b.seen_at, cast(b.seen_at as text)"
+                " from cluster_band b join item i on i.id = b.item_id"
+            )
+        ).all()
+        items = session.execute(text("select cast(seen_at as text) from item where key = 'w'"))
+        [(as_item,)] = items.all()
+    [(item_time, band_time, as_band)] = stored
+    assert item_time == band_time
+    assert as_band == as_item
