@@ -195,7 +195,9 @@ class SignedCache:
     def learn(self, entries: Mapping[int, Signed]) -> None:
         with self._lock:
             kept = self._entries
-            kept.update(entries)
+            for item_id, signed in entries.items():
+                kept.pop(item_id, None)  # read again: kept as the newest
+                kept[item_id] = signed
             for oldest in list(islice(kept, max(len(kept) - self._size, 0))):
                 del kept[oldest]
 
