@@ -211,12 +211,22 @@ _BAND_KEYS = struct.Struct(f">{BANDS}q")
 
 def packed_band_keys(packed: bytes) -> list[int]:
     """`band_keys` of a packed signature."""
+    return list(unpack_band_keys(band_key_bytes(packed)))
+
+
+def band_key_bytes(packed: bytes) -> bytes:
+    """`packed_band_keys` as 8 big-endian bytes each: a fifth of their size as ints, for
+    holding many (`unpack_band_keys` reads them)."""
     digests = []
     for band, seed in enumerate(_BAND_SEEDS):
         hashed = seed.copy()
         hashed.update(packed[band * _BAND_BYTES : (band + 1) * _BAND_BYTES])
         digests.append(hashed.digest())
-    return list(_BAND_KEYS.unpack(b"".join(digests)))
+    return b"".join(digests)
+
+
+def unpack_band_keys(data: bytes) -> tuple[int, ...]:
+    return _BAND_KEYS.unpack(data)
 
 
 def pack(sig: Signature) -> bytes:
