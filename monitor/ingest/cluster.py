@@ -33,6 +33,7 @@ import re
 import struct
 import unicodedata
 from itertools import islice, pairwise
+from operator import itemgetter
 
 PERMUTATIONS = 128
 BANDS = 32
@@ -50,6 +51,7 @@ assert BANDS * ROWS == PERMUTATIONS
 
 _PACK = struct.Struct(f"<{PERMUTATIONS}I")
 _BAND_BYTES = ROWS * 4
+_blake2b = hashlib.blake2b
 _WORD = re.compile(r"\w+")
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 _UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
@@ -93,12 +95,20 @@ def _words(text: str, enough: int | None = None) -> list[str]:
     return found
 
 
+_PARTICLE_ENDS = tuple(
+    (size, frozenset(p for p in _PARTICLES if len(p) == size))
+    for size in sorted({len(p) for p in _PARTICLES}, reverse=True)
+)
+"""`_PARTICLES` by length, longest first: a word's last one, two or three characters are
+looked up, not tried against each particle (a surge reads thousands of Korean words)."""
+
+
 def _without_particle(word: str) -> str:
     if not _HANGUL.search(word):
         return word
-    for particle in _PARTICLES:
-        if word.endswith(particle) and len(word) > len(particle) + 1:
-            return word[: -len(particle)]
+    for size, particles in _PARTICLE_ENDS:
+        if len(word) > size + 1 and word[-size:] in particles:
+            return word[:-size]
     return word
 
 
@@ -127,28 +137,30 @@ _PROBES = tuple(
 densification), then every other bin in turn, so a text of one shingle fills all."""
 
 
+_HALF = struct.Struct("<B3xI")
+"""One 64-bit half of a shingle's hash, little-endian: its low byte (whose low bits pick
+the bin) and its bits 32 to 63 (the value)."""
+_BIN = bytes(byte % PERMUTATIONS for byte in range(256))
+"""A half's low byte → its bin."""
+
+
 def signature(title: str, summary: str) -> Signature | None:
     """The MinHash signature of an item's title and lead; None when it has no words."""
     found = shingles(words(title, summary))
     if not found:
         return None
-    bins: list[int | None] = [None] * PERMUTATIONS
-    low = PERMUTATIONS - 1
-    for shingle in found:
-        hashed = int.from_bytes(
-            hashlib.blake2b(shingle.encode(), digest_size=16).digest(), "little"
-        )
-        for _half in range(2):
-            position, value = hashed & low, (hashed >> 32) & 0xFFFFFFFF
-            held = bins[position]
-            if held is None or value < held:
-                bins[position] = value
-            hashed >>= 64
-    filled = [
-        value if value is not None else _borrow(bins, position)
-        for position, value in enumerate(bins)
-    ]
-    return tuple(filled)
+    halves = bytearray(b"".join([_blake2b(s.encode(), digest_size=16).digest() for s in found]))
+    halves[:: _HALF.size] = halves[:: _HALF.size].translate(_BIN)
+    # Done in C, not per shingle in Python: sorted by value, highest first, so the dict
+    # keeps each bin's least value (the last one written to it).
+    least = dict(sorted(_HALF.iter_unpack(halves), key=itemgetter(1), reverse=True))
+    bins = list(map(least.get, range(PERMUTATIONS)))
+    if len(least) < PERMUTATIONS:
+        bins = [
+            value if value is not None else _borrow(bins, position)
+            for position, value in enumerate(bins)
+        ]
+    return tuple(bins)  # type: ignore[arg-type]  # no None is left
 
 
 def _borrow(bins: list[int | None], position: int) -> int:
@@ -192,19 +204,29 @@ def band_keys(sig: Signature) -> list[int]:
     return packed_band_keys(pack(sig))
 
 
+_BAND_SEEDS = tuple(hashlib.blake2b(bytes([band]), digest_size=8) for band in range(BANDS))
+"""Each band's hash with its number already fed in: copied, not made anew, per key."""
+_BAND_KEYS = struct.Struct(f">{BANDS}q")
+
+
 def packed_band_keys(packed: bytes) -> list[int]:
     """`band_keys` of a packed signature."""
-    return [
-        int.from_bytes(
-            hashlib.blake2b(
-                bytes([band]) + packed[band * _BAND_BYTES : (band + 1) * _BAND_BYTES],
-                digest_size=8,
-            ).digest(),
-            "big",
-            signed=True,
-        )
-        for band in range(BANDS)
-    ]
+    return list(unpack_band_keys(band_key_bytes(packed)))
+
+
+def band_key_bytes(packed: bytes) -> bytes:
+    """`packed_band_keys` as 8 big-endian bytes each: a fifth of their size as ints, for
+    holding many (`unpack_band_keys` reads them)."""
+    digests = []
+    for band, seed in enumerate(_BAND_SEEDS):
+        hashed = seed.copy()
+        hashed.update(packed[band * _BAND_BYTES : (band + 1) * _BAND_BYTES])
+        digests.append(hashed.digest())
+    return b"".join(digests)
+
+
+def unpack_band_keys(data: bytes) -> tuple[int, ...]:
+    return _BAND_KEYS.unpack(data)
 
 
 def pack(sig: Signature) -> bytes:

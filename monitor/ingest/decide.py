@@ -233,7 +233,7 @@ def identify(
                 joins=joins,
                 silent=baseline or _published_before(entry, alert_after),
                 signature=signature,
-                bands=tuple(cluster.packed_band_keys(signature)) if signature else (),
+                bands=_bands(entry, signature),
             )
         )
     return Identified(kept, capped)
@@ -441,6 +441,16 @@ def _signature(entry: Entry) -> bytes | None:
         return entry.signature
     signature = cluster.signature(entry.title, entry.summary)
     return None if signature is None else cluster.pack(signature)
+
+
+def _bands(entry: Entry, signature: bytes | None) -> tuple[int, ...]:
+    """The band keys of `signature`: as `read_feed` took them with it, or taken now (an
+    entry that did not come through `read_feed`, as `replay`'s do not)."""
+    if signature is None:
+        return ()
+    if entry.bands and signature is entry.signature:
+        return entry.bands
+    return tuple(cluster.packed_band_keys(signature))
 
 
 # -- confirmation ------------------------------------------------------------------

@@ -35,6 +35,9 @@ class Entry:
     signature: bytes | None = None
     """A relevant entry's packed MinHash signature (`monitor.ingest.cluster`), taken
     where it is read, as `content` is; None for the others, and until then."""
+    bands: tuple[int, ...] = ()
+    """The band keys of `signature` (`monitor.ingest.cluster.packed_band_keys`), taken
+    with it; empty when it is None, and for entries read before they were carried."""
 
     @property
     def text(self) -> str:

@@ -18,10 +18,13 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import os
 import pickle
 import struct
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
@@ -68,13 +71,17 @@ def read_feed(  # noqa: PLR0917 (the parse child's frame hands these over positi
     lang: str | None,
     stories: Sequence[Story],
     source: Source | None = None,
+    memo: Memo | None = None,
 ) -> Read:
     """Decode and parse `body` and judge each entry: the CPU work of checking one feed.
 
     `lang` (the feed's configured language) is given to entries that declare none,
     when the feed itself declares none either. `source` says what a source that is no
-    feed is (a Telegram channel, a page and its selectors).
+    feed is (a Telegram channel, a page and its selectors). `memo` (the process's
+    `MEMO` unless given) keeps the judgements of the texts read last.
     """
+    if memo is None:
+        memo = MEMO
     data = body.decode() if isinstance(body, Payload) else body
     if not data.strip():
         raise NotAFeed("the server sent an empty body")
@@ -89,23 +96,110 @@ def read_feed(  # noqa: PLR0917 (the parse child's frame hands these over positi
         entry = parsed_entry
         if lang and not entry.lang:
             entry = dataclasses.replace(entry, lang=lang)
-        verdict = None
         if prefilter(entry.title, entry.summary, stories):
-            verdict = classify(entry.title, entry.summary, stories)
+            judged = memo.judge(entry.title, entry.summary, stories)
         else:
             entry = _lead_only(entry)
-        # Hashed here, in the worker: the store needs it for every entry (identity), and
-        # a relevant entry's signature to cluster it (a surge signs thousands a cycle).
-        signed = None
-        if verdict is not None and verdict.relevant:
-            signed = cluster.signature(entry.title, entry.summary)
+            judged = Judged(None, content_hash(entry.title, entry.summary))
         entry = dataclasses.replace(
             entry,
-            content=content_hash(entry.title, entry.summary),
-            signature=cluster.pack(signed) if signed else None,
+            content=judged.content,
+            signature=judged.signature,
+            bands=cluster.unpack_band_keys(judged.bands) if judged.bands else (),
         )
-        read.append((entry, verdict))
+        read.append((entry, judged.verdict))
     return read
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """What reading makes of one text: its verdict (None: the prefilter turned it away),
+    its content hash, and when relevant its packed signature and band keys."""
+
+    verdict: Verdict | None
+    content: str
+    signature: bytes | None = None
+    bands: bytes = b""
+    """`cluster.band_key_bytes`: 256 bytes, not 32 ints of 36 bytes each, held here."""
+
+
+def judge(title: str, summary: str, stories: Sequence[Story]) -> Judged:
+    """Classify, hash and (when relevant) sign a text the prefilter admits."""
+    verdict = classify(title, summary, stories)
+    content = content_hash(title, summary)
+    # Signed here, in the worker, with the band keys the store looks it up by: a surge
+    # signs thousands of items a cycle, and the service process has the other core's
+    # work (storing) to do.
+    signed = cluster.signature(title, summary) if verdict.relevant else None
+    if signed is None:
+        return Judged(verdict, content)
+    packed = cluster.pack(signed)
+    return Judged(verdict, content, packed, cluster.band_key_bytes(packed))
+
+
+MEMO_SIZE = 1024
+"""Admitted texts whose judgement `Memo` keeps: about 3 KB each when relevant (measured
+on the farm's surge, mostly the verdict's quoted terms), so 3 MB; the farm's surge has
+all its copies within 1024 distinct texts of the first (and most within 256)."""
+
+
+class Memo:
+    """The judgements of the admitted texts read last, so a text met again is judged once.
+
+    A surge is mostly wire copies: one title and summary carried by many feeds (a third
+    of the farm's surge items are exact copies), and `judge` (classify and sign, about
+    1 ms a relevant text) is a pure function of the text and the stories. A text met
+    again costs one hash and a lookup. Keyed by a digest of the text exactly as read,
+    not by its `content_hash`: that one is of the normalised text, while a verdict
+    quotes its terms as the text wrote them. Only texts the prefilter admits come here
+    (it is cheap, and it turns away nearly all of an ordinary cycle, which would
+    otherwise push a surge's texts out). Bounded (least recently used out), emptied
+    when `stories` is another object (a reloaded config), and thread-safe, for
+    `InlineReader`.
+    """
+
+    def __init__(
+        self, size: int = MEMO_SIZE, judge: Callable[[str, str, Sequence[Story]], Judged] = judge
+    ) -> None:
+        self.size = size
+        self._judge = judge
+        self._judged: OrderedDict[bytes, Judged] = OrderedDict()
+        self._stories: Sequence[Story] | None = None
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._judged)
+
+    def judge(self, title: str, summary: str, stories: Sequence[Story]) -> Judged:
+        key = _text_key(title, summary)
+        with self._lock:
+            if stories is not self._stories:
+                self._judged.clear()
+                self._stories = stories
+            found = self._judged.get(key)
+            if found is not None:
+                self._judged.move_to_end(key)
+                self.hits += 1
+                return found
+        judged = self._judge(title, summary, stories)
+        with self._lock:
+            self.misses += 1
+            if stories is self._stories and self.size > 0:
+                self._judged[key] = judged
+                if len(self._judged) > self.size:
+                    self._judged.popitem(last=False)
+        return judged
+
+
+def _text_key(title: str, summary: str) -> bytes:
+    text = f"{len(title)}:{title}{summary}"
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+MEMO = Memo()
+"""The process's memo: the parse child's, or the service's when it reads inline."""
 
 
 LEAD_CHARS = 500

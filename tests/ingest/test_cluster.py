@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import random
@@ -187,6 +188,61 @@ def test_signature_survives_storage_and_is_the_same_everywhere() -> None:
     assert monument is not None
     assert monument[:4] == MONUMENT_HEAD
     assert band_keys(monument)[:2] == MONUMENT_BANDS
+
+
+PINNED = [
+    pytest.param(("Monument", ""), "d2706c7455b8875f", "0d8f6d004edf097b", id="one-word"),
+    pytest.param(
+        (
+            "Kursk monument to North Korean soldiers unveiled",
+            "The memorial was unveiled on Friday in Kursk, officials said. " * 3,
+        ),
+        "34a705f5805147d3",
+        "3834e6b5aa6b2c9a",
+        id="english-lead",
+    ),
+    pytest.param(
+        (
+            "Памятник северокорейским солдатам открыт в Курске",
+            "Ёлки, ёж: мемориал открыли в пятницу.",
+        ),
+        "dc184ce78228076c",
+        "20ee3b5c6f5965ef",
+        id="russian-yo",
+    ),
+    pytest.param(
+        (
+            "쿠르스크에서 북한군 기념비가 공개되었다",
+            "기념비를 공개했으며 행사에서는 참전 군인들에게 감사를 전했다",
+        ),
+        "f3021a211f1441a6",
+        "c300e0a338e767fd",
+        id="korean-particles",
+    ),
+    pytest.param(
+        ("库尔斯克朝鲜士兵纪念碑揭幕", "クルスクで記念碑の除幕式が行われた"),
+        "44029307758650c3",
+        "35ef040e3e2e023e",
+        id="chinese-japanese",
+    ),
+    pytest.param(
+        ("ＦＵＬＬＷＩＤＴＨ ﬁ ligature", "x " * 60),
+        "d8b165740b4ca523",
+        "23960f6e5dc08466",
+        id="nfkc-and-empty-bins",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "packed", "keys"), PINNED)
+def test_signatures_and_band_keys_are_pinned(text: Text, packed: str, keys: str) -> None:
+    """Whole signatures and band keys stay bit for bit what stored items carry, through
+    any rewrite of how they are computed (digests of values taken before one)."""
+    found = signature(*text)
+    assert found is not None
+    band_bytes = b"".join(k.to_bytes(8, "big", signed=True) for k in band_keys(found))
+    assert hashlib.blake2b(pack(found), digest_size=8).hexdigest() == packed
+    assert hashlib.blake2b(band_bytes, digest_size=8).hexdigest() == keys
 
 
 def test_a_one_word_text_fills_every_position() -> None:

@@ -119,6 +119,19 @@ def test_the_version_cap_keeps_only_a_milestone_without_an_event() -> None:
     assert (kept.capped, [r.version_of for r in kept.rows]) == (1, [8, 9])
 
 
+def test_band_keys_taken_by_the_reader_are_used() -> None:
+    """An entry signed where it was read keeps the band keys taken there; one read
+    without them (inline before they were carried, or replayed) gets them now."""
+    signature = cluster.pack(cluster.signature("Site proposed", WIRE))  # type: ignore[arg-type]
+    carried = (1, 2, 3)
+    signed = Entry("s", None, "Site proposed", WIRE, NOW, signature=signature, bands=carried)
+    bare = entry("b", "Site proposed", WIRE)
+    with_bands, without = identified(Classified(signed, UPDATE), Classified(bare, UPDATE))
+    assert with_bands.bands == carried
+    assert without.signature == signature
+    assert without.bands == tuple(cluster.packed_band_keys(signature))
+
+
 def test_a_version_keeps_its_items_cluster() -> None:
     """A version joins the cluster its item's earlier versions are in, looking no further."""
     found = rows(

@@ -16,7 +16,17 @@ from monitor.core.errors import FeedError, NoMatches, NotAFeed, PermanentFeedErr
 from monitor.ingest import cluster
 from monitor.ingest.payload import Payload
 from monitor.ingest.sources import PageSource, TelegramSource
-from monitor.ingest.worker import LEAD_CHARS, InlineReader, Read, ReadWorker, read_feed
+from monitor.ingest.worker import (
+    LEAD_CHARS,
+    InlineReader,
+    Judged,
+    Memo,
+    Read,
+    ReadWorker,
+    judge,
+    read_feed,
+)
+from monitor.match.rules import Story
 from tests.conftest import REPO, write_config
 from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, Item, rss
 
@@ -211,3 +221,86 @@ def test_the_child_reads_telegram_and_page_sources(config: Config) -> None:
     assert site is not None
     assert site.milestone == "site_selection"
     assert isinstance(unmatched, NoMatches)
+
+
+class CountingJudge:
+    """The real `judge`, counting the texts it is asked about."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, title: str, summary: str, stories: Sequence[Story]) -> Judged:
+        self.asked.append(title)
+        return judge(title, summary, stories)
+
+
+# The same wire text carried under two links (two outlets), and a rewrite of it.
+COPY = Item(UNVEILING_EN.title, "https://other.example/copy", UNVEILING_EN.summary)
+RECASED = Item(UNVEILING_EN.title.upper(), "https://third.example/caps", UNVEILING_EN.summary)
+
+
+def test_a_text_met_again_is_judged_once(config: Config) -> None:
+    """A wire copy gets the verdict, hash, signature and bands of its first reading,
+    from the memo, without being judged again; a text differing only in case (one
+    content hash) is judged anew, as its verdict quotes it as written."""
+    body = rss([UNVEILING_EN, *FILLER, COPY, RECASED]).encode()
+    counting = CountingJudge()
+    read = read_feed(
+        body, "https://feeds.example/rss", None, "en", config.stories, memo=Memo(judge=counting)
+    )
+    unmemoised = read_feed(
+        body, "https://feeds.example/rss", None, "en", config.stories, memo=Memo(0)
+    )
+    assert read == unmemoised
+    assert counting.asked == [UNVEILING_EN.title, RECASED.title]
+    (first, verdict), (copy, copy_verdict) = read[0], read[-2]
+    assert (copy.content, copy.signature, copy.bands) == (
+        first.content,
+        first.signature,
+        first.bands,
+    )
+    assert copy_verdict == verdict
+    recased, recased_verdict = read[-1]
+    assert recased.content == first.content
+    assert recased_verdict is not None
+    assert recased_verdict.terms != verdict.terms
+
+
+def test_the_memo_keeps_the_texts_read_last(config: Config) -> None:
+    """Past its size the memo lets go of the text least recently met: that one is judged
+    again, the ones met since are not."""
+    counting = CountingJudge()
+    memo = Memo(2, judge=counting)
+    texts = [(f"Monument unveiled in Kursk, part {n}", UNVEILING_EN.summary) for n in range(3)]
+    for title, summary in [*texts, texts[2], texts[1], texts[0]]:
+        memo.judge(title, summary, config.stories)
+    assert len(memo) == 2
+    assert counting.asked == [texts[0][0], texts[1][0], texts[2][0], texts[0][0]]
+    assert (memo.hits, memo.misses) == (2, 4)
+
+
+def test_other_stories_get_their_own_verdicts(config: Config) -> None:
+    """Stories handed over anew (a reloaded config) empty the memo: a text judged under
+    the old ones is judged again, never served the old verdict."""
+    memo = Memo()
+    text = (UNVEILING_EN.title, UNVEILING_EN.summary)
+    under_none = memo.judge(*text, ())
+    under_config = memo.judge(*text, config.stories)
+    assert under_none.verdict is not None
+    assert under_none.verdict.story is None
+    assert under_config == judge(*text, config.stories)
+    assert under_config.verdict is not None
+    assert under_config.verdict.story == "kursk-kpa-monument"
+    assert memo.judge(*text, list(config.stories)) == under_config
+    assert memo.misses == 3
+
+
+def test_band_keys_cross_the_pipe_with_the_signature(config: Config) -> None:
+    """The child hands over a relevant entry's band keys, taken with its signature, so
+    the service process does not hash them again; the others carry none."""
+    [answer] = run(_read_all(ReadWorker(config.stories), [GOOD]))
+    assert isinstance(answer, list)
+    story_entry = answer[0][0]
+    assert story_entry.signature is not None
+    assert story_entry.bands == tuple(cluster.packed_band_keys(story_entry.signature))
+    assert all(entry.bands == () for entry, _ in answer[1:])
