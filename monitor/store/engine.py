@@ -120,15 +120,6 @@ class Database:
         return postgresql.insert(table)
 
 
-WAL_CHECKPOINT_PAGES = 10_000
-"""WAL pages (4 KB) after which a commit copies them into the database file, with an
-fsync (SQLite's default is 1,000). A surge's band rows rewrite a few MB of index pages
-per commit, so at the default nearly every ingest checkpointed and waited on the disk;
-at 10,000 the same surge took 0.1-2.6 s less in each of four paired runs. The price:
-the WAL file grows to about 40 MB, and with `synchronous=NORMAL` a power cut (not a
-crash of the process) can lose more of the last minutes' commits, which the next
-cycle fetches again."""
-
 GROUP_MAX = 16
 """Works one group commit takes at most (`Database._grouped`)."""
 
@@ -273,7 +264,6 @@ def _configure_sqlite(engine: Engine) -> None:
         _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 
 from monitor.core.errors import StoreError
-from monitor.store.engine import WAL_CHECKPOINT_PAGES
 from monitor.store.store import Store
 from monitor.store.views import Notice
 from tests.conftest import REPO, run_cli, write_config
@@ -308,17 +307,3 @@ def test_every_public_store_method_raises_only_store_error(tmp_path: Path) -> No
     with pytest.raises(StoreError, match=r"no such column: item\.title"):
         store.history()
     store.close()
-
-
-def test_sqlite_connections_write_ahead_and_checkpoint_seldom(tmp_path: Path) -> None:
-    """Every connection is in WAL mode and checkpoints every `WAL_CHECKPOINT_PAGES`
-    pages, not SQLite's default 1,000 (a surge's ingests would each wait on an fsync)."""
-    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
-    try:
-        with store.engine.connect() as db:
-            mode = db.exec_driver_sql("PRAGMA journal_mode").scalar_one()
-            pages = db.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
-    finally:
-        store.close()
-    assert (mode, pages) == ("wal", WAL_CHECKPOINT_PAGES)
-    assert WAL_CHECKPOINT_PAGES > 1000
