@@ -128,7 +128,7 @@ _RELEASE = (
     .values(status=PENDING, created_at=bindparam("now"), next_attempt_at=bindparam("now"))
 )
 SIGNED_CACHE = 8192
-"""Stored signatures an ingesting process keeps (`SignedCache`): about 5 MB."""
+"""Stored signatures an ingesting process keeps (`SignedCache`): about 6 MB when full."""
 _LOOKUP_CHUNK = 400
 """Keys or links per lookup statement: well under any database's limit on parameters."""
 _T = TypeVar("_T")
