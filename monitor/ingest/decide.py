@@ -329,14 +329,20 @@ def place(
             batch[s.id] = (cluster_id, signature)
             for key in row.bands:
                 batch_bands.setdefault((story, key), []).append(s.id)
-        title, sig = _headline(entry), row.signature
+        title = _headline(entry)
         if verdict.milestone is None:
             update = None
             if cluster_id == s.id and not row.silent:
                 update = told(story, None)
             placements.append(
                 Placement(
-                    s.id, story, cluster_id, indexed, update=update, title=title, signature=sig
+                    s.id,
+                    story,
+                    cluster_id,
+                    indexed,
+                    update=update,
+                    title=title,
+                    signature=row.signature,
                 )
             )
             continue
