@@ -686,9 +686,14 @@ class ItemStore(Database):
     def band_time(self, moment: datetime) -> Any:
         """`moment` as the driver takes it for `cluster_band.seen_at` (SQLite stores a
         string SQLAlchemy formats)."""
-        dialect = self.engine.dialect
-        process = _BAND.c.seen_at.type.dialect_impl(dialect).bind_processor(dialect)
+        process = self._band_time_processor
         return moment if process is None else process(moment)
+
+    @functools.cached_property
+    def _band_time_processor(self) -> Callable[[Any], Any] | None:
+        """The dialect's own processor of `cluster_band.seen_at`, looked up once."""
+        dialect = self.engine.dialect
+        return _BAND.c.seen_at.type.dialect_impl(dialect).bind_processor(dialect)
 
     @functools.cached_property
     def signed_cache(self) -> SignedCache:
