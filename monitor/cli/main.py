@@ -51,6 +51,9 @@ class Command:
     """It shows what the rules do, so it runs (with a warning) when an example fails."""
     logs_to_stdout: bool = False
     """A service command: stdout is its log. Query commands keep stdout for their output."""
+    polls: bool = False
+    """It fetches and reads feeds: its parse child (unless the config says none) is started
+    as soon as the config is read (`monitor.ingest.worker.start_early`)."""
 
     def load(self) -> Callable[[argparse.Namespace, Any], int]:
         module = importlib.import_module(f"monitor.cli.commands.{self.module}")
@@ -59,8 +62,8 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "run": Command("service", "run", logs_to_stdout=True),
-    "once": Command("service", "once", logs_to_stdout=True),
+    "run": Command("service", "run", logs_to_stdout=True, polls=True),
+    "once": Command("service", "once", logs_to_stdout=True, polls=True),
     "check-config": Command("config", "check_config", store=False),
     "classify": Command("rules", "classify_lines", store=False, rules_tool=True),
     "eval": Command("rules", "score", store=False, rules_tool=True),
@@ -105,6 +108,11 @@ def _main(args: argparse.Namespace, command: Command, redactor: Redactor) -> int
             _warn_of_examples(config)
         if not command.store:
             return command.load()(args, config)
+        if command.polls and config.fetch.parse_worker:
+            # Its imports then overlap ours (the store's and delivery's, below).
+            from monitor.ingest.worker import start_early  # noqa: PLC0415
+
+            start_early()
         # The store and delivery load only for the commands that open the database.
         from monitor.service.app import App  # noqa: PLC0415
 

@@ -22,6 +22,7 @@ import hashlib
 import os
 import pickle
 import struct
+import subprocess
 import sys
 import threading
 from collections import OrderedDict
@@ -58,6 +59,8 @@ _GIVE_UP_AFTER = 5
 """Child failures in a row, with no success between, after which reading stays inline."""
 _LENGTH = struct.Struct(">I")
 _PIPE_BYTES = 1 << 20
+CHILD_COMMAND = (sys.executable, "-m", "monitor.ingest.worker")
+"""How a parse child is started: this interpreter, running this module."""
 _ERRORS: dict[str, type[FeedError]] = {
     cls.__name__: cls
     for cls in (NoMatches, NotAFeed, PermanentFeedError, TransientFeedError, FeedError)
@@ -280,7 +283,7 @@ class ReadWorker:
         self,
         stories: Sequence[Story],
         *,
-        command: Sequence[str] = (sys.executable, "-m", "monitor.ingest.worker"),
+        command: Sequence[str] = CHILD_COMMAND,
         deadline: float = DEADLINE,
     ) -> None:
         self.stories = stories
@@ -288,7 +291,7 @@ class ReadWorker:
         self.deadline = deadline
         self.log = structlog.get_logger("monitor.worker")
         self._inline = InlineReader(stories)
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: _Child | None = None
         self._pump: asyncio.Task[None] | None = None
         self._pending: dict[int, _Job] = {}
         self._seq = 0
@@ -354,7 +357,7 @@ class ReadWorker:
                 job.done.set_exception(TransientFeedError("the parser worker was stopped"))
         self._pending.clear()
 
-    async def _running(self) -> asyncio.subprocess.Process | None:
+    async def _running(self) -> _Child | None:
         async with self._starting:
             if self._proc is None or self._proc.returncode is not None:
                 await self._start()
@@ -362,15 +365,11 @@ class ReadWorker:
 
     async def _start(self) -> None:
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-            )
+            proc = await _Child.attach(_take_started(self.command) or spawn(self.command))
         except OSError as exc:
             self._failures = _GIVE_UP_AFTER
             self.log.error("worker.unavailable", error=str(exc), fallback="inline")
             return
-        assert proc.stdin is not None
-        _widen(proc.stdin.transport)
         proc.stdin.write(_frame(list(self.stories)))
         self._proc = proc
         self._pump = asyncio.create_task(self._answers(proc))
@@ -378,16 +377,14 @@ class ReadWorker:
         for job in list(self._pending.values()):  # what the previous child left unread
             await self._send(proc, job)
 
-    async def _send(self, proc: asyncio.subprocess.Process, job: _Job) -> None:
-        assert proc.stdin is not None
+    async def _send(self, proc: _Child, job: _Job) -> None:
         proc.stdin.write(job.frame)
         # A dead child: `_answers` sees it and sends the job on to the next one.
         with contextlib.suppress(ConnectionError):
             await proc.stdin.drain()
 
-    async def _answers(self, proc: asyncio.subprocess.Process) -> None:
+    async def _answers(self, proc: _Child) -> None:
         """Hand each answer to its job; replace the child when it dies or hangs."""
-        assert proc.stdout is not None
         loop = asyncio.get_running_loop()
         while True:
             wait = self.deadline
@@ -426,7 +423,7 @@ class ReadWorker:
             if not job.done.done():
                 job.done.set_result(read)
 
-    async def _replace(self, proc: asyncio.subprocess.Process, reason: str) -> None:
+    async def _replace(self, proc: _Child, reason: str) -> None:
         """Fail the feed the child was on, start a new child for the ones behind it."""
         self._failures += 1
         await _stop(proc)
@@ -449,15 +446,91 @@ class ReadWorker:
                 await self._start()
 
 
-def _widen(transport: asyncio.BaseTransport) -> None:
-    """Let a whole feed fit in the pipe: 64 KB pipes cost one wake-up per 64 KB."""
-    pipe = transport.get_extra_info("pipe")
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+def spawn(command: Sequence[str] = CHILD_COMMAND) -> subprocess.Popen[bytes]:
+    """Start a parse child, its stdin and stdout piped to this process. It imports its
+    modules, then waits for the stories `ReadWorker` sends it first."""
+    popen = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert popen.stdin is not None
+    with contextlib.suppress(OSError):
+        # Let a whole feed fit in the pipe: 64 KB pipes cost one wake-up per 64 KB.
+        fcntl.fcntl(popen.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    return popen
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.stdin is not None and not proc.stdin.is_closing():
+_started: list[subprocess.Popen[bytes]] = []
+_started_lock = threading.Lock()
+
+
+def start_early() -> None:
+    """Start the default parse child now, for the first `ReadWorker` to take.
+
+    `monitor run` and `monitor once` call this as soon as their config says they read
+    in a child: the child's start (about 0.15 s of interpreter and imports) then
+    overlaps the service process's own imports instead of following them, and the
+    first fetched feed finds it ready. A child nobody takes reads end-of-file on its
+    stdin when this process exits, and exits too.
+    """
+    with _started_lock:
+        if not _started:
+            _started.append(spawn())
+
+
+def _take_started(command: Sequence[str]) -> subprocess.Popen[bytes] | None:
+    """The child `start_early` started, if it runs `command` and is still alive."""
+    with _started_lock:
+        if not _started or list(command) != list(CHILD_COMMAND):
+            return None
+        popen = _started.pop()
+    if popen.poll() is None:
+        return popen
+    return None
+
+
+class _Child:
+    """A parse child, its stdin and stdout as asyncio streams.
+
+    A process rather than an `asyncio.subprocess.Process`: `start_early` starts one
+    before the event loop runs, which asyncio cannot adopt.
+    """
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
+    ) -> None:
+        self.popen = popen
+        self.stdin = stdin
+        self.stdout = stdout
+
+    @classmethod
+    async def attach(cls, popen: subprocess.Popen[bytes]) -> _Child:
+        loop = asyncio.get_running_loop()
+        stdout = asyncio.StreamReader(loop=loop)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout), popen.stdout)
+        transport, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, popen.stdin
+        )
+        return cls(popen, asyncio.StreamWriter(transport, protocol, None, loop), stdout)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    async def wait(self) -> int:
+        return await asyncio.to_thread(self.popen.wait)
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.terminate()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+
+
+async def _stop(proc: _Child) -> None:
+    if not proc.stdin.is_closing():
         proc.stdin.close()
     if proc.returncode is None:
         try:
@@ -527,7 +600,10 @@ def serve(
         os.dup2(2, 1)
         sys.stdout = sys.stderr
     source = source or sys.stdin.buffer
-    stories = pickle.loads(_read_frame_sync(source))
+    try:
+        stories = pickle.loads(_read_frame_sync(source))
+    except EOFError:  # started early, by a process that ended before it took this child
+        return
     while True:
         try:
             frame = _read_frame_sync(source)

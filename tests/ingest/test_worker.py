@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from monitor.config.settings import Config, load_config
 from monitor.core.errors import FeedError, NoMatches, NotAFeed, PermanentFeedError
 from monitor.ingest import cluster
+from monitor.ingest import worker as worker_module
 from monitor.ingest.payload import Payload
 from monitor.ingest.sources import PageSource, TelegramSource
 from monitor.ingest.worker import (
@@ -151,6 +153,37 @@ def test_child_starts_on_enter_and_ends_on_close(config: Config) -> None:
     started, code = run(go())
     assert started
     assert code is not None  # it was stopped, not left running
+
+
+def test_a_child_started_early_is_the_one_read_with(config: Config) -> None:
+    """`start_early` starts the child before any event loop runs; the first worker takes
+    that process (past its imports by then) and reads with it, and ends it on close."""
+    worker_module.start_early()
+    [early] = worker_module._started
+
+    async def go() -> tuple[int, Read]:
+        async with ReadWorker(config.stories) as worker:
+            assert worker._proc is not None
+            pid = worker._proc.popen.pid
+            return pid, await worker.read(GOOD, "https://feeds.example/rss", None, None)
+
+    pid, read = run(go())
+    assert pid == early.pid
+    assert _summary(read)[0][2] == "unveiling"
+    assert early.returncode is not None
+    assert worker_module._started == []
+
+
+def test_a_child_never_taken_ends_with_its_parent() -> None:
+    """A child started early by a process that ends without taking it reads end-of-file
+    where its stories would be, and exits quietly: nothing on stderr, nothing left."""
+    parent = "from monitor.ingest.worker import start_early; start_early()"
+    # run() returns once every holder of the stderr pipe closed it: the child included.
+    done = subprocess.run(
+        [sys.executable, "-c", parent], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0
+    assert done.stderr == ""
 
 
 def test_inline_reader_reads(config: Config) -> None:
