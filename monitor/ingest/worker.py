@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import operator
 import os
 import pickle
 import struct
@@ -95,22 +96,29 @@ def read_feed(  # noqa: PLR0917 (the parse child's frame hands these over positi
     parsed = parse(data, base_url, content_type, source)
     lang = parsed.lang or lang
     read: Read = []
-    for parsed_entry in parsed.entries:
-        entry = parsed_entry
-        if lang and not entry.lang:
-            entry = dataclasses.replace(entry, lang=lang)
-        if prefilter(entry.title, entry.summary, stories):
-            judged = memo.judge(entry.title, entry.summary, stories)
+    for entry in parsed.entries:
+        title, summary = entry.title, entry.summary
+        if prefilter(title, summary, stories):
+            judged = memo.judge(title, summary, stories)
         else:
-            entry = _lead_only(entry)
-            judged = Judged(None, content_hash(entry.title, entry.summary))
-        entry = dataclasses.replace(
-            entry,
+            summary = _lead(summary)
+            judged = Judged(None, content_hash(title, summary))
+        # One new entry, built whole: `dataclasses.replace` costs twice as much, and
+        # this runs for every entry of every feed.
+        judged_entry = Entry(
+            key=entry.key,
+            url=entry.url,
+            title=title,
+            summary=summary,
+            published=entry.published,
+            guid=entry.guid,
+            outlet=entry.outlet,
+            lang=entry.lang or lang,
             content=judged.content,
             signature=judged.signature,
             bands=cluster.unpack_band_keys(judged.bands) if judged.bands else (),
         )
-        read.append((entry, judged.verdict))
+        read.append((judged_entry, judged.verdict))
     return read
 
 
@@ -209,17 +217,17 @@ LEAD_CHARS = 500
 """How much of the summary is kept of an item no story's prefilter admits."""
 
 
-def _lead_only(entry: Entry) -> Entry:
-    """The entry with its summary cut to the lead, at a word boundary.
+def _lead(summary: str) -> str:
+    """The summary cut to its lead, at a word boundary.
 
     Full text is stored only for items the prefilter admits: the rest (nearly all of
     them) need their title and lead for `replay` to re-judge them under edited rules,
     and not the megabytes of body text every cycle would otherwise carry and store.
     """
-    if len(entry.summary) <= LEAD_CHARS:
-        return entry
-    cut = entry.summary.rfind(" ", 0, LEAD_CHARS + 1)
-    return dataclasses.replace(entry, summary=entry.summary[: cut if cut > 0 else LEAD_CHARS])
+    if len(summary) <= LEAD_CHARS:
+        return summary
+    cut = summary.rfind(" ", 0, LEAD_CHARS + 1)
+    return summary[: cut if cut > 0 else LEAD_CHARS]
 
 
 class FeedReader(Protocol):
@@ -552,6 +560,8 @@ async def _read_frame(stream: asyncio.StreamReader) -> bytes:
 
 Packed = list[tuple[tuple[Any, ...], dict[str, Any] | None]]
 _ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Entry))
+_entry_values: Callable[[Entry], tuple[Any, ...]] = operator.attrgetter(*_ENTRY_FIELDS)
+"""An entry's fields in order, as a tuple (one C call)."""
 
 
 def _pack(read: Read) -> Packed:
@@ -563,7 +573,7 @@ def _pack(read: Read) -> Packed:
     """
     packed: Packed = []
     for entry, verdict in read:
-        values = tuple(getattr(entry, name) for name in _ENTRY_FIELDS)
+        values = _entry_values(entry)
         if verdict is None:
             packed.append((values, None))
             continue
