@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-import apprise
 from cssselect import HTMLTranslator, SelectorError
 from pydantic import (
     BaseModel,
@@ -481,6 +480,8 @@ def mask_url(url: str) -> str:
 def _instantiate(url: str) -> Any:
     """apprise's plugin for `url`, or None, without apprise's log lines about a URL it
     refuses (they are raw, and the config error says it in one line)."""
+    import apprise  # noqa: PLC0415 (see `monitor.delivery.notify`)
+
     logger = logging.getLogger("apprise")
     mine = _ThisThread()
     logger.addFilter(mine)

@@ -15,6 +15,11 @@ URL's own extras kept.
 apprise does not hand back response headers, so a `Retry-After` cannot be read; what
 it does log is the HTTP status (`error=429.`), which the outbox uses to wait longer
 after a rate limit.
+
+apprise is imported where it is used (here, in the config's URL checks and in the
+redactor), not with the module: it and the plugins read here take about a tenth of a
+second to import, which a config without targets (the shipped one) never needs, and
+which otherwise held up every `monitor once` before its first fetch.
 """
 
 from __future__ import annotations
@@ -27,11 +32,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
-
-import apprise
-from apprise.plugins.custom_form import NotifyForm
-from apprise.plugins.custom_json import NotifyJSON
-from apprise.plugins.email import NotifyEmail
 
 from monitor.config.settings import TargetConfig
 from monitor.delivery.routing import STDOUT
@@ -68,6 +68,9 @@ three alerts of one cycle take 11 s; the outbox paces sends itself (`max_per_hou
 
 
 def default_plugin(target: TargetConfig) -> Any:
+    import apprise  # noqa: PLC0415 (see the module)
+    from apprise.plugins.email import NotifyEmail  # noqa: PLC0415
+
     plugin = apprise.Apprise.instantiate(target.url)
     if isinstance(plugin, NotifyEmail):
         plugin.request_rate_per_sec = EMAIL_PAUSE
@@ -80,6 +83,9 @@ def smtp_trouble(url: str, timeout: float = 10.0) -> str | None:
     for a URL with a user and password. apprise reports all of these as one "Connection
     error" (the reason goes to a debug line), so `test-notify` asks the server itself.
     None for another kind of target, SSL on connect, or a server that looks fine."""
+    import apprise  # noqa: PLC0415 (see the module)
+    from apprise.plugins.email import NotifyEmail  # noqa: PLC0415
+
     plugin: Any = apprise.Apprise.instantiate(url)
     if not isinstance(plugin, NotifyEmail) or plugin.secure_mode == "ssl":
         return None
@@ -126,6 +132,10 @@ class AppriseSender:
         self._factory = plugin_factory
 
     def send(self, target: str, message: Message) -> SendOutcome:
+        import apprise  # noqa: PLC0415 (see the module)
+        from apprise.plugins.custom_form import NotifyForm  # noqa: PLC0415
+        from apprise.plugins.custom_json import NotifyJSON  # noqa: PLC0415
+
         if target == STDOUT and target not in self._targets:
             return self._print(message)
         config = self._targets.get(target)
@@ -163,6 +173,8 @@ class AppriseSender:
 def _structured(plugin: Any, data: Mapping[str, Any] | None) -> dict[str, Any]:
     """The payload extra carrying `data`: a nested object for JSON, its JSON text for a
     form (a form field holds text); none for a message without data."""
+    from apprise.plugins.custom_json import NotifyJSON  # noqa: PLC0415 (see the module)
+
     if data is None:
         return {}
     if isinstance(plugin, NotifyJSON):
@@ -172,6 +184,8 @@ def _structured(plugin: Any, data: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _outcome(result: Any) -> SendOutcome:
     """This target's result, read from apprise's result object."""
+    import apprise  # noqa: PLC0415 (see the module)
+
     services = list(result)
     if not services:
         return SendOutcome(False, f"apprise sent nothing (status {result.status.name})")

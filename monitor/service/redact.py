@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 from urllib.parse import quote, unquote
 
-import apprise
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -30,6 +29,8 @@ _URL_PARTS = re.compile(r"[/:@?&=#]+")
 
 def url_secrets(url: str) -> set[str]:
     """The parts of an apprise URL that apprise masks when it prints it privately."""
+    import apprise  # noqa: PLC0415 (see `monitor.delivery.notify`)
+
     plugin: Any = apprise.Apprise.instantiate(url)
     if plugin is None:
         return set()
@@ -65,6 +66,8 @@ def config_secrets(config: Config) -> dict[str, str]:
         # replacement holds no secret, and redacting twice changes nothing.
         masked = Redactor(tokens)(mask_values(mask_url(target.url), config.secrets))
         _add(replacements, target.url, masked)
+        import apprise  # noqa: PLC0415 (see `monitor.delivery.notify`)
+
         plugin: Any = apprise.Apprise.instantiate(target.url)
         if plugin is not None:
             _add(replacements, str(plugin.url(privacy=False)), masked)

@@ -84,6 +84,25 @@ def test_deliver_sends_without_polling(
     assert modules.isdisjoint(POLLING), sorted(modules.intersection(POLLING))
 
 
+def test_apprise_loads_only_for_a_config_with_targets(
+    tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver
+) -> None:
+    """`once` on a config that names no target never imports apprise (a tenth of a
+    second of start-up); one that names a target loads it and sends through it."""
+    url = feed_server.serve("/feed.xml", rss(FILLER))
+    config = write_config(tmp_path, {"wire": url})
+    result, modules = _probe(tmp_path, config, "once")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert set(POLLING) <= modules
+    assert "apprise" not in modules
+
+    config = write_config(tmp_path, {"wire": url}, [{"name": "desk", "url": receiver.url}])
+    result, modules = _probe(tmp_path, config, "test-notify")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "apprise" in modules
+    assert len(receiver.messages()) == 1
+
+
 @pytest.mark.parametrize(
     "args",
     [
