@@ -610,6 +610,10 @@ def serve(
         os.dup2(2, 1)
         sys.stdout = sys.stderr
     source = source or sys.stdin.buffer
+    # The parsers load now, while the service process is still starting, rather than
+    # when the first fetched feed is waiting for them.
+    import monitor.ingest.parse  # noqa: F401, PLC0415
+
     try:
         stories = pickle.loads(_read_frame_sync(source))
     except EOFError:  # started early, by a process that ended before it took this child
