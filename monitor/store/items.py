@@ -523,7 +523,8 @@ class IngestTransaction:
             # The driver's executemany, with the rows as plain tuples: a surge writes
             # about twenty band rows per relevant item, and SQLAlchemy's per-row
             # parameter handling cost more than the database's insert of them. In key
-            # order, the order of the table's b-tree: fewer page visits.
+            # order, the table's own: about a tenth less CPU for SQLite's insert of them
+            # (stand-alone; within a whole ingest, less than its noise).
             self._db.exec_driver_sql(self._store.insert_band_sql, bands)
         for p in placements:
             if p.signature is not None:
