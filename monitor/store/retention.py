@@ -193,15 +193,15 @@ class RetentionStore(Database):
         """Bands of items seen before `before` (or gone), oldest items first.
 
         Walked through the bands' item index, a batch of banded items at a time, each
-        batch's items read by id: the work is the bands that go plus one batch, however
-        many items the database holds (bands of items older than the window were pruned
-        the day before, so the walk starts at the window's edge). Bands are kept for
-        items that arrived after it by id order, and the walk stops at the first batch
-        holding such an item. Ids follow arrival order but for the seconds two writers
-        overlap on PostgreSQL (an id is drawn at insert, the time is the ingest's
-        clock): an item just past the edge whose id is beyond the stopping batch keeps
-        its bands a day longer, which costs nothing (ingest checks the window on the
-        items it finds), and no band of an item inside the window is pruned."""
+        batch's items read by id, until a batch whose items are all inside the window:
+        the work is the bands that go plus a batch or two, however many items the
+        database holds (bands of items older than the window went the day before, so
+        the walk starts near the window's edge). No band of an item inside the window
+        goes. Ids follow arrival order, except that on PostgreSQL two writers can
+        commit a few seconds apart in the other order (an id is drawn at insert, the
+        time is the ingest's clock): a late old item among recent ones does not stop
+        the walk, and one beyond the batch that stops it keeps its bands until the next
+        prune, which costs nothing (ingest checks the window on the items it finds)."""
         removed = 0
         cursor = -1
         while True:
@@ -224,7 +224,7 @@ class RetentionStore(Database):
             old = [i for i in banded if i not in recent]
             if old:
                 removed += self._delete_bands(old, dry_run)
-            if recent or len(banded) < BATCH:
+            if not old or len(banded) < BATCH:
                 return removed
             cursor = banded[-1]
 
