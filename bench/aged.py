@@ -118,13 +118,7 @@ def build(
             )
             if relevant:
                 bands += [
-                    {
-                        "story": shape.story,
-                        "key": rng.getrandbits(62),
-                        "item_id": item_id,
-                        "seen_at": seen,
-                    }
-                    for _ in range(shape.bands)
+                    {"key": rng.getrandbits(62), "item_id": item_id} for _ in range(shape.bands)
                 ]
             if n % shape.delivery_every == 0:
                 deliveries.append(

@@ -13,7 +13,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, inspect, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    inspect,
+    select,
+    update,
+)
 from sqlmodel import Session, SQLModel
 
 from monitor.core.errors import StoreError
@@ -26,6 +40,20 @@ CLUSTER_WINDOW = timedelta(days=30)
 MIGRATION_LOCK = 0x6D6F6E69746F72
 """The PostgreSQL advisory lock key `Store.migrate` holds ("monitor" in ASCII): one key
 for the whole database, so openers of any of its schemas take turns (briefly)."""
+
+_OLD_BAND = Table(
+    "cluster_band",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("story", String, nullable=False),
+    Column("key", BigInteger, nullable=False),
+    Column("item_id", Integer, ForeignKey(_ITEM.c.id), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Index("ix_cluster_band_key", "key", "item_id"),
+    Index("ix_cluster_band_item", "item_id"),
+)
+"""The band table as it was until `0010_narrow_band_index`, which the migrations before
+it write: a database upgraded from any earlier version steps through them on it."""
 
 Signed = tuple[bytes, Sequence[int]]
 """A packed MinHash signature and its band keys."""
@@ -86,7 +114,7 @@ def _minhash_clusters(session: Session, derive: Derivations | None) -> None:
     _add_missing_columns(session, "item", ["signature"])
     _add_missing_columns(session, "delivery", ["item_id"])
     db = session.connection()
-    SQLModel.metadata.create_all(db, tables=[_BAND])
+    _OLD_BAND.create(db, checkfirst=True)
     recent = db.execute(
         _ITEM.select().where(
             _ITEM.c.story.is_not(None),
@@ -105,7 +133,7 @@ def _minhash_clusters(session: Session, derive: Derivations | None) -> None:
             {"story": item.story, "key": key, "item_id": item.id, "seen_at": item.seen_at}
             for key in keys
         ]
-        db.execute(_BAND.insert(), bands)
+        db.execute(_OLD_BAND.insert(), bands)
 
 
 def _report_versions(session: Session, derive: Derivations | None) -> None:
@@ -145,7 +173,7 @@ def _report_versions(session: Session, derive: Derivations | None) -> None:
 
 def _band_item_index(session: Session, _derive: Derivations | None) -> None:
     """Bands are found by their item: pruning an item must not scan every band."""
-    for index in _BAND.indexes:
+    for index in _OLD_BAND.indexes:
         if index.name == "ix_cluster_band_item":
             index.create(session.connection(), checkfirst=True)
 
@@ -174,7 +202,7 @@ def _one_permutation_signatures(session: Session, derive: Derivations | None) ->
     key alone, in a narrower index."""
     db = session.connection()
     db.exec_driver_sql("DROP INDEX IF EXISTS ix_cluster_band_lookup")
-    for index in _BAND.indexes:
+    for index in _OLD_BAND.indexes:
         if index.name == "ix_cluster_band_key":
             index.create(db, checkfirst=True)
     since = datetime.now(UTC) - CLUSTER_WINDOW
@@ -195,7 +223,7 @@ def _one_permutation_signatures(session: Session, derive: Derivations | None) ->
             return
         sign = _needs(derive, "signatures").signature
         ids = [item.id for item in batch]
-        db.execute(_BAND.delete().where(_BAND.c.item_id.in_(ids)))
+        db.execute(_OLD_BAND.delete().where(_OLD_BAND.c.item_id.in_(ids)))
         signatures, bands = [], []
         for item in batch:
             signed = sign(item.title, item.summary)
@@ -211,7 +239,7 @@ def _one_permutation_signatures(session: Session, derive: Derivations | None) ->
             signatures,
         )
         if bands:
-            db.execute(_BAND.insert(), bands)
+            db.execute(_OLD_BAND.insert(), bands)
         after = ids[-1]
 
 
@@ -219,6 +247,40 @@ def _source_tiers(session: Session, _derive: Derivations | None) -> None:
     """Feeds carry their tier; an alert may wait for its milestone to be confirmed."""
     _add_missing_columns(session, "feed", ["tier"])
     _add_missing_columns(session, "delivery", ["confirm"])
+
+
+def _narrow_band_index(session: Session, _derive: Derivations | None) -> None:
+    """A band is its key and its item, in a table that is its own lookup index
+    (`tables.ClusterBand`). The bands of the clustering window's items move over (the
+    older ones would be pruned anyway), set aside in a temporary table while the old
+    table and its indexes are dropped, so the new one is created under its own name
+    with its own index and key names on either database. A database created since
+    has the new table from its first migration: only the key index the earlier
+    migrations gave it goes (its primary key is that index)."""
+    db = session.connection()
+    db.exec_driver_sql("DROP INDEX IF EXISTS ix_cluster_band_key")
+    if "seen_at" not in {c["name"] for c in inspect(db).get_columns(_BAND.name)}:
+        return
+    kept = Table(
+        "cluster_band_window",
+        MetaData(),
+        Column("key", BigInteger, nullable=False),
+        Column("item_id", Integer, nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+    kept.create(db)
+    window = (
+        select(_OLD_BAND.c.key, _OLD_BAND.c.item_id)
+        .join(_ITEM, _ITEM.c.id == _OLD_BAND.c.item_id)
+        .where(_ITEM.c.seen_at >= datetime.now(UTC) - CLUSTER_WINDOW)
+        .distinct()
+    )
+    db.execute(kept.insert().from_select(["key", "item_id"], window))
+    _OLD_BAND.drop(db)
+    _BAND.create(db)
+    in_order = select(kept.c.key, kept.c.item_id).order_by(kept.c.key, kept.c.item_id)
+    db.execute(_BAND.insert().from_select(["key", "item_id"], in_order))
+    kept.drop(db)
 
 
 MIGRATIONS: list[tuple[str, Step]] = [
@@ -231,4 +293,5 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ("0007_arrival_indexes", _arrival_indexes),
     ("0008_source_tiers", _source_tiers),
     ("0009_one_permutation_signatures", _one_permutation_signatures),
+    ("0010_narrow_band_index", _narrow_band_index),
 ]

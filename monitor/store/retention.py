@@ -10,7 +10,7 @@ An item first seen before the cutoff goes unless something still needs it:
 - an item that stays points at it (`version_of`, `duplicate_of`, `cluster_id` all point
   at earlier items): kept, transitively, so no stored reference dangles.
 
-Bands older than the clustering window go (ingest never reads them), and so do the
+Bands of items older than the clustering window go (ingest never reads them), and so do the
 bands of pruned items. Sent deliveries, and dead ones already reported, created before
 the cutoff go; pending, failed, folded and unreported dead rows stay, and so does a
 row folded into a summary that stays.
@@ -190,22 +190,54 @@ class RetentionStore(Database):
         return removed
 
     def _prune_old_bands(self, before: datetime, dry_run: bool) -> int:
-        """Bands seen before `before`, walked by id once (no index leads with seen_at)."""
+        """Bands of items seen before `before` (or gone), oldest items first.
+
+        Walked through the bands' item index, a batch of banded items at a time, each
+        batch's items read by id, until a batch whose items are all inside the window:
+        the work is the bands that go plus a batch or two, however many items the
+        database holds (bands of items older than the window went the day before, so
+        the walk starts near the window's edge). No band of an item inside the window
+        goes. Ids follow arrival order, except that on PostgreSQL two writers can
+        commit a few seconds apart in the other order (an id is drawn at insert, the
+        time is the ingest's clock): a late old item among recent ones does not stop
+        the walk, and one beyond the batch that stops it keeps its bands until the next
+        prune, which costs nothing (ingest checks the window on the items it finds)."""
         removed = 0
-        cursor = 0
+        cursor = -1
         while True:
             with self._read() as session:
-                ids = _ids(
-                    session.connection(),
-                    select(_BAND.c.id)
-                    .where(_BAND.c.id > cursor, _BAND.c.seen_at < before)
-                    .order_by(_BAND.c.id)
+                db = session.connection()
+                banded = _ids(
+                    db,
+                    select(_BAND.c.item_id)
+                    .where(_BAND.c.item_id > cursor)
+                    .distinct()
+                    .order_by(_BAND.c.item_id)
                     .limit(BATCH),
                 )
-            if not ids:
+                recent = set(
+                    _ids(
+                        db,
+                        select(_ITEM.c.id).where(_ITEM.c.id.in_(banded), _ITEM.c.seen_at >= before),
+                    )
+                )
+            old = [i for i in banded if i not in recent]
+            if old:
+                removed += self._delete_bands(old, dry_run)
+            if not old or len(banded) < BATCH:
                 return removed
-            cursor = ids[-1]
-            removed += self._delete_ids(_BAND, ids, dry_run)
+            cursor = banded[-1]
+
+    def _delete_bands(self, items: Sequence[int], dry_run: bool) -> int:
+        """The bands of `items`, deleted (or counted) in one transaction."""
+        where = _BAND.c.item_id.in_(items)
+        if dry_run:
+            with self._read() as session:
+                return int(
+                    session.connection().execute(select(func.count()).where(where)).scalar_one()
+                )
+        with self._write() as session:
+            return rowcount(session.connection().execute(delete(_BAND).where(where)))
 
 
 def _old_items(db: Connection, before: datetime, cursor: int | None) -> list[int]:
@@ -233,7 +265,11 @@ def _still_needed(db: Connection, batch: Sequence[int]) -> set[int]:
 
 def _count_bands(db: Connection, batch: Sequence[int], *, since: datetime) -> int:
     """Bands of `batch` inside the window (those before it are counted on their own)."""
-    query = select(func.count()).where(_BAND.c.item_id.in_(batch), _BAND.c.seen_at >= since)
+    query = (
+        select(func.count())
+        .select_from(_BAND.join(_ITEM, _ITEM.c.id == _BAND.c.item_id))
+        .where(_BAND.c.item_id.in_(batch), _ITEM.c.seen_at >= since)
+    )
     return int(db.execute(query).scalar_one())
 
 

@@ -211,6 +211,34 @@ def test_bands_outside_the_window_go(store: Store) -> None:
     assert count(store, "cluster_band") == per_item["new"]
 
 
+def test_old_bands_go_by_their_items_time_batch_after_batch(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bands are pruned by their item's time, walked from the oldest banded item in
+    batches up to one wholly inside the window: every older item's bands go, also those
+    of items that arrived late (ids above recent items'); the window's stay; a dry run
+    counts them."""
+    monkeypatch.setattr(retention, "BATCH", 2)
+    store.sync_feeds([("a", "https://a.example/rss")])
+    ages = {"p": 45, "q": 40, "s": 5, "t": 50, "u": 3, "v": 60, "w": 2}  # in order of id
+    for key, days in ages.items():
+        text_ = f"Monument report {key} about the memorial, number {days}"
+        ingest(store, "a", [Classified(entry(key, text_, days_ago(days)), UPDATE)], days_ago(days))
+    per_item = _bands_per_item(store)
+    assert set(per_item) == set(ages)
+    dry = store.prune(CUTOFF, now=NOW, dry_run=True)
+    report = store.prune(CUTOFF, now=NOW)
+    old = sum(per_item[key] for key in "pqtv")
+    assert (dry.bands, report.bands) == (old, old)
+    assert _bands_per_item(store) == {key: per_item[key] for key in "suw"}
+
+
+def _bands_per_item(store: Store) -> dict[str, int]:
+    with store._read() as session:
+        query = "select i.key, count(*) from cluster_band b join item i on i.id = b.item_id"
+        return {key: int(n) for key, n in session.execute(text(query + " group by i.key"))}
+
+
 def test_what_a_kept_item_points_at_stays(store: Store) -> None:
     """A first version, a copy's original and a cluster's first item stay while an item
     that points at them does, also through an old item that stays: no reference dangles,

@@ -379,7 +379,8 @@ def test_a_report_older_than_the_window_starts_a_new_cluster(store: Store) -> No
 
 def test_an_upgraded_database_indexes_its_recent_reports(store: Store) -> None:
     """0003_minhash_clusters signs the window's relevant items (their rewrites still join)
-    and lets deliveries carry an update."""
+    and lets deliveries carry an update; the band migrations after it (0005, 0009, 0010)
+    step through the band table it made."""
     now = datetime.now(UTC)  # the migration looks back from the present
     baseline(store, "wire", "agency")
     report = entry("w", "Site proposed", summary=WIRE, published=now)
@@ -389,9 +390,11 @@ def test_an_upgraded_database_indexes_its_recent_reports(store: Store) -> None:
         session.execute(text("alter table item drop column signature"))
         session.execute(text("delete from delivery"))  # it had no updates to send
         session.execute(text("alter table delivery drop column item_id"))
-        session.execute(text("delete from migration where name = '0003_minhash_clusters'"))
+        for step in ("0003_minhash", "0005_band", "0009_one_permutation", "0010_narrow_band"):
+            session.execute(text("delete from migration where name like :s"), {"s": step + "%"})
     store.migrate()
     assert _bands(store) == 32
+    assert _band_layout(store) == (["item_id", "key"], ["key", "item_id"], {"ix_cluster_band_item"})
     rewrite = entry("r", "Site proposed", summary=REWRITE, published=now)
     news = entry("n", "Construction begins", summary="Builders began work", published=now)
     result = ingest(store, "agency", [Classified(rewrite, UPDATE), Classified(news, UPDATE)], now)
@@ -403,13 +406,14 @@ def test_an_upgraded_database_indexes_its_recent_reports(store: Store) -> None:
 def test_an_upgraded_database_signs_its_window_again(store: Store) -> None:
     """0009_one_permutation_signatures signs the window's relevant items the new way and
     replaces their bands, so a rewrite arriving after the upgrade joins its wire story;
-    an item older than the window keeps what it had. Bands are looked up by key alone."""
+    an item older than the window keeps what it had."""
     now = datetime.now(UTC)  # the migration looks back from the present
     baseline(store, "wire", "agency")
     report = entry("w", "Site proposed", summary=WIRE, published=now)
     ingest(store, "wire", [Classified(report, UPDATE)], now - timedelta(days=2))
     old = entry("o", "Site proposed long ago", summary=WIRE, published=now)
     ingest(store, "wire", [Classified(old, UPDATE)], now - timedelta(days=40))
+    _old_band_table(store)
     with store._write() as session:  # signatures and bands of another kind, as before
         session.execute(text("update item set signature = :s"), {"s": bytes(range(256)) * 2})
         session.execute(text("update cluster_band set key = key + 1"))
@@ -426,14 +430,121 @@ def test_an_upgraded_database_signs_its_window_again(store: Store) -> None:
     with store._read() as session:
         kept = session.execute(text("select signature from item where key = 'o'")).scalar_one()
     assert kept == bytes(range(256)) * 2
-    assert _bands(store) == 2 * 32
-    indexes = {i["name"] for i in inspect(store.engine).get_indexes("cluster_band")}
-    assert {"ix_cluster_band_key", "ix_cluster_band_item"} <= indexes
-    assert "ix_cluster_band_lookup" not in indexes
+    assert _bands(store) == 32  # the old item's bands were outside the window: not moved
+    assert "ix_cluster_band_lookup" not in _band_indexes(store)
     rewrite = entry("r", "Site proposed", summary=REWRITE, published=now)
     ingest(store, "agency", [Classified(rewrite, UPDATE)], now)
     clusters = _clusters(store)
     assert clusters["r"] == clusters["w"]
+
+
+def test_the_band_table_is_its_own_index(store: Store) -> None:
+    """A band is (key, item) and nothing else, keyed by both (SQLite: WITHOUT ROWID),
+    with one index by item; no key index left over from the migrations before."""
+    assert _band_layout(store) == (["item_id", "key"], ["key", "item_id"], {"ix_cluster_band_item"})
+    if store.engine.dialect.name == "sqlite":
+        assert "WITHOUT ROWID" in _band_ddl(store).upper()
+
+
+def test_a_band_written_again_is_left_alone(store: Store) -> None:
+    """An ingest retried after its commit was in doubt writes its bands again without
+    failing on those already there."""
+    baseline(store, "wire")
+    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)])
+    stored = _band_rows(store, "w")
+    with store._write() as session:
+        session.connection().exec_driver_sql(store.insert_band_sql, sorted(stored))
+    assert _band_rows(store, "w") == stored
+    assert _bands(store) == 32
+
+
+def test_an_upgraded_database_keeps_its_window_bands_narrow(store: Store) -> None:
+    """0010_narrow_band_index moves the bands of the window's items as (key, item),
+    leaves the older ones behind, and gives the table the layout a new database has: a
+    rewrite arriving after the upgrade still joins its wire story."""
+    now = datetime.now(UTC)  # the migration looks back from the present
+    baseline(store, "wire", "agency")
+    report = entry("w", "Site proposed", summary=WIRE, published=now)
+    ingest(store, "wire", [Classified(report, UPDATE)], now - timedelta(days=2))
+    old = entry("o", "Site proposed long ago", summary=WIRE + " Again.", published=now)
+    ingest(store, "wire", [Classified(old, UPDATE)], now - timedelta(days=40))
+    fresh = (_band_layout(store), _band_ddl(store))
+    recent = _band_rows(store, "w")
+    assert (len(recent), len(_band_rows(store, "o"))) == (32, 32)
+    _old_band_table(store)
+    store.migrate()
+    assert (_band_layout(store), _band_ddl(store)) == fresh
+    assert _band_rows(store, "w") == recent
+    assert _band_rows(store, "o") == set()
+    assert _bands(store) == 32
+    rewrite = entry("r", "Site proposed", summary=REWRITE, published=now)
+    ingest(store, "agency", [Classified(rewrite, UPDATE)], now)
+    clusters = _clusters(store)
+    assert clusters["r"] == clusters["w"]
+
+
+def _old_band_table(store: Store) -> None:
+    """Make `cluster_band` what it was before 0010_narrow_band_index (a row id, the
+    story and the time of each band, two indexes), holding the bands it holds now."""
+    sqlite = store.engine.dialect.name == "sqlite"
+    id_column = "id INTEGER NOT NULL" if sqlite else "id SERIAL NOT NULL"
+    time_column = "DATETIME" if sqlite else "TIMESTAMP WITH TIME ZONE"
+    with store._write() as session:
+        session.execute(text("create table band_copy as select key, item_id from cluster_band"))
+        session.execute(text("drop table cluster_band"))
+        session.execute(
+            text(
+                f"create table cluster_band ({id_column}, story VARCHAR NOT NULL,"
+                ' "key" BIGINT NOT NULL, item_id INTEGER NOT NULL,'
+                f" seen_at {time_column} NOT NULL, PRIMARY KEY (id),"
+                " FOREIGN KEY(item_id) REFERENCES item (id))"
+            )
+        )
+        session.execute(text('create index ix_cluster_band_key on cluster_band ("key", item_id)'))
+        session.execute(text("create index ix_cluster_band_item on cluster_band (item_id)"))
+        session.execute(
+            text(
+                'insert into cluster_band (story, "key", item_id, seen_at)'
+                ' select i.story, b."key", b.item_id, i.seen_at'
+                " from band_copy b join item i on i.id = b.item_id"
+            )
+        )
+        session.execute(text("drop table band_copy"))
+        session.execute(text("delete from migration where name = '0010_narrow_band_index'"))
+
+
+def _band_layout(store: Store) -> tuple[list[str], list[str], set[str]]:
+    """The band table's columns, its primary key and its indexes' names."""
+    found = inspect(store.engine)
+    columns = sorted(c["name"] for c in found.get_columns("cluster_band"))
+    key = found.get_pk_constraint("cluster_band")["constrained_columns"]
+    return columns, key, _band_indexes(store)
+
+
+def _band_indexes(store: Store) -> set[str]:
+    return {i["name"] for i in inspect(store.engine).get_indexes("cluster_band") if i["name"]}
+
+
+def _band_ddl(store: Store) -> str:
+    """SQLite's own text of the band table ('' elsewhere)."""
+    if store.engine.dialect.name != "sqlite":
+        return ""
+    with store._read() as session:
+        query = text("select sql from sqlite_master where name = 'cluster_band'")
+        return str(session.execute(query).scalar_one())
+
+
+def _band_rows(store: Store, item_key: str) -> set[tuple[int, int]]:
+    """(key, item id) of the bands of the item whose key is `item_key`."""
+    with store._read() as session:
+        rows = session.execute(
+            text(
+                'select b."key", b.item_id from cluster_band b join item i on i.id = b.item_id'
+                " where i.key = :key"
+            ),
+            {"key": item_key},
+        )
+        return {(int(key), int(item_id)) for key, item_id in rows}
 
 
 def _kinds(store: Store) -> list[tuple[str, str]]:
@@ -878,22 +989,3 @@ def test_the_signature_cache_keeps_the_newest() -> None:
     cache.learn({3: entries[3]})
     assert (cache.get(1), cache.get(2), cache.get(3)) == (None, entries[2], entries[3])
     assert len(cache) == 2
-
-
-def test_band_rows_store_their_time_as_items_do(store: Store) -> None:
-    """Band rows are written through the driver: their time is stored in the form the
-    rest of the database has (retention compares it with the same cut-off)."""
-    baseline(store, "wire")
-    ingest(store, "wire", [Classified(entry("w", "Site proposed", summary=WIRE), UPDATE)])
-    with store._read() as session:
-        stored = session.execute(
-            text(
-                "select distinct i.seen_at, b.seen_at, cast(b.seen_at as text)"
-                " from cluster_band b join item i on i.id = b.item_id"
-            )
-        ).all()
-        items = session.execute(text("select cast(seen_at as text) from item where key = 'w'"))
-        [(as_item,)] = items.all()
-    [(item_time, band_time, as_band)] = stored
-    assert item_time == band_time
-    assert as_band == as_item
