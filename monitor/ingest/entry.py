@@ -31,7 +31,8 @@ class Entry:
     lang: str | None = None
     content: str | None = None
     """`monitor.ingest.identity.content_hash` of title and summary, taken where the entry is
-    read (the parse worker, beside the service process); None until then."""
+    judged (the parse worker, beside the service process) when a story's prefilter
+    admits it; None until then, and for the others, which the ingest hashes."""
     signature: bytes | None = None
     """A relevant entry's packed MinHash signature (`monitor.ingest.cluster`), taken
     where it is read, as `content` is; None for the others, and until then."""

@@ -101,8 +101,11 @@ def read_feed(  # noqa: PLR0917 (the parse child's frame hands these over positi
         if prefilter(title, summary, stories):
             judged = memo.judge(title, summary, stories)
         else:
+            # Not hashed here: on an ordinary cycle, where nearly every entry ends here,
+            # this process is the longer of the two, and the ingest, which needs the
+            # hash, hashes what comes without one (`decide.fetched`).
             summary = _lead(summary)
-            judged = Judged(None, content_hash(title, summary))
+            judged = _NOT_ADMITTED
         # One new entry, built whole: `dataclasses.replace` costs twice as much, and
         # this runs for every entry of every feed.
         judged_entry = Entry(
@@ -125,10 +128,11 @@ def read_feed(  # noqa: PLR0917 (the parse child's frame hands these over positi
 @dataclass(frozen=True, slots=True)
 class Judged:
     """What reading makes of one text: its verdict (None: the prefilter turned it away),
-    its content hash, and when relevant its packed signature and band keys."""
+    its content hash (None for a text the prefilter turned away: see `read_feed`), and
+    when relevant its packed signature and band keys."""
 
     verdict: Verdict | None
-    content: str
+    content: str | None
     signature: bytes | None = None
     bands: bytes = b""
     """`cluster.band_key_bytes`: 256 bytes, not 32 ints of 36 bytes each, held here."""
@@ -147,6 +151,8 @@ def judge(title: str, summary: str, stories: Sequence[Story]) -> Judged:
     packed = cluster.pack(signed)
     return Judged(verdict, content, packed, cluster.band_key_bytes(packed))
 
+
+_NOT_ADMITTED = Judged(None, None)
 
 MEMO_SIZE = 1024
 """Admitted texts whose judgement `Memo` keeps: about 3 KB each when relevant (measured

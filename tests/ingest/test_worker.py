@@ -14,8 +14,9 @@ import pytest
 
 from monitor.config.settings import Config, load_config
 from monitor.core.errors import FeedError, NoMatches, NotAFeed, PermanentFeedError
-from monitor.ingest import cluster
+from monitor.ingest import cluster, decide
 from monitor.ingest import worker as worker_module
+from monitor.ingest.identity import content_hash
 from monitor.ingest.payload import Payload
 from monitor.ingest.sources import PageSource, TelegramSource
 from monitor.ingest.worker import (
@@ -28,6 +29,7 @@ from monitor.ingest.worker import (
     judge,
     read_feed,
 )
+from monitor.match.classify import Verdict
 from monitor.match.rules import Story
 from tests.conftest import REPO, write_config
 from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, Item, rss
@@ -35,6 +37,7 @@ from tests.support.feeds import FILLER, UNVEILING_EN, UNVEILING_RU, Item, rss
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 GOOD = rss([UNVEILING_EN, *FILLER]).encode()
+IRRELEVANT = Verdict(story=None, milestone=None, terms={}, why="no story matched")
 
 # A child like the real one whose handler misbehaves on two magic bodies.
 CHILD = f"""
@@ -227,6 +230,21 @@ def test_only_admitted_items_keep_their_full_summary(config: Config) -> None:
     assert len(other.summary) <= LEAD_CHARS
     assert other.summary == long_lead[: len(other.summary)]
     assert other.summary.endswith("word")
+
+
+def test_entries_turned_away_are_hashed_by_the_ingest(config: Config) -> None:
+    """An entry no story's prefilter admits crosses without its content hash (on an
+    ordinary cycle, nearly all of them, the child is the longer of the two processes);
+    the ingest hashes it as the child did, and an admitted entry keeps the child's."""
+    read = read_feed(GOOD, "https://feeds.example/rss", None, "en", config.stories)
+    turned_away = [entry for entry, verdict in read if verdict is None]
+    assert turned_away
+    assert all(entry.content is None for entry in turned_away)
+    story_entry, verdict = read[0]
+    assert verdict is not None
+    assert story_entry.content == content_hash(story_entry.title, story_entry.summary)
+    rows = decide.fetched([decide.Classified(e, v or IRRELEVANT) for e, v in read])
+    assert [row.content for row in rows] == [content_hash(e.title, e.summary) for e, _ in read]
 
 
 def test_the_child_reads_telegram_and_page_sources(config: Config) -> None:
