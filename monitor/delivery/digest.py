@@ -53,7 +53,7 @@ class Digests:
                 period = self.period(story.id, target, at)
                 if period.since >= period.until:
                     continue
-                if self.store.digest_material(story.id, period.since, period.until).empty:
+                if not self.store.has_digest_news(story.id, period.since, period.until):
                     continue
                 queued += self._queue(key, period, now)
         return queued

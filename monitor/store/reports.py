@@ -55,13 +55,7 @@ class ReportStore(Database):
                     col(Feed.name).label("feed"),
                 )
                 .join(Feed, col(Feed.id) == col(Item.feed_id))
-                .where(
-                    col(Item.story) == story,
-                    col(Item.seen_at) >= since,
-                    col(Item.seen_at) < until,
-                    col(Item.duplicate_of).is_(None),
-                    col(Item.silent).is_(False),
-                )
+                .where(*_in_digest(story, since, until))
                 .order_by(col(Item.seen_at), col(Item.id))
             )
             updates: dict[int, UpdateView] = {}
@@ -101,6 +95,31 @@ class ReportStore(Database):
         by_id = {e.id: e for e in timeline}
         reports = [(by_id[event_id], sources) for event_id, sources in later.items()]
         return DigestMaterial(list(updates.values()), reports, timeline)
+
+    def has_digest_news(self, story: str, since: datetime, until: datetime) -> bool:
+        """Whether `digest_material` of the period would not be `empty`, without
+        gathering it: whether it holds an update, or a report of a milestone that its
+        event does not already show (not the event's first item, not at its link).
+
+        A digest is decided on before it is queued and gathered again when it is sent;
+        on a busy story's day, gathering is thousands of rows (60-80 ms on a month-old
+        database's 1,666 reports of a day), where one indexed row answers this."""
+        in_period = _in_digest(story, since, until)
+        update = select_columns(col(Item.id)).where(*in_period, col(Item.event_id).is_(None))
+        report = (
+            select_columns(col(Item.id))
+            .join(Event, col(Event.id) == col(Item.event_id))
+            .where(
+                *in_period,
+                col(Event.first_item_id).is_(None) | (col(Item.id) != col(Event.first_item_id)),
+                col(Item.url).is_(None)
+                | col(Event.url).is_(None)
+                | (col(Item.url) != col(Event.url)),
+            )
+        )
+        with self._read() as session:
+            db = session.connection()
+            return any(db.execute(q.limit(1)).first() is not None for q in (update, report))
 
     def event(self, event_id: int) -> EventView:
         with self._read() as session:
@@ -365,3 +384,15 @@ def _source_view(item: _Reported, feed_name: str, tier: str | None = None) -> So
 def headline_of(title: str, summary: str) -> str:
     """What names a report when it has no title: the start of its summary."""
     return title or summary[:200]
+
+
+def _in_digest(story: str, since: datetime, until: datetime) -> tuple[Any, ...]:
+    """The items a digest of `story` over [since, until) is made of: not silent (a
+    feed's first fetch, old items), no copy of an article already stored."""
+    return (
+        col(Item.story) == story,
+        col(Item.seen_at) >= since,
+        col(Item.seen_at) < until,
+        col(Item.duplicate_of).is_(None),
+        col(Item.silent).is_(False),
+    )

@@ -262,7 +262,7 @@ def test_daemon_health_follows_storage(tmp_path: Path, feed_server: FeedServer) 
         (["replay"], "item.title"),
         (["deliver"], "delivery.body"),
         (["once"], "feed.etag"),
-        (["once"], "item.title"),
+        (["once"], "item.silent"),
         (["digest"], "delivery.body"),
         (["digest", "--dry-run"], "event.outlet"),
         (["run"], "feed.etag"),

@@ -868,6 +868,34 @@ def test_a_digest_shows_a_report_once_whatever_its_versions(store: Store) -> Non
     )
 
 
+def test_whether_a_digest_has_news_is_answered_without_gathering_it(store: Store) -> None:
+    """`has_digest_news` says what `digest_material(...).empty` would, period by period:
+    silent items, a milestone's first report and a report at its link are no news; a
+    report at another link is, and so is an update."""
+    baseline(store, "wire", "agency")
+    hour = timedelta(hours=1)
+
+    def news(at: datetime) -> bool:
+        answer = store.has_digest_news(STORY, at - hour, at + hour)
+        assert answer is not store.digest_material(STORY, at - hour, at + hour).empty
+        return answer
+
+    assert not news(NOW)  # the first fetches: silent
+    first = NOW + 3 * hour
+    ingest(store, "wire", [Classified(entry("m", "Monument unveiled"), milestone())], first)
+    assert not news(first)  # what the event shows
+    again = NOW + 6 * hour
+    same_link = entry("m2", "Monument unveiled, agency says", url="https://news.example/m")
+    ingest(store, "agency", [Classified(same_link, milestone())], again)
+    assert not news(again)  # at the event's link
+    later = NOW + 9 * hour
+    ingest(store, "agency", [Classified(entry("a", "Monument opened"), milestone())], later)
+    assert news(later)
+    update = NOW + 12 * hour
+    ingest(store, "wire", [Classified(entry("u", "Site proposed", summary=WIRE), UPDATE)], update)
+    assert news(update)
+
+
 def test_an_older_database_gains_tiers_and_waiting_alerts(store: Store) -> None:
     """0008_source_tiers gives a database from before it the feed's tier and the
     delivery's confirmation count; its rows read as press and as due at once."""
