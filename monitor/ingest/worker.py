@@ -520,7 +520,7 @@ class _Child:
     @classmethod
     async def attach(cls, popen: subprocess.Popen[bytes]) -> _Child:
         loop = asyncio.get_running_loop()
-        stdout = asyncio.StreamReader(loop=loop)
+        stdout = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout), popen.stdout)
         transport, protocol = await loop.connect_write_pipe(
             asyncio.streams.FlowControlMixin, popen.stdin
