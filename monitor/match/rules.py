@@ -83,14 +83,28 @@ class TermSet:
 
     def __getstate__(self) -> dict[str, object]:
         """What crosses to the parse worker: not the patterns compiled on first use."""
-        cached = ("pattern", "_each", "_patterns", "_which_of", "_prefixes")
+        cached = ("pattern", "_each", "_patterns", "_which_of", "_prefixes", "_anchors_by_first")
         return {k: v for k, v in self.__dict__.items() if k not in cached}
 
     def may_occur(self, folded: str) -> bool:
         """False only if no term can match: `folded` is `fold`ed, a superset test."""
         if self.anchors is None:
             return self.search(" ".join(folded.split()))
-        return any(anchor in folded for anchor in self.anchors)
+        # A text without an anchor's first character skips every anchor that starts
+        # with it (a Russian text, the Latin and the Hangul ones): one scan for a
+        # character instead of one for each anchor, half the cost on the farm's texts.
+        return any(
+            first in folded and any(anchor in folded for anchor in group)
+            for first, group in self._anchors_by_first
+        )
+
+    @functools.cached_property
+    def _anchors_by_first(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """`anchors` grouped by their first character (see `may_occur`)."""
+        groups: dict[str, list[str]] = {}
+        for anchor in sorted(self.anchors or ()):
+            groups.setdefault(anchor[:1], []).append(anchor)
+        return tuple((first, tuple(group)) for first, group in groups.items())
 
     @functools.cached_property
     def pattern(self) -> re.Pattern[str]:

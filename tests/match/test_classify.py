@@ -12,7 +12,7 @@ import yaml
 
 from monitor.match.classify import classify, classify_stream, explain, normalize, prefilter
 from monitor.match.rules import Story, TermSet, compile_stories
-from monitor.match.textnorm import Origin, normalize_mapped
+from monitor.match.textnorm import Origin, fold, normalize_mapped
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
@@ -485,6 +485,25 @@ def test_prefilter_never_drops_a_relevant_text(default: tuple[Story, ...]) -> No
     assert len(relevant) > 300  # the generator must really exercise the property
     assert all(prefilter(*t, default) for t in relevant)
     assert not all(prefilter(*t, default) for t in texts)  # and it does filter
+
+
+def test_anchors_looked_for_by_first_character_answer_as_each_one(
+    default: tuple[Story, ...],
+) -> None:
+    """The prefilter skips the anchors whose first character a text lacks; it admits
+    exactly the texts that contain any anchor (dev, held-out, generated texts)."""
+    rows = read_jsonl(HELDOUT) + (read_jsonl(DEV) if DEV.exists() else [])
+    texts = [(str(r["title"]), str(r["summary"])) for r in rows] + _generated(default, 3000)
+    groups = [s.prefilter for s in default if s.prefilter is not None and s.prefilter.anchors]
+    assert groups
+    admitted = 0
+    for title, summary in texts:
+        folded = fold(f"{title}\n{summary}")
+        for group in groups:
+            each = any(anchor in folded for anchor in group.anchors or ())
+            assert group.may_occur(folded) is each, (title, group.path)
+            admitted += each
+    assert 0 < admitted < len(texts) * len(groups)
 
 
 @pytest.mark.parametrize(
