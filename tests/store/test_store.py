@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event, inspect, text
@@ -785,18 +786,18 @@ def test_an_older_database_reads_arrivals_from_one_index(store: Store) -> None:
         assert "WHERE version_of IS NOT NULL" in partial
 
 
-def test_copies_are_looked_up_by_link_alone(store: Store) -> None:
+def test_copies_are_looked_up_by_link_alone(tmp_path: Path) -> None:
     """The first report of each (link, content) is found by seeking the link only: with
     both lists as index terms SQLite seeks every pair, 1,600 seeks for a feed's 40
     items, each a descent of a million-item index on a database a month old."""
-    if store.engine.dialect.name != "sqlite":
-        pytest.skip("a SQLite query plan")
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
     urls = [f"https://x.example/{i}" for i in range(40)]
     contents = [f"{i:032x}" for i in range(40)]
     query = items._FIRST_BY_CONTENT.params(urls=urls, contents=contents)
     sql = query.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True})
     with store._read() as session:
         plan = session.connection().exec_driver_sql(f"explain query plan {sql}").all()
+    store.close()
     steps = " ".join(str(row[-1]) for row in plan)
     assert "ix_item_url_content (url=?)" in steps, steps
 
