@@ -78,9 +78,6 @@ _FIRST_BY_CONTENT = (
     )
     .group_by(_ITEM.c.url, _ITEM.c.content_hash)
 )
-_BAND_HITS = select(_BAND.c.key, _BAND.c.item_id).where(
-    _BAND.c.key.in_(bindparam("keys", expanding=True))
-)
 _SIGNED = select(
     _ITEM.c.id, _ITEM.c.story, _ITEM.c.cluster_id, _ITEM.c.seen_at, _ITEM.c.signature
 ).where(_ITEM.c.id.in_(bindparam("ids", expanding=True)), _ITEM.c.signature.is_not(None))
@@ -383,9 +380,11 @@ class IngestTransaction:
         hits: dict[int, list[int]] = {}
         keys = sorted({key for wanted in bands.values() for key in wanted})
         for chunk in _chunks(keys):
-            # .all(): one fetchall; iterating the result fetches row by row, and a surge
-            # reads hundreds of band hits per item.
-            for key, item_id in self._db.execute(_BAND_HITS, {"keys": chunk}).all():
+            # The driver's own SQL and one fetchall: a surge looks up some 300,000 keys,
+            # and SQLAlchemy's expanding IN and row-by-row iteration cost a third more
+            # than the database's lookups (0.47 against 0.35 s for 200,000 keys).
+            sql = self._store.band_hits_sql(len(chunk))
+            for key, item_id in self._db.exec_driver_sql(sql, tuple(chunk)).fetchall():
                 hits.setdefault(key, []).append(item_id)
         cache = self._store.signed_cache
         found: dict[int, Signed] = {}
@@ -691,6 +690,16 @@ class ItemStore(Database):
             f"INSERT INTO {_BAND.name} (key, item_id) VALUES ({mark}, {mark})"
             " ON CONFLICT DO NOTHING"
         )
+
+    def band_hits_sql(self, count: int) -> str:
+        """SELECT of the bands holding any of `count` keys, in the driver's own SQL (built
+        once per count: a lookup's chunks are all `_LOOKUP_CHUNK` long but its last)."""
+        built: dict[int, str] = self.__dict__.setdefault("_band_hits_sql", {})
+        sql = built.get(count)
+        if sql is None:
+            marks = ", ".join(["?" if self._sqlite else "%s"] * count)
+            sql = built[count] = f"SELECT key, item_id FROM {_BAND.name} WHERE key IN ({marks})"
+        return sql
 
     @functools.cached_property
     def signed_cache(self) -> SignedCache:
