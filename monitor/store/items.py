@@ -685,11 +685,16 @@ class ItemStore(Database):
         """INSERT of one band row in the driver's own SQL (`IngestTransaction._index`).
         A band already there is left alone: an ingest retried after its commit was in
         doubt cannot fail on it (measured: no cost)."""
-        mark = "?" if self._sqlite else "%s"
+        mark = self._driver_mark
         return (
             f"INSERT INTO {_BAND.name} (key, item_id) VALUES ({mark}, {mark})"
             " ON CONFLICT DO NOTHING"
         )
+
+    @functools.cached_property
+    def _driver_mark(self) -> str:
+        """The driver's own placeholder: sqlite3's qmark, psycopg's format style."""
+        return "?" if self._sqlite else "%s"
 
     def band_hits_sql(self, count: int) -> str:
         """SELECT of the bands holding any of `count` keys, in the driver's own SQL (built
@@ -697,7 +702,7 @@ class ItemStore(Database):
         built: dict[int, str] = self.__dict__.setdefault("_band_hits_sql", {})
         sql = built.get(count)
         if sql is None:
-            marks = ", ".join(["?" if self._sqlite else "%s"] * count)
+            marks = ", ".join([self._driver_mark] * count)
             sql = built[count] = f"SELECT key, item_id FROM {_BAND.name} WHERE key IN ({marks})"
         return sql
 
