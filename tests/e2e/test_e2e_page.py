@@ -67,8 +67,9 @@ def _history(config: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def desk(tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver) -> Path:
-    """A store filled by four real cycles: a baseline, then one milestone per cycle, the
-    last reported in English and Russian; one target receives, one is down."""
+    """A store filled by five real cycles: a baseline, then one milestone per cycle, the
+    last reported in English, then (next cycle, so which comes first is no race between
+    the two feeds) in Russian too; one target receives, one is down."""
     wire = feed_server.serve("/wire.xml", rss(FILLER, lang="en"))
     ru = feed_server.serve("/ru.xml", rss(FILLER[:2], lang="ru"))
     closed = free_port()
@@ -87,6 +88,7 @@ def desk(tmp_path: Path, feed_server: FeedServer, receiver: AlertReceiver) -> Pa
         ([], []),
         ([site], []),
         ([design, site], []),
+        ([unveiled, design, site], []),
         ([unveiled, design, site], [UNVEILING_RU]),
     ]:
         feed_server.serve("/wire.xml", rss([*items, *FILLER], lang="en"))
