@@ -265,19 +265,46 @@ def digest_context(
     tz: tzinfo,
 ) -> dict[str, Any]:
     """The names a digest template can use (see render.SAMPLES["digest"])."""
+    updates, update_count, updates_hidden = _listed(material.updates, tz)
     return {
         "story": story.name if story else story_id,
         "story_id": story_id,
         "since": local_time(since, tz),
         "until": local_time(until, tz),
         "date": until.astimezone(tz).date().isoformat(),
-        "updates": [_update(u, tz) for u in material.updates],
-        "reports": [
-            {**alert_context(event, story, tz), "reports": [_source(s, tz) for s in sources]}
-            for event, sources in material.reports
-        ],
+        "updates": updates,
+        "update_count": update_count,
+        "updates_hidden": updates_hidden,
+        "reports": [_later(event, reports, story, tz) for event, reports in material.reports],
         "timeline": [alert_context(event, story, tz) for event in material.timeline],
     }
+
+
+DIGEST_SHOWN = 20
+"""Reports a digest lists in each of its lists (the updates, each milestone's later
+reports); the rest are counted. On the day a story breaks big a milestone has
+thousands of later reports: listed one by one, the farm's surge made a digest of 1.4 MB
+of text, which no one reads and no chat message holds."""
+
+
+def _later(
+    event: EventView, reports: Sequence[UpdateView], story: Story | None, tz: tzinfo
+) -> dict[str, Any]:
+    listed, count, hidden = _listed(reports, tz)
+    return {**alert_context(event, story, tz), "reports": listed, "count": count, "hidden": hidden}
+
+
+def _listed(reports: Sequence[UpdateView], tz: tzinfo) -> tuple[list[dict[str, Any]], int, int]:
+    """The reports a digest lists, at most `DIGEST_SHOWN`, in the order they came: all
+    of them, or else those the most links carried; the reports in all, rewrites
+    included; and how many of them are not listed (a listed report's rewrites are its
+    "+N more", not among these)."""
+    shown = list(reports)
+    if len(shown) > DIGEST_SHOWN:
+        widest = sorted(range(len(shown)), key=lambda i: -shown[i].more)[:DIGEST_SHOWN]
+        shown = [shown[i] for i in sorted(widest)]
+    count = sum(1 + r.more for r in reports)
+    return [_update(r, tz) for r in shown], count, count - sum(1 + r.more for r in shown)
 
 
 def summary_context(target: str, limit: int, alerts: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -58,25 +58,9 @@ class ReportStore(Database):
                 .where(*_in_digest(story, since, until))
                 .order_by(col(Item.seen_at), col(Item.id))
             )
-            updates: dict[int, UpdateView] = {}
-            links: dict[int, set[str | None]] = {}
+            updates = _Rewrites()
             for item in session.execute(base.where(col(Item.event_id).is_(None))):
-                group = item.cluster_id or item.id
-                if group not in updates:
-                    updates[group] = UpdateView(
-                        item.title,
-                        item.url,
-                        item.outlet,
-                        item.feed,
-                        item.lang,
-                        utc(item.seen_at),
-                        0,
-                    )
-                    links[group] = {item.url}
-                elif item.url is None or item.url not in links[group]:
-                    links[group].add(item.url)
-                    first = updates[group]
-                    updates[group] = dataclasses.replace(first, more=first.more + 1)
+                updates.add(item)
             events = session.exec(
                 select(Event)
                 .where(Event.story == story)
@@ -84,17 +68,17 @@ class ReportStore(Database):
             ).all()
             # What each event already shows: its first report and its link.
             shown = {e.id: ({e.first_item_id}, {e.url}) for e in events}
-            later: dict[int, list[SourceView]] = {}
+            later: dict[int, _Rewrites] = {}
             for item in session.execute(base.where(col(Item.event_id).is_not(None))):
                 ids, urls = shown[item.event_id]
                 if item.id in ids or (item.url is not None and item.url in urls):
                     continue
                 urls.add(item.url)
-                later.setdefault(item.event_id, []).append(_source_view(item, item.feed))
+                later.setdefault(item.event_id, _Rewrites()).add(item)
             timeline = [_event_view(session, row) for row in events]
         by_id = {e.id: e for e in timeline}
-        reports = [(by_id[event_id], sources) for event_id, sources in later.items()]
-        return DigestMaterial(list(updates.values()), reports, timeline)
+        reports = [(by_id[event_id], found.views) for event_id, found in later.items()]
+        return DigestMaterial(updates.views, reports, timeline)
 
     def has_digest_news(self, story: str, since: datetime, until: datetime) -> bool:
         """Whether `digest_material` of the period would not be `empty`, without
@@ -367,6 +351,43 @@ class _Reported(Protocol):
     def lang(self) -> str | None: ...
     @property
     def seen_at(self) -> datetime: ...
+
+
+class _InDigest(_Reported, Protocol):
+    """A row of `digest_material`'s columns."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def cluster_id(self) -> int | None: ...
+    @property
+    def feed(self) -> str: ...
+
+
+class _Rewrites:
+    """Reports in the order they came, one per near-duplicate cluster: its first report,
+    with how many other links carried the same text (an edited version of a report
+    already counted is not "one more")."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, UpdateView] = {}
+        self._links: dict[int, set[str | None]] = {}
+
+    def add(self, item: _InDigest) -> None:
+        group = item.cluster_id or item.id
+        first = self._first.get(group)
+        if first is None:
+            self._first[group] = UpdateView(
+                item.title, item.url, item.outlet, item.feed, item.lang, utc(item.seen_at), 0
+            )
+            self._links[group] = {item.url}
+        elif item.url is None or item.url not in self._links[group]:
+            self._links[group].add(item.url)
+            self._first[group] = dataclasses.replace(first, more=first.more + 1)
+
+    @property
+    def views(self) -> list[UpdateView]:
+        return list(self._first.values())
 
 
 def _source_view(item: _Reported, feed_name: str, tier: str | None = None) -> SourceView:

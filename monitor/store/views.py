@@ -72,7 +72,8 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class UpdateView:
-    """A story update that is no milestone, with how many rewrites of it came in."""
+    """A report shown once for its near-duplicate cluster (a story update that is no
+    milestone, or a later report of one), with how many other links carried it."""
 
     title: str
     url: str | None
@@ -88,7 +89,7 @@ class DigestMaterial:
     """What a digest of one story over one period is made of."""
 
     updates: list[UpdateView]
-    reports: list[tuple[EventView, list[SourceView]]]
+    reports: list[tuple[EventView, list[UpdateView]]]
     timeline: list[EventView]
 
     @property

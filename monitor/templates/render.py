@@ -322,7 +322,18 @@ SAMPLES: dict[Kind, dict[str, Any]] = {
                 "more": 1,
             }
         ],
-        "reports": [{**_SAMPLE_EVENT, "reports": _SAMPLE_EVENT["sources"]}],
+        # Over `messages.DIGEST_SHOWN` reports, the rest are counted: `updates_hidden`,
+        # and each milestone's `hidden`. `update_count` and `count` include rewrites.
+        "update_count": 5,
+        "updates_hidden": 3,
+        "reports": [
+            {
+                **_SAMPLE_EVENT,
+                "reports": [{**s, "more": 0} for s in _SAMPLE_EVENT["sources"]],
+                "count": 1,
+                "hidden": 0,
+            }
+        ],
         "timeline": [_SAMPLE_EVENT],
     },
     "summary": {

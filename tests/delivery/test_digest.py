@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from monitor.delivery import messages
 from tests.support.desk import START, Desk
 from tests.support.events import STORY_NAME, label
 from tests.support.servers import AlertReceiver
@@ -70,6 +71,62 @@ def test_digest_holds_updates_later_reports_and_the_timeline(
     assert "В Курске открыли монумент бойцам КНДР (RIA)" in later
     timeline = text[text.index("MILESTONES SO FAR") :]
     assert f"2026-11-27 09:00 UTC  {label('unveiling')}: {UNVEILED} (TASS)" in timeline
+
+
+def digest_text(desk: Desk, receiver: AlertReceiver) -> str:
+    """The digest of the day so far, as the target got it."""
+    desk.clock.now = START.replace(hour=8) + timedelta(days=1)
+    assert desk.digests.queue_due() == 1
+    assert desk.deliver().sent == 1
+    text: str = receiver.messages()[-1]["message"]
+    return text
+
+
+def test_later_reports_of_one_text_are_listed_once(
+    desk_for: Callable[..., Desk], receiver: AlertReceiver
+) -> None:
+    """A milestone's later reports that carry one text (a wire story under several links)
+    are one line with "+N more", and every one of them is counted."""
+    desk = desk_for([{"url": receiver.url, "receive": ["digest"]}])
+    desk.news.report(UNVEILED, "unveiling", outlet="TASS")
+    desk.clock.advance(hours=1)
+    wire = "Kursk governor opens memorial to KPA troops at a ceremony"
+    for outlet in ("RIA", "Interfax", "Yonhap"):
+        desk.news.report(
+            wire, "unveiling", url=f"https://{outlet.lower()}.example/1", outlet=outlet
+        )
+    text = digest_text(desk, receiver)
+    later = text[text.index("LATER REPORTS") : text.index("MILESTONES SO FAR")]
+    assert f"{label('unveiling')}: 3 new reports" in later
+    assert later.count(wire) == 1
+    assert f"{wire} (RIA, +2 more)" in later
+    assert "more report" not in later  # nothing left unlisted
+
+
+def test_a_long_digest_lists_the_widest_carried_and_counts_the_rest(
+    desk_for: Callable[..., Desk], receiver: AlertReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over `DIGEST_SHOWN` reports in a list, the digest lists those the most links carried,
+    in the order they came, and says how many more there were."""
+    monkeypatch.setattr(messages, "DIGEST_SHOWN", 3)
+    desk = desk_for([{"url": receiver.url, "receive": ["digest"]}])
+    titles = [
+        UPDATE,
+        OTHER,
+        "Sculptors from Pyongyang arrive to work on the memorial",
+        "Regional duma approves the budget for the KPA memorial",
+        "Veterans welcome plans for a memorial to Korean soldiers",
+    ]
+    for n, title in enumerate(titles):
+        desk.news.report(title, url=f"https://outlet.example/{n}", outlet=f"Outlet {n}")
+    for n in range(2):  # the fourth carried by two more outlets
+        desk.news.report(titles[3], url=f"https://copy{n}.example/1", outlet=f"Copy {n}")
+    text = digest_text(desk, receiver)
+    updates = text[text.index("UPDATES") : text.index("MILESTONES SO FAR")]
+    listed = [t for t in titles if t in updates]
+    assert listed == [titles[0], titles[1], titles[3]]
+    assert f"{titles[3]} (Outlet 3, +2 more)" in updates
+    assert "- and 2 more updates" in updates  # the third and the fifth
 
 
 def test_digest_is_due_once_a_day_and_only_with_news(

@@ -53,6 +53,22 @@ def test_shipped_templates_render_every_sample(kind: str, fmt: str) -> None:
     assert message.format == fmt
 
 
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_shipped_digest_templates_count_what_they_leave_out(fmt: str) -> None:
+    """A digest over `DIGEST_SHOWN` says how many reports it did not list, and a listed
+    report carried by other links says by how many, in every format."""
+    sample = SAMPLES["digest"]
+    [event] = sample["reports"]
+    [report] = event["reports"]
+    later = {**event, "reports": [{**report, "more": 2}], "count": 7, "hidden": 4}
+    context = {**sample, "reports": [later]}
+    body = Renderer().render("digest", fmt, context).body
+    assert "7 new reports" in body
+    assert "+2 more" in body
+    assert "4 more reports" in body
+    assert f"{sample['updates_hidden']} more updates" in body
+
+
 @pytest.mark.parametrize(
     ("fmt", "corroboration"),
     [
