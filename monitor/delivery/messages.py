@@ -196,10 +196,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 def corroboration(sources: Sequence[SourceView], tz: tzinfo) -> dict[str, Any] | None:
     """Who reported first and when, then each other outlet in order of arrival (its
-    first report), with the count of outlets and languages: "First: Kursk governor
-    (official) 10:02; TASS (agency) 10:40, RIA Novosti (agency) 11:05; 3 outlets, 2
-    languages". An outlet is the one a report names, else its feed. None without
-    reports."""
+    first report; the first `SHOWN_OUTLETS`, `more` counting the rest), with the count
+    of outlets and languages: "First: Kursk governor (official) 10:02; TASS (agency)
+    10:40, RIA Novosti (agency) 11:05; 3 outlets, 2 languages". An outlet is the one a
+    report names, else its feed. None without reports."""
     if not sources:
         return None
     day = sources[0].seen_at.astimezone(tz).date()
@@ -218,10 +218,18 @@ def corroboration(sources: Sequence[SourceView], tz: tzinfo) -> dict[str, Any] |
     languages = dict.fromkeys(s.lang.split("-")[0] for s in sources if s.lang)
     return {
         "first": reporters[0],
-        "others": reporters[1:],
+        "others": reporters[1 : 1 + SHOWN_OUTLETS],
+        "more": max(len(reporters) - 1 - SHOWN_OUTLETS, 0),
         "outlets": len(reporters),
         "languages": len(languages),
     }
+
+
+SHOWN_OUTLETS = 10
+"""Outlets a corroboration line names after the first; `more` counts the rest. The day
+a story breaks big, hundreds carry a milestone before an alert held for confirmation
+(or folded into a summary, or sent by `monitor once` after its cycle) is written: the
+surge farm's alerts named 400, 25 KB of Markdown each."""
 
 
 def first_reports(sources: Sequence[SourceView]) -> list[SourceView]:
@@ -243,6 +251,8 @@ def corroboration_line(found: dict[str, Any]) -> str:
     line = f"First: {named(found['first'])}"
     if found["others"]:
         line += "; " + ", ".join(named(other) for other in found["others"])
+    if found["more"]:
+        line += f", +{found['more']} more"
     line += f"; {plural(found['outlets'], 'outlet')}"
     if found["languages"]:
         line += f", {plural(found['languages'], 'language')}"

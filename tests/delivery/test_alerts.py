@@ -17,7 +17,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.config.settings import load_config
-from monitor.delivery.messages import alert_context, alert_data, lead_of
+from monitor.delivery.messages import (
+    SHOWN_OUTLETS,
+    alert_context,
+    alert_data,
+    corroboration,
+    corroboration_line,
+    lead_of,
+)
 from monitor.delivery.notify import AppriseSender
 from monitor.store.views import EventView, SourceView
 from monitor.templates.render import Message, Renderer
@@ -390,3 +397,32 @@ def test_the_readme_json_body_is_the_one_sent() -> None:
         "alert", "text", alert_context(event, story, ZoneInfo("Europe/Moscow"))
     )
     assert (payload["title"], payload["message"]) == (message.title, message.body)
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_an_alert_names_the_first_outlets_and_counts_the_rest(fmt: str) -> None:
+    """The day a story breaks big hundreds of outlets carry a milestone before a held alert
+    is written: its corroboration names the first `SHOWN_OUTLETS` after the first report
+    and counts the rest, while every outlet stays in the total and in `alert_data`."""
+    at = datetime(2026, 11, 30, 7, 2, tzinfo=UTC)
+    outlets = 1 + SHOWN_OUTLETS + 5
+    sources = [
+        SourceView(f"https://o{n}.example/1", UNVEILED, None, f"Outlet {n}", "en", at)
+        for n in range(outlets)
+    ]
+    event = EventView(
+        id=1, story=STORY, milestone="unveiling", title=UNVEILED, url=sources[0].url,
+        outlet=None, created_at=at, silent=False, sources=sources, deliveries=[],
+    )  # fmt: skip
+    found = corroboration(sources, UTC)
+    assert found is not None
+    assert [o["outlet"] for o in found["others"]] == [
+        f"Outlet {n}" for n in range(1, 1 + SHOWN_OUTLETS)
+    ]
+    assert (found["more"], found["outlets"]) == (5, outlets)
+    line = corroboration_line(found)
+    assert line.endswith(f"Outlet {SHOWN_OUTLETS} 07:02, +5 more; {outlets} outlets, 1 language")
+    body = Renderer().render("alert", fmt, alert_context(event, None, UTC)).body  # type: ignore[arg-type]
+    assert "+5 more" in body
+    assert f"Outlet {SHOWN_OUTLETS + 1}" not in body
+    assert len(alert_data(event, None)["sources"]) == outlets
