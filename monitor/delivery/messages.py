@@ -317,10 +317,44 @@ def _listed(reports: Sequence[UpdateView], tz: tzinfo) -> tuple[list[dict[str, A
     return [_update(r, tz) for r in shown], count, count - sum(1 + r.more for r in shown)
 
 
-def summary_context(target: str, limit: int, alerts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summary_context(
+    target: str, limit: int, alerts: Sequence[dict[str, Any]], count: int | None = None
+) -> dict[str, Any]:
     """The names a summary template can use (see render.SAMPLES["summary"]); `alerts`
-    are the contexts of the alerts and updates it carries."""
-    return {"target": target, "count": len(alerts), "limit": limit, "alerts": list(alerts)}
+    are the contexts of the alerts and updates it lists (`summary_shown`), `count` how
+    many it carries (all of them listed when not given)."""
+    count = len(alerts) if count is None else count
+    return {
+        "target": target,
+        "count": count,
+        "limit": limit,
+        "alerts": list(alerts),
+        "hidden": count - len(alerts),
+    }
+
+
+SUMMARY_SHOWN = 20
+"""Alerts and updates a summary lists; the rest are counted. Every milestone alert is
+listed: a story has a handful of milestones, and a surge of updates must not hide one."""
+
+
+Folded = tuple[int | None, int | None]
+"""What a summary carries: (event id, None) for a milestone alert, (None, item id) for
+an update (`Store.folded`)."""
+
+
+def summary_shown(folded: Sequence[Folded]) -> list[Folded]:
+    """Of what a summary carries (oldest first), what it lists, in the same order: every
+    milestone alert, and the oldest updates up to `SUMMARY_SHOWN` in all."""
+    room = max(SUMMARY_SHOWN - sum(1 for e, _ in folded if e is not None), 0)
+    shown: list[Folded] = []
+    for entry in folded:
+        if entry[0] is not None:
+            shown.append(entry)
+        elif room:
+            shown.append(entry)
+            room -= 1
+    return shown
 
 
 def notice_context(title: str, body: str) -> dict[str, Any]:

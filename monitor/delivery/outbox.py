@@ -42,6 +42,7 @@ from monitor.delivery.messages import (
     notice_message,
     queued_notice,
     summary_context,
+    summary_shown,
     update_context,
 )
 from monitor.delivery.notify import Sender, SendOutcome
@@ -219,9 +220,11 @@ class Outbox:
             message = self.renderer.render("update", fmt, context)
             return replace(message, data=alert_data(update, story))
         if claim.kind == "summary":
-            alerts = [self._alert(e, i, tz, explain) for e, i in self.store.folded(claim.id)]
-            limit = target.max_per_hour if target and target.max_per_hour else len(alerts)
-            context = summary_context(claim.target, limit, alerts)
+            folded = self.store.folded(claim.id)
+            shown = summary_shown(folded)
+            alerts = [self._alert(e, i, tz, explain) for e, i in shown]
+            limit = target.max_per_hour if target and target.max_per_hour else len(folded)
+            context = summary_context(claim.target, limit, alerts, len(folded))
             return self.renderer.render("summary", fmt, context)
         if claim.kind == "digest" and claim.story and claim.since and claim.until:
             return self.digest_message(claim.story, claim.since, claim.until, fmt, tz)

@@ -343,6 +343,8 @@ SAMPLES: dict[Kind, dict[str, Any]] = {
         "count": 2,
         "limit": 10,
         "alerts": [_SAMPLE_EVENT, _SAMPLE_UPDATE],
+        # Over `messages.SUMMARY_SHOWN`: the updates counted, not listed.
+        "hidden": 0,
     },
     "notice": {
         "title": "Feed TASS is failing",

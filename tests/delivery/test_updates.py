@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from monitor.delivery import messages
 from monitor.templates.render import SAMPLES, Renderer
 from tests.support.desk import Desk
 from tests.support.events import STORY_NAME, label
@@ -113,6 +114,36 @@ def test_updates_over_the_hourly_cap_are_folded_into_the_summary(
     assert FUNDRAISING in summary["message"]
     assert BUILDING in summary["message"]
     assert [s for _, s in desk.statuses()] == ["sent", "sent", "sent", "sent"]
+
+
+def test_a_long_summary_lists_every_milestone_and_counts_the_rest(
+    desk_for: Callable[..., Desk], receiver: AlertReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over `SUMMARY_SHOWN`, a summary lists every milestone alert it carries and the
+    oldest updates, and counts the updates it leaves out."""
+    monkeypatch.setattr(messages, "SUMMARY_SHOWN", 3)
+    desk = desk_for([{"url": receiver.url, "receive": ["alerts", "updates"], "max_per_hour": 1}])
+    desk.news.report(FUNDRAISING, outlet="Interfax")  # sent: the hour's one message
+    updates = [
+        "Builders start work on the Kursk monument to North Korean soldiers",
+        "Sculptors from Pyongyang arrive to work on the memorial",
+        "Regional duma approves the budget for the KPA memorial",
+        "Veterans welcome plans for a memorial to Korean soldiers",
+    ]
+    for n, title in enumerate(updates[:2]):
+        desk.news.report(title, url=f"https://outlet.example/{n}")
+    desk.news.report(UNVEILED, "unveiling")  # folded after two updates, listed all the same
+    for n, title in enumerate(updates[2:], start=2):
+        desk.news.report(title, url=f"https://outlet.example/{n}")
+    assert desk.deliver().folded == 5
+    desk.clock.advance(hours=1)
+    assert desk.deliver().sent == 1
+    summary = receiver.messages()[-1]
+    assert summary["title"] == "5 more alerts (over the limit of 1 an hour)"
+    text = summary["message"]
+    assert [t for t in [*updates, UNVEILED] if t in text] == [updates[0], updates[1], UNVEILED]
+    assert text.index(updates[1]) < text.index(UNVEILED)  # in the order they came
+    assert "- and 2 more updates" in text
 
 
 @pytest.mark.parametrize("fmt", ["text", "markdown", "html"])

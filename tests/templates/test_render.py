@@ -69,6 +69,14 @@ def test_shipped_digest_templates_count_what_they_leave_out(fmt: str) -> None:
     assert f"{sample['updates_hidden']} more updates" in body
 
 
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_shipped_summary_templates_count_what_they_leave_out(fmt: str) -> None:
+    """A summary over `SUMMARY_SHOWN` says how many updates it did not list."""
+    context = {**SAMPLES["summary"], "count": 40, "hidden": 38}
+    body = Renderer().render("summary", fmt, context).body
+    assert "38 more updates" in body
+
+
 @pytest.mark.parametrize(
     ("fmt", "corroboration"),
     [
