@@ -52,6 +52,7 @@ __all__ = [
     "queued_notice",
     "render_test",
     "summary_context",
+    "summary_shown",
     "update_context",
 ]
 
@@ -318,12 +319,11 @@ def _listed(reports: Sequence[UpdateView], tz: tzinfo) -> tuple[list[dict[str, A
 
 
 def summary_context(
-    target: str, limit: int, alerts: Sequence[dict[str, Any]], count: int | None = None
+    target: str, limit: int, alerts: Sequence[dict[str, Any]], count: int
 ) -> dict[str, Any]:
     """The names a summary template can use (see render.SAMPLES["summary"]); `alerts`
     are the contexts of the alerts and updates it lists (`summary_shown`), `count` how
-    many it carries (all of them listed when not given)."""
-    count = len(alerts) if count is None else count
+    many it carries."""
     return {
         "target": target,
         "count": count,
