@@ -277,6 +277,9 @@ def digest_context(
 ) -> dict[str, Any]:
     """The names a digest template can use (see render.SAMPLES["digest"])."""
     updates, update_count, updates_hidden = _listed(material.updates, tz)
+    # Each event's context once: a milestone's later reports are listed under its event,
+    # which the timeline has too, and a context reads every report of the event.
+    timeline = {event.id: alert_context(event, story, tz) for event in material.timeline}
     return {
         "story": story.name if story else story_id,
         "story_id": story_id,
@@ -286,8 +289,8 @@ def digest_context(
         "updates": updates,
         "update_count": update_count,
         "updates_hidden": updates_hidden,
-        "reports": [_later(event, reports, story, tz) for event, reports in material.reports],
-        "timeline": [alert_context(event, story, tz) for event in material.timeline],
+        "reports": [_later(timeline[event.id], reports, tz) for event, reports in material.reports],
+        "timeline": list(timeline.values()),
     }
 
 
@@ -298,11 +301,10 @@ thousands of later reports: listed one by one, the farm's surge made a digest of
 of text, which no one reads and no chat message holds."""
 
 
-def _later(
-    event: EventView, reports: Sequence[UpdateView], story: Story | None, tz: tzinfo
-) -> dict[str, Any]:
+def _later(event: dict[str, Any], reports: Sequence[UpdateView], tz: tzinfo) -> dict[str, Any]:
+    """An event's context (`alert_context`) with the later reports a digest lists."""
     listed, count, hidden = _listed(reports, tz)
-    return {**alert_context(event, story, tz), "reports": listed, "count": count, "hidden": hidden}
+    return {**event, "reports": listed, "count": count, "hidden": hidden}
 
 
 def _listed(reports: Sequence[UpdateView], tz: tzinfo) -> tuple[list[dict[str, Any]], int, int]:

@@ -90,6 +90,8 @@ class DigestMaterial:
 
     updates: list[UpdateView]
     reports: list[tuple[EventView, list[UpdateView]]]
+    """Each event with later reports in the period, and those reports; every such
+    event is in `timeline` too."""
     timeline: list[EventView]
 
     @property
