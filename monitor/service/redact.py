@@ -29,9 +29,17 @@ _URL_PARTS = re.compile(r"[/:@?&=#]+")
 
 def url_secrets(url: str) -> set[str]:
     """The parts of an apprise URL that apprise masks when it prints it privately."""
+    return _plugin_secrets(_plugin(url))
+
+
+def _plugin(url: str) -> Any:
+    """apprise's plugin for `url`, or None."""
     import apprise  # noqa: PLC0415 (see `monitor.delivery.notify`)
 
-    plugin: Any = apprise.Apprise.instantiate(url)
+    return apprise.Apprise.instantiate(url)
+
+
+def _plugin_secrets(plugin: Any) -> set[str]:
     if plugin is None:
         return set()
     plain = set(_URL_PARTS.split(str(plugin.url(privacy=False))))
@@ -53,7 +61,8 @@ def config_secrets(config: Config) -> dict[str, str]:
     if password:
         _add(replacements, str(password), MASK)
     for target in config.notify:
-        secrets = url_secrets(target.url)
+        plugin = _plugin(target.url)
+        secrets = _plugin_secrets(plugin)
         secrets.update(s for s in config.secrets if s and s in target.url)
         if not secrets:
             continue
@@ -66,9 +75,6 @@ def config_secrets(config: Config) -> dict[str, str]:
         # replacement holds no secret, and redacting twice changes nothing.
         masked = Redactor(tokens)(mask_values(mask_url(target.url), config.secrets))
         _add(replacements, target.url, masked)
-        import apprise  # noqa: PLC0415 (see `monitor.delivery.notify`)
-
-        plugin: Any = apprise.Apprise.instantiate(target.url)
         if plugin is not None:
             _add(replacements, str(plugin.url(privacy=False)), masked)
     return replacements
